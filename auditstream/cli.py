@@ -1,0 +1,66 @@
+"""The ``auditstream`` console script: one front door over the packages' entry points.
+
+Each subcommand is a function ``(argv) -> exit code`` in its own package, imported only when
+called, so ``auditstream producer`` never loads the consumer's dependencies.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from auditstream.errors import AuditStreamError
+
+log = logging.getLogger("auditstream")
+
+#: subcommand -> ("module:function", one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "producer": ("producer.__main__:main", "stream one audited server into Kafka"),
+    "consumer": ("consumer.__main__:main", "write the topic into audit_data (a group member)"),
+    "emulator": ("emulator.__main__:main", "serve an emulated MySQL Enterprise Audit source"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch ``auditstream <command> [flags]``; return the process exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        _usage()
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"auditstream: unknown command {name!r}", file=sys.stderr)
+        _usage(sys.stderr)
+        return 2
+    target, _ = COMMANDS[name]
+    module, func = target.split(":")
+    entry: Callable[[Sequence[str]], int] = getattr(importlib.import_module(module), func)
+    return run(entry, rest)
+
+
+def run(entry: Callable[[Sequence[str]], int], argv: Sequence[str]) -> int:
+    """Call an entry point, mapping the pipeline's errors to exit codes and one clear line."""
+    try:
+        return entry(argv)
+    except AuditStreamError as exc:
+        log.debug("failed", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _usage(stream: object = sys.stdout) -> None:
+    lines = [
+        "usage: auditstream <command> [flags]   (auditstream <command> --help)",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items()]
+    print("\n".join(lines), file=stream)  # type: ignore[call-overload]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

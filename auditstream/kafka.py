@@ -1,0 +1,129 @@
+"""The one adapter around confluent-kafka's client configuration and error checks.
+
+librdkafka settings pass through untouched (``kafka_config``); the few typed settings the
+pipeline depends on for its guarantees are applied last so a pass-through cannot weaken them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from auditstream.errors import BrokerError
+
+#: A 4 MB event, its flat copies and the Avro overhead fit in this many bytes per message.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+#: Settings the producer guarantee (design.md, producer steps 3-4) depends on.
+PRODUCER_GUARANTEES: dict[str, Any] = {"acks": "all", "enable.idempotence": True}
+
+
+def producer_config(
+    bootstrap_servers: str, overrides: Mapping[str, Any], **defaults: Any
+) -> dict[str, Any]:
+    """Librdkafka producer settings: defaults < pass-through < the guarantees."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers,
+        "message.max.bytes": MAX_MESSAGE_BYTES,
+        "compression.type": "zstd",
+        "linger.ms": 20,
+    }
+    conf.update({k.replace("_", "."): v for k, v in defaults.items()})
+    conf.update(overrides)
+    conf.update(PRODUCER_GUARANTEES)
+    return conf
+
+
+def consumer_config(
+    bootstrap_servers: str, group_id: str, overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Librdkafka consumer settings: offsets are ours to commit, after the database commit."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": group_id,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "fetch.max.bytes": 4 * MAX_MESSAGE_BYTES,
+        "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
+        "isolation.level": "read_committed",
+    }
+    conf.update(overrides)
+    conf.update({"enable.auto.commit": False, "enable.auto.offset.store": False})
+    return conf
+
+
+def check(msg: Message | None) -> Message | None:
+    """Return ``msg`` when it carries data, ``None`` for nothing/partition EOF; raise on errors.
+
+    Every poll goes through here so that ``msg.error()`` can never be forgotten.
+
+    Raises:
+        BrokerError: the message is an error event (fatal or not).
+    """
+    if msg is None:
+        return None
+    err = msg.error()
+    if err is None:
+        return msg
+    if err.code() == KafkaError._PARTITION_EOF:
+        return None
+    raise BrokerError(
+        f"consumer error: {err.str()}",
+        topic=msg.topic(),
+        partition=msg.partition(),
+        offset=msg.offset(),
+        fatal=err.fatal() or None,
+    )
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic the pipeline creates when missing."""
+
+    name: str
+    partitions: int = 6
+    replication_factor: int = -1  # broker default
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+def ensure_topics(
+    admin_conf: Mapping[str, Any], topics: Iterable[TopicSpec], timeout: float = 30.0
+) -> None:
+    """Create every topic that does not exist yet; existing topics are left as they are.
+
+    Raises:
+        BrokerError: the broker could not be reached or refused to create a topic.
+    """
+    admin = AdminClient(dict(admin_conf))
+    specs = list(topics)
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        raise BrokerError(f"cannot list topics: {exc}") from exc
+    new = [
+        NewTopic(t.name, t.partitions, t.replication_factor, config=dict(t.config))
+        for t in specs
+        if t.name not in existing
+    ]
+    if not new:
+        return
+    for name, future in admin.create_topics(new, request_timeout=timeout).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise BrokerError(f"cannot create topic: {exc}", topic=name) from exc
+
+
+def audit_topic_config(max_message_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, str]:
+    """Topic settings for audit topics: large messages, kept forever by default."""
+    return {
+        "max.message.bytes": str(max_message_bytes),
+        "retention.ms": "-1",
+        "compression.type": "producer",
+    }
