@@ -18,6 +18,12 @@ from auditstream.dsn import MySQLDsn
 from tests.harness.kafka import FAST_GROUP, ExternalKafka, TansuBroker
 from tests.harness.mariadb import ExternalMySQL, PrivateMariaDB, create_database, drop_database
 
+# Fixtures of the other real components live beside their harness code.
+pytest_plugins = [
+    "tests.harness.emulator_fixtures",
+    "tests.harness.oci_fixtures",
+]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
