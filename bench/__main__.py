@@ -1,0 +1,74 @@
+"""``python -m bench [--quick] [--only STAGE,...] [--json PATH] [--keep]`` - wiring only."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from auditstream import log as logsetup
+from bench import machine, report
+from bench.infra import Stack
+from bench.plan import STAGES
+from bench.run import FULL, QUICK, TINY, Run, run_stage
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes (< 3 minutes)")
+    size.add_argument("--tiny", action="store_true", help="smoke-test sizes (tests/bench)")
+    parser.add_argument(
+        "--only", default="", help="comma-separated stages: " + ",".join(s.name for s in STAGES)
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--workdir", type=Path, help="work directory (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the stages, print the machine block and the figures table; 0 when all ran."""
+    args = parse(sys.argv[1:] if argv is None else argv)
+    logsetup.setup(level=args.log_level)
+    sizes = TINY if args.tiny else QUICK if args.quick else FULL
+    wanted = {s for s in args.only.split(",") if s}
+    unknown = wanted - {s.name for s in STAGES}
+    if unknown:
+        print(f"unknown stage(s): {sorted(unknown)}", file=sys.stderr)
+        return 2
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="auditstream-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    stack = Stack.start(workdir)
+    run = Run(stack, sizes, workdir)
+    try:
+        for stage in STAGES:
+            if not wanted or stage.name in wanted or stage.always:
+                run_stage(run, stage)
+    finally:
+        stack.close()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    info = machine.describe(shutil.which("mariadbd") or "/usr/sbin/mariadbd")
+    mode = "--tiny" if args.tiny else "--quick" if args.quick else "(full)"
+    info["command"] = f"python -m bench {mode}" + (f" --only {args.only}" if args.only else "")
+    info["run time"] = f"{time.monotonic() - started:.0f} s"
+    print()
+    print(report.machine_block(info))
+    print()
+    print(report.table(run.figures))
+    if args.json:
+        report.write_json(args.json, info, run.figures)
+    logging.getLogger("bench").info("done in %.0f s", time.monotonic() - started)
+    return 0 if all(f.value is not None for f in run.figures) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""The order of the stages in a run, and the rows each one fills in the table."""
+
+from __future__ import annotations
+
+from bench import stages
+from bench.run import Stage
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "corpus",
+        stages.write_corpus,
+        (("corpus (traffic generator)", "events/s written"),),
+        always=True,
+    ),
+    Stage(
+        "limits",
+        stages.source_limits,
+        (
+            ("limit: audit_log_read pages", "events/s"),
+            ("limit: audit_log_read pages", "MB/s"),
+            ("limit: audit_log_read pages", "page latency p50 / max"),
+            ("limit: pages read + raw produce", "events/s"),
+            ("limit: pages read + raw produce", "MB/s"),
+        ),
+    ),
+    Stage(
+        "sinks",
+        stages.sink_limits,
+        (
+            ("limit: raw produce", "events/s"),
+            ("limit: raw produce", "MB/s"),
+            ("limit: LOAD DATA", "rows/s"),
+            ("limit: LOAD DATA", "MB/s"),
+        ),
+    ),
+    Stage(
+        "baseline",
+        stages.predecessor,
+        (
+            ("baseline (predecessor)", "rows/s source → audit_data"),
+            ("baseline (predecessor)", "MB/s"),
+        ),
+    ),
+)

@@ -1,0 +1,126 @@
+"""The reference stages: the corpus, the limits, and the predecessor's baseline.
+
+They run first: every pipeline figure is later printed with its ratio to these.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from bench import baseline, corpus, limits
+from bench.measure import Figure, Stopwatch, percentile
+from bench.run import Run
+
+
+def write_corpus(run: Run) -> None:
+    """Write the run's corpus with the emulator's generator and serve it from one emulator."""
+    with Stopwatch() as sw:
+        written = corpus.write(
+            run.path("corpus/main"), run.sizes.corpus_events, seed=run.sizes.seed
+        )
+    run.corpus = written
+    run.add(
+        Figure(
+            "corpus (traffic generator)",
+            "events/s written",
+            written.count / sw.seconds,
+            "events/s",
+            note=f"{written.count:,} events, {written.nbytes / 1e6:.0f} MB, "
+            f"{written.nbytes / written.count:.0f} B/event, seed {run.sizes.seed}",
+        )
+    )
+    run.source = run.stack.emulator(written.log_dir)
+
+
+def source_limits(run: Run) -> None:
+    """``audit_log_read`` pages alone, then the same pages with every event produced raw."""
+    written, source = run.need_source()
+    read = limits.read_pages(source.dsn)
+    if read.items != written.count:
+        raise RuntimeError(f"read {read.items} events of {written.count}")
+    stage = "limit: audit_log_read pages"
+    note = f"{len(read.page_seconds)} pages of 4 MB over the MySQL protocol"
+    run.add(Figure(stage, "events/s", read.per_second, "ev/s", note=note), "limit.read.ev_s")
+    run.add(Figure(stage, "MB/s", read.mb_per_second, "MB/s"), "limit.read.mb_s")
+    ms = [s * 1000 for s in read.page_seconds]
+    run.add(
+        Figure(
+            stage, "page latency p50 / max", percentile(ms, 50), "ms", note=f"max {max(ms):.0f} ms"
+        ),
+        "limit.read.page_ms",
+    )
+    both = limits.read_and_produce(source.dsn, run.stack.bootstrap, _topic("raw"), _key(run))
+    stage = "limit: pages read + raw produce"
+    note = "same pages, each event's bytes produced unchanged (acks=all, idempotent, zstd)"
+    run.add(Figure(stage, "events/s", both.per_second, "ev/s", note=note), "limit.producer.ev_s")
+    run.add(Figure(stage, "MB/s", both.mb_per_second, "MB/s"), "limit.producer.mb_s")
+
+
+def sink_limits(run: Run) -> None:
+    """Raw produce of the corpus bytes (no source), and ``LOAD DATA`` of the same rows."""
+    written, _ = run.need_source()
+    events = written.raw_events()
+    raw = limits.produce_raw(run.stack.bootstrap, _topic("raw-only"), _key(run), events)
+    stage = "limit: raw produce"
+    note = f"{raw.items:,} events from memory, acks=all, idempotent"
+    run.add(Figure(stage, "events/s", raw.per_second, "ev/s", note=note), "limit.produce.ev_s")
+    run.add(Figure(stage, "MB/s", raw.mb_per_second, "MB/s"), "limit.produce.mb_s")
+
+    archive = run.stack.database("bench_limit_load")
+    columns = limits.create_audit_data(archive)
+    chunk = 20_000
+    files = []
+    for n, start in enumerate(range(0, len(events), chunk)):
+        path = run.path(f"load/rows-{n:04d}.tsv")
+        path.write_bytes(limits.to_tsv(_uuid(run), events[start : start + chunk], columns))
+        files.append(path)
+    load = limits.load_data(archive, files, len(events), columns)
+    stage = "limit: LOAD DATA"
+    note = (
+        f"{load.items:,} rows prepared in advance, {chunk:,} per transaction, audit_data template"
+    )
+    run.add(Figure(stage, "rows/s", load.per_second, "rows/s", note=note), "limit.load.rows_s")
+    run.add(Figure(stage, "MB/s", load.mb_per_second, "MB/s", note="TSV bytes"), "limit.load.mb_s")
+
+
+def predecessor(run: Run) -> None:
+    """The predecessor's algorithm on its own corpus (same generator and seed, fewer events)."""
+    written = corpus.write(
+        run.path("corpus/baseline"), run.sizes.baseline_events, seed=run.sizes.seed
+    )
+    server = run.stack.emulator(written.log_dir)
+    archive = run.stack.database("bench_baseline")
+    baseline.setup(archive)
+    # The bookmark the predecessor would have stored after archiving the first event.
+    baseline.store_bookmark(archive, server.server_uuid, *written.first)
+    result = baseline.run(server.dsn, archive, clock=time.perf_counter)
+    server.child.stop(10)
+    run.stack.emulators.remove(server)
+    expected = written.count - 1
+    if result.rows != expected:
+        raise RuntimeError(f"baseline archived {result.rows} rows, expected {expected}")
+    stage = "baseline (predecessor)"
+    note = (
+        f"{result.rows:,} rows, {result.pages} pages, stopped by {result.stopped_by}; "
+        f"{100 * result.read_seconds / result.seconds:.0f} % of the time in audit_log_read"
+    )
+    rows_s = result.rows / result.seconds
+    run.add(
+        Figure(stage, "rows/s source → audit_data", rows_s, "rows/s", note=note), "baseline.rows_s"
+    )
+    run.add(
+        Figure(stage, "MB/s", result.page_bytes / 1e6 / result.seconds, "MB/s"), "baseline.mb_s"
+    )
+
+
+def _uuid(run: Run) -> str:
+    return run.source.server_uuid if run.source is not None else "bench-server"
+
+
+def _key(run: Run) -> bytes:
+    return _uuid(run).encode()
+
+
+def _topic(name: str) -> str:
+    return f"bench.{name}.{uuid.uuid4().hex[:8]}"
