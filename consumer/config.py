@@ -1,0 +1,111 @@
+"""The consumer's settings: one member of the group that writes the topics into the archive.
+
+Every field is a flag (``--archive-dsn``) and an environment variable
+(``AUDITSTREAM_ARCHIVE_DSN``); the names are a contract operators' scripts depend on. Passwords
+come from the environment or a file, never from the command line (``ps`` shows it to every user).
+
+Trap: build these only in ``consumer.__main__`` (``auditstream.settings.load``); tests construct
+``ConsumerSettings(...)`` directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from auditstream.dsn import MySQLDsn
+from auditstream.errors import ConfigError
+from auditstream.kafka import consumer_config, producer_config
+from auditstream.settings import ServiceSettings
+
+
+def _check_dsn(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            MySQLDsn.parse(value)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+    return value
+
+
+class ArchiveSettings(ServiceSettings):
+    """Where the archive lives (``python -m consumer setup`` needs only this)."""
+
+    archive_dsn: str | None = Field(
+        None,
+        description="archive DB: mysql://user[:pass]@host:port/audit_archive (password: env/file)",
+    )
+    archive_password: SecretStr | None = Field(None, description="AUDITSTREAM_ARCHIVE_PASSWORD")
+    archive_password_file: Path | None = Field(None, description="file holding the password")
+    log_json: bool = Field(False, description="log one JSON object per line")
+
+    _check = field_validator("archive_dsn")(_check_dsn)
+
+    def archive(self) -> MySQLDsn:
+        """The archive DSN with its password filled in; the database defaults to audit_archive."""
+        if self.archive_dsn is None:
+            raise ConfigError("--archive-dsn is required (AUDITSTREAM_ARCHIVE_DSN)")
+        dsn = MySQLDsn.parse(self.archive_dsn).with_password(
+            self.archive_password, self.archive_password_file
+        )
+        return dsn if dsn.database else dsn.with_database("audit_archive")
+
+
+class ConsumerSettings(ArchiveSettings):
+    """Everything ``python -m consumer`` reads."""
+
+    bootstrap_servers: str = Field("localhost:9092", description="Kafka bootstrap servers")
+    topic: str = Field("mysql.audit.events", description="topic of audit events")
+    control_topic: str = Field("mysql.audit.control", description="topic of gaps, heartbeats")
+    group: str = Field("auditstream-archive", description="consumer group id")
+    dlq_topic: str = Field("mysql.audit.dlq", description="dead-letter topic (created if missing)")
+    schema_registry_url: str | None = Field(
+        None, description="resolve Confluent-framed values here (single-object needs none)"
+    )
+    batch_rows: int = Field(5000, ge=1, le=65535, description="most records per transaction")
+    batch_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="most value bytes per transaction"
+    )
+    batch_linger_ms: int = Field(
+        200, ge=0, description="longest wait for a batch to fill before it is written (ms)"
+    )
+    insert_method: Literal["load", "insert"] = Field(
+        "load",
+        description="load: LOAD DATA LOCAL INFILE (needs local_infile=ON); insert: multi-row",
+    )
+    kafka_config: dict[str, str] = Field(
+        default_factory=dict, description="librdkafka pass-through, key=value (repeatable)"
+    )
+    once: bool = Field(False, description="stop when every assigned partition is caught up")
+    backoff_max: float = Field(30.0, gt=0, description="longest wait between retries (s)")
+
+    @model_validator(mode="after")
+    def _contradictions(self) -> ConsumerSettings:
+        if self.archive_dsn is None:
+            raise ValueError("--archive-dsn is required (AUDITSTREAM_ARCHIVE_DSN)")
+        names = {self.topic, self.control_topic, self.dlq_topic}
+        if len(names) != 3:
+            raise ValueError("--topic, --control-topic and --dlq-topic must all differ")
+        return self
+
+    def kafka(self) -> dict[str, Any]:
+        """Librdkafka consumer settings; manual commits always win over the pass-through."""
+        conf = consumer_config(self.bootstrap_servers, self.group, self.kafka_config)
+        if self.once:
+            conf["enable.partition.eof"] = True
+        return conf
+
+    def dlq_producer(self) -> dict[str, Any]:
+        """Settings of the dead-letter producer (security keys of the pass-through apply)."""
+        keep = ("security.", "sasl.", "ssl.", "client.", "socket.", "metadata.")
+        conf = {k: v for k, v in self.kafka_config.items() if k.startswith(keep)}
+        return producer_config(self.bootstrap_servers, conf, linger_ms=5)
+
+    def admin(self) -> dict[str, Any]:
+        """Settings for the admin client that creates the DLQ topic."""
+        keep = ("security.", "sasl.", "ssl.", "client.")
+        conf: dict[str, Any] = {k: v for k, v in self.kafka_config.items() if k.startswith(keep)}
+        conf["bootstrap.servers"] = self.bootstrap_servers
+        return conf

@@ -1,0 +1,141 @@
+"""Decoded records → rows of ``audit_data`` / ``audit_control``, and rows → LOAD DATA text.
+
+Validation here is only what the database cannot be trusted to refuse on its own: a DATETIME
+silently rounds fractions of a second and MariaDB stores years outside MySQL's documented range,
+both of which would change an event's identity ``(server_uuid, ts, id)``. Everything else (an
+over-long value, a negative unsigned number, invalid JSON) is left to the strict SQL mode, which
+rejects the row; the sink then isolates it and dead-letters it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+#: Columns of audit_data the consumer writes, in this order (a subset of the template's).
+AUDIT_COLUMNS: tuple[str, ...] = (
+    "server_uuid", "ts", "id", "class", "event", "connection_id",
+    "account_user", "account_host", "login_user", "login_os", "login_ip", "login_proxy",
+    "connection_type", "connection_status", "connection_db", "connection_attributes",
+    "command", "sql_command", "query", "status", "table_db", "table_name",
+    "server_id", "os_version", "mysql_version", "startup_args",
+    "query_time", "rows_sent", "rows_examined", "bytes_received", "bytes_sent",
+    "message_component", "message_producer", "message", "message_map", "unix_time",
+    "raw", "kafka_partition", "kafka_offset",
+)  # fmt: skip
+
+CONTROL_COLUMNS: tuple[str, ...] = (
+    "topic", "kafka_partition", "kafka_offset", "server_uuid", "kind", "at",
+    "bookmark_timestamp", "bookmark_id", "reason", "from_timestamp", "from_id",
+    "to_timestamp", "to_id", "events", "size", "sha256", "lag_seconds", "detail",
+)  # fmt: skip
+
+_MIN_TS = datetime(1000, 1, 1, tzinfo=UTC)
+_MAX_TS = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+class InvalidRecord(ValueError):
+    """A decoded record the archive must not store as it is (dead-lettered)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An event's identity, ordered by (ts, id) within one server."""
+
+    ts: datetime
+    id: int
+
+
+def identity(record: Mapping[str, Any]) -> Identity:
+    """The record's (ts, id), validated so that the DATETIME column keeps it exactly.
+
+    Raises:
+        InvalidRecord: a timestamp MySQL cannot store, or one with a fraction of a second.
+    """
+    ts = record["timestamp"]
+    if not isinstance(ts, datetime) or ts.tzinfo is None:
+        raise InvalidRecord(f"timestamp is not an aware datetime: {ts!r}")
+    if not _MIN_TS <= ts <= _MAX_TS:
+        raise InvalidRecord(f"timestamp {ts.isoformat()} is outside 1000-01-01..9999-12-31")
+    if ts.microsecond:
+        raise InvalidRecord(f"timestamp {ts.isoformat()} has a fraction of a second")
+    return Identity(ts.astimezone(UTC).replace(tzinfo=None), record["id"])
+
+
+def check_key(record: Mapping[str, Any], key: bytes | None) -> None:
+    """The message key must be the record's server_uuid (it decides the partition, the order).
+
+    Raises:
+        InvalidRecord: the key names another server.
+    """
+    if key is not None and key != record["server_uuid"].encode():
+        raise InvalidRecord("message key differs from the record's server_uuid")
+
+
+def audit_row(
+    record: Mapping[str, Any], ident: Identity, partition: int, offset: int
+) -> tuple[Any, ...]:
+    """One audit_data row in ``AUDIT_COLUMNS`` order (naive UTC datetime, JSON as text)."""
+    get = record.get
+    return (
+        record["server_uuid"], ident.ts, ident.id,
+        *(get(c) for c in AUDIT_COLUMNS[3:15]),
+        _json(get("connection_attributes")),
+        *(get(c) for c in AUDIT_COLUMNS[16:25]),
+        _json(get("startup_args")),
+        *(get(c) for c in AUDIT_COLUMNS[26:34]),
+        _json(get("message_map")), get("unix_time"), record["raw"], partition, offset,
+    )  # fmt: skip
+
+
+def control_row(
+    record: Mapping[str, Any], topic: str, partition: int, offset: int
+) -> tuple[Any, ...]:
+    """One audit_control row in ``CONTROL_COLUMNS`` order.
+
+    Raises:
+        InvalidRecord: ``at`` is not a time MySQL can store.
+    """
+    at = record["at"]
+    if not isinstance(at, datetime) or not _MIN_TS <= at <= _MAX_TS:
+        raise InvalidRecord(f"control event time {at!r} cannot be stored")
+    values = [record.get(c) for c in CONTROL_COLUMNS[3:]]
+    values[2] = at.astimezone(UTC).replace(tzinfo=None)
+    return (topic, partition, offset, *values)
+
+
+def _json(value: object) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+# LOAD DATA's default escaping (FIELDS ESCAPED BY '\\'): these four characters, NULL as \N.
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\0": "\\0"})
+
+
+def load_data_text(rows: Sequence[Sequence[Any]]) -> bytes:
+    r"""Rows as tab-separated text for ``LOAD DATA ... FIELDS TERMINATED BY '\t'``.
+
+    Trap: every value goes through the escaping, numbers too (``str`` of an int has nothing to
+    escape, but a string column may hold anything, including ``\N``).
+    """
+    out = []
+    for row in rows:
+        fields = []
+        for value in row:
+            if value is None:
+                fields.append("\\N")
+            elif isinstance(value, str):
+                fields.append(value.translate(_ESCAPES))
+            elif isinstance(value, datetime):
+                fields.append(value.strftime("%Y-%m-%d %H:%M:%S"))
+            elif isinstance(value, float):
+                fields.append(repr(value))
+            else:
+                fields.append(str(value))
+        out.append("\t".join(fields))
+    out.append("")
+    return "\n".join(out).encode("utf-8")
