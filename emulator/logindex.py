@@ -1,0 +1,199 @@
+"""Discovering and indexing audit log files by byte offsets, as the plugin's reader does.
+
+1. Take every file named ``basename[.timestamp].suffix[.gz][[.pwd_id].enc]``; ignore other names
+   and every ``.enc`` file (no keyring here).
+2. Check each file holds JSON audit events; an unreadable or corrupt file is skipped with a logged
+   reason (once per file), as the plugin ignores unreadable files.
+3. Order files by the timestamp of their **first** event (then its id; the open file last).
+4. Index each file once: offsets, lengths, timestamps and ids of its events. The open file is
+   indexed incrementally from where the last refresh stopped; a torn last line (a crash mid-write)
+   is not indexed until its newline arrives.
+
+Traps:
+    * A file is identified by its first event ``(timestamp, id)``, which survives both the rename
+      at rotation and gzip, so a read position stays valid across them.
+    * ``.gz`` files are decompressed into memory once and cached; keep them small in tests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import re
+import zlib
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emulator.logfile import event_key
+
+log = logging.getLogger(__name__)
+
+FileId = tuple[str, int]
+
+
+def file_pattern(basename: str, suffix: str) -> re.Pattern[str]:
+    """The plugin's name pattern ``basename[.timestamp].suffix[.gz][[.pwd_id].enc]``."""
+    return re.compile(
+        rf"^{re.escape(basename)}(?:\.(?P<ts>\d{{8}}T\d{{6}}))?\.{re.escape(suffix)}"
+        r"(?P<gz>\.gz)?(?P<enc>(?:\.\d{8}T\d{6}-\d+)?\.enc)?$"
+    )
+
+
+@dataclass
+class IndexedFile:
+    """One audit log file and the byte ranges of its events."""
+
+    path: Path
+    live: bool
+    compressed: bool
+    offsets: array[int] = field(default_factory=lambda: array("Q"))
+    lengths: array[int] = field(default_factory=lambda: array("Q"))
+    ids: array[int] = field(default_factory=lambda: array("Q"))
+    ts: list[str] = field(default_factory=list)
+    scanned: int = 0
+    data: bytes | None = None
+    inode: tuple[int, int] = (0, 0)
+
+    @property
+    def count(self) -> int:
+        """Number of whole events indexed."""
+        return len(self.ids)
+
+    @property
+    def ident(self) -> FileId | None:
+        """The first event's bookmark: stable across rotation renames and gzip."""
+        return (self.ts[0], self.ids[0]) if self.ids else None
+
+    def read_range(self, first: int, last: int) -> bytes:
+        """The bytes from event ``first`` to the end of event ``last`` (inclusive), as stored."""
+        start = self.offsets[first]
+        end = self.offsets[last] + self.lengths[last]
+        if self.data is not None:
+            return self.data[start:end]
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            return os.pread(fd, end - start, start)
+        finally:
+            os.close(fd)
+
+    def scan(self, blob: bytes, base: int) -> int:
+        """Index the whole lines of ``blob`` (which starts at file offset ``base``).
+
+        Returns the number of bytes consumed (up to and including the last newline).
+        """
+        pos = 0
+        end = blob.rfind(b"\n") + 1
+        while pos < end:
+            nl = blob.index(b"\n", pos)
+            line_end = nl
+            if line_end > pos and blob[line_end - 1 : line_end] == b"\r":
+                line_end -= 1
+            if blob[pos : pos + 1] == b"{":
+                stop = line_end
+                while stop > pos and blob[stop - 1] in b" \t":
+                    stop -= 1
+                if blob[stop - 1 : stop] == b",":
+                    stop -= 1
+                raw = blob[pos:stop]
+                try:
+                    ts, ident = event_key(raw)
+                except ValueError as exc:
+                    log.warning(
+                        "skipping an unreadable event line",
+                        extra={"ctx": {"file": self.path.name, "offset": base + pos, "why": exc}},
+                    )
+                else:
+                    self.offsets.append(base + pos)
+                    self.lengths.append(stop - pos)
+                    self.ts.append(ts)
+                    self.ids.append(ident)
+            pos = nl + 1
+        return end
+
+
+class AuditLogIndex:
+    """The reader's view of a log directory; call ``refresh()`` before each read."""
+
+    def __init__(self, directory: Path, basename: str = "audit", suffix: str = "json") -> None:
+        self.directory = Path(directory)
+        self.basename, self.suffix = basename, suffix
+        self._pattern = file_pattern(basename, suffix)
+        self._files: dict[Path, IndexedFile] = {}
+        self._rejected: dict[Path, tuple[int, int, int]] = {}
+
+    def refresh(self) -> list[IndexedFile]:
+        """Rescan the directory; returns the readable files in reading order."""
+        seen: dict[Path, IndexedFile] = {}
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            m = self._pattern.match(name)
+            if not m or m.group("enc"):
+                continue
+            path = self.directory / name
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            sig = (st.st_dev, st.st_ino, st.st_size)
+            if self._rejected.get(path) == sig:
+                continue
+            live = m.group("ts") is None and not m.group("gz")
+            entry = self._files.get(path)
+            if entry is None or entry.inode != (st.st_dev, st.st_ino):
+                entry = self._adopt(path, live, bool(m.group("gz")), (st.st_dev, st.st_ino))
+            try:
+                self._update(entry, st.st_size)
+            except (OSError, EOFError, zlib.error, ValueError) as exc:
+                self._rejected[path] = sig
+                log.warning(
+                    "skipping an unreadable audit log file",
+                    extra={"ctx": {"file": name, "why": str(exc) or type(exc).__name__}},
+                )
+                continue
+            if entry.count or entry.live:
+                seen[path] = entry
+        self._files = seen
+        return sorted(seen.values(), key=_order)
+
+    def _adopt(self, path: Path, live: bool, gz: bool, inode: tuple[int, int]) -> IndexedFile:
+        for old in self._files.values():  # a rename keeps the inode: keep the index too
+            if old.inode == inode and not gz:
+                old.path, old.live = path, live
+                return old
+        return IndexedFile(path=path, live=live, compressed=gz, inode=inode)
+
+    def _update(self, entry: IndexedFile, size: int) -> None:
+        if entry.compressed:
+            if entry.data is None:
+                with gzip.open(entry.path, "rb") as fh:
+                    entry.data = fh.read()
+                _check_head(entry.data, entry.path)
+                entry.scanned = entry.scan(entry.data, 0)
+            return
+        if size < entry.scanned:
+            raise ValueError("file shrank")
+        if size == entry.scanned:
+            return
+        with entry.path.open("rb") as fh:
+            fh.seek(entry.scanned)
+            blob = fh.read(size - entry.scanned)
+        if entry.scanned == 0:
+            _check_head(blob, entry.path)
+        entry.scanned += entry.scan(blob, entry.scanned)
+
+
+def _check_head(blob: bytes, path: Path) -> None:
+    head = blob.lstrip()[:1]
+    if head and head != b"[":
+        raise ValueError(f"{path.name} does not hold a JSON array of audit events")
+
+
+def _order(f: IndexedFile) -> tuple[int, str, int]:
+    if f.ident is None:
+        return (1, "", 0)
+    return (1 if f.live else 0, f.ident[0], f.ident[1])

@@ -1,0 +1,306 @@
+"""``audit_log_read()`` semantics: argument forms, read sequences, pages and their warnings.
+
+One ``ReadSequence`` belongs to one client session. A page is built as:
+
+1. Parse the argument: none → continue; ``null`` → close; a JSON object → bookmark
+   (``timestamp`` + ``id``), ``start`` (``{"timestamp": T}``) and/or ``max_array_length``.
+2. A positioned argument starts a new sequence (Percona: only after a close).
+3. Copy whole events, as stored in the file, while they fit in ``buffer_size`` bytes (the
+   whole page counts: brackets, separators and the trailing ``null``).
+4. An event that cannot fit even alone is skipped with a warning (Oracle) or returned whole
+   (Percona). A page that reached the end of the log ends with ``null`` and closes the sequence.
+
+The page layout is the file's: ``[`` newline, then events separated by ``,`` newline, then
+``]`` — so each event's bytes are exactly the file's (consumers compare ``raw``).
+
+Traps:
+    * ``null`` at the end means "nothing more *now*"; events written later are read by a new
+      sequence positioned at the last processed bookmark.
+    * Oracle positions a bookmark at the first event at or after it; Percona needs an exact
+      match and returns ``[null]`` otherwise.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from emulator.logindex import AuditLogIndex, FileId, IndexedFile
+
+Flavor = Literal["oracle", "percona"]
+
+#: ER_UDF_ERROR, "%s UDF failed; %s"
+ER_UDF_ERROR = 3200
+ER_INVALID_MAX_ARRAY_LENGTH = 3218
+#: the warning code chosen for skipped events (ER_WARN_ALLOWED_PACKET_OVERFLOWED; undocumented)
+WARN_EVENT_SKIPPED = 1301
+
+_TS = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_OPEN, _SEP, _CLOSE, _NULL = b"[\n", b",\n", b"\n]", b"null"
+
+
+class UdfError(Exception):
+    """An error the server returns for a UDF call (errno, SQLSTATE, message)."""
+
+    def __init__(self, errno: int, message: str, sqlstate: str = "HY000") -> None:
+        super().__init__(message)
+        self.errno, self.message, self.sqlstate = errno, message, sqlstate
+
+
+def udf_failed(reason: str, function: str = "audit_log_read") -> UdfError:
+    """Error 3200 with the server's template ``<function> UDF failed; <reason>``."""
+    return UdfError(ER_UDF_ERROR, f"{function} UDF failed; {reason}")
+
+
+@dataclass
+class Warning:
+    """One row of ``SHOW WARNINGS``."""
+
+    level: str
+    code: int
+    message: str
+
+
+@dataclass
+class Page:
+    """The result of one call: the bytes returned and the warnings it left."""
+
+    payload: bytes
+    warnings: list[Warning] = field(default_factory=list)
+    events: int = 0
+
+
+@dataclass
+class _Args:
+    close: bool = False
+    bookmark: tuple[str, int] | None = None
+    start: str | None = None
+    limit: int | None = None
+
+
+def parse_argument(text: str | None) -> _Args:
+    """Validate an ``audit_log_read`` argument the way the server does.
+
+    Raises:
+        UdfError: malformed JSON, half a bookmark, ``start`` with a bookmark, a bad
+            ``max_array_length`` (3218).
+    """
+    if text is None:
+        return _Args()
+    try:
+        value: Any = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise udf_failed("Invalid JSON argument.") from exc
+    if value is None:
+        return _Args(close=True)
+    if not isinstance(value, dict):
+        raise udf_failed("Invalid JSON argument.")
+    args = _Args()
+    if "max_array_length" in value:
+        limit = value["max_array_length"]
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+            raise UdfError(
+                ER_INVALID_MAX_ARRAY_LENGTH, 'Invalid "max_array_length" argument value.'
+            )
+        args.limit = limit
+    has_ts, has_id = "timestamp" in value, "id" in value
+    if has_ts != has_id:
+        raise udf_failed("Both 'timestamp' and 'id' are required in a bookmark.")
+    if has_ts:
+        ts, ident = value["timestamp"], value["id"]
+        if not isinstance(ts, str) or not _TS.match(ts):
+            raise udf_failed("Invalid 'timestamp' in bookmark.")
+        if not isinstance(ident, int) or isinstance(ident, bool) or ident < 0:
+            raise udf_failed("Invalid 'id' in bookmark.")
+        args.bookmark = (ts, ident)
+    if "start" in value:
+        if args.bookmark is not None:
+            raise udf_failed("'start' cannot be used together with a bookmark.")
+        start = value["start"]
+        ts = start.get("timestamp") if isinstance(start, dict) else None
+        if not isinstance(ts, str) or not (_TS.match(ts) or _DATE.match(ts)):
+            raise udf_failed("Invalid 'start' argument.")
+        args.start = ts if _TS.match(ts) else ts + " 00:00:00"
+    return args
+
+
+class ReadSequence:
+    """One session's read sequence over a shared ``AuditLogIndex``."""
+
+    def __init__(self, index: AuditLogIndex, flavor: Flavor = "oracle") -> None:
+        self.index, self.flavor = index, flavor
+        self._pos: tuple[FileId | None, int] | None = None
+        self._ended = False
+
+    @property
+    def is_open(self) -> bool:
+        """True while a positioned sequence has not ended or been closed."""
+        return self._pos is not None
+
+    def read(self, argument: str | None, buffer_size: int) -> Page:
+        """One ``audit_log_read(argument)`` call.
+
+        Raises:
+            UdfError: see ``parse_argument``; 3200 "Reader not initialized." for a continuation
+                without an open sequence.
+        """
+        # Step 1
+        args = parse_argument(argument)
+        if args.close:
+            self._pos, self._ended = None, False
+            return Page(b"OK" if self.flavor == "percona" else b"null")
+        files = self.index.refresh()
+        # Step 2
+        if args.bookmark is not None or args.start is not None:
+            if self.flavor == "percona" and self._pos is not None:
+                raise udf_failed("Reader is already initialized; close it with 'null' first.")
+            pos = self._locate(files, args.bookmark, args.start)
+            if pos is None:  # Percona: no event matches the bookmark exactly
+                self._pos, self._ended = None, True
+                return Page(_OPEN + _NULL + _CLOSE)
+            self._pos, self._ended = pos, False
+        elif self._pos is None:
+            if self.flavor == "percona" and self._ended:
+                raise udf_failed("Wrong argument format.")
+            raise udf_failed("Reader not initialized.")
+        # Steps 3-4
+        return self._fill(files, args.limit, buffer_size)
+
+    def _locate(
+        self, files: list[IndexedFile], bookmark: tuple[str, int] | None, start: str | None
+    ) -> tuple[FileId | None, int] | None:
+        for f in files:
+            if not f.count:
+                continue
+            if bookmark is not None:
+                key = bookmark
+                last = (f.ts[-1], f.ids[-1])
+                if last < key:
+                    continue
+                i = _bisect_key(f, key)
+                if self.flavor == "percona":
+                    if i < f.count and (f.ts[i], f.ids[i]) == key:
+                        return (f.ident, i)
+                    return None
+                return (f.ident, i)
+            assert start is not None
+            if f.ts[-1] < start:
+                continue
+            return (f.ident, bisect.bisect_left(f.ts, start))
+        if self.flavor == "percona" and bookmark is not None:
+            return None
+        return (files[-1].ident, files[-1].count) if files else (None, 0)
+
+    def _fill(self, files: list[IndexedFile], limit: int | None, buffer_size: int) -> Page:
+        assert self._pos is not None
+        fi, idx = self._resolve(files, self._pos)
+        parts: list[bytes] = []
+        warnings: list[Warning] = []
+        used = len(_OPEN) + len(_CLOSE)
+        count = 0
+        reached_end = False
+        while True:
+            if limit is not None and count >= limit:
+                break
+            while fi < len(files) and idx >= files[fi].count:
+                if files[fi].live:
+                    break
+                fi, idx = fi + 1, 0
+            if fi >= len(files) or idx >= files[fi].count:
+                reached_end = True
+                break
+            f = files[fi]
+            size = f.lengths[idx]
+            extra = size + (len(_SEP) if parts else 0)
+            if used + extra > buffer_size:
+                if size + len(_OPEN) + len(_CLOSE) > buffer_size:
+                    if self.flavor == "percona" and not parts:
+                        parts.append(f.read_range(idx, idx))
+                        count, idx = count + 1, idx + 1
+                        break
+                    if self.flavor == "oracle":
+                        warnings.append(_skipped(f, idx, size, buffer_size))
+                        idx += 1
+                        continue
+                break
+            # Take the longest run of this file's events that fits, in one read.
+            last = idx
+            used += extra
+            while (
+                last + 1 < f.count
+                and (limit is None or count + (last - idx) + 1 < limit)
+                and used + len(_SEP) + f.lengths[last + 1] <= buffer_size
+            ):
+                last += 1
+                used += len(_SEP) + f.lengths[last]
+            blob = f.read_range(idx, last)
+            parts.append(_normalise(f, idx, last, blob))
+            count += last - idx + 1
+            idx = last + 1
+        body = _SEP.join(parts)
+        if fi < len(files):
+            self._pos = (files[fi].ident, idx)
+        else:
+            self._pos = (files[-1].ident, files[-1].count) if files else (None, 0)
+        # A ``null`` that does not fit any more comes alone in the next page.
+        if reached_end and used + len(_NULL) + (len(_SEP) if parts else 0) <= buffer_size:
+            self._pos, self._ended = None, True
+            body = body + _SEP + _NULL if parts else _NULL
+        return Page(_OPEN + body + _CLOSE, warnings, count)
+
+    def _resolve(self, files: list[IndexedFile], pos: tuple[FileId | None, int]) -> tuple[int, int]:
+        ident, idx = pos
+        for i, f in enumerate(files):
+            if f.ident == ident:
+                return i, idx
+        if ident is None:  # positioned on an empty live file: it is the last one (or rotated)
+            for i, f in enumerate(files):
+                if f.live:
+                    return i, idx
+            return len(files), 0
+        # The file was pruned: continue with the first file ordered after it.
+        for i, f in enumerate(files):
+            if f.ident is not None and f.ident > ident:
+                return i, 0
+        return len(files), 0
+
+
+def _bisect_key(f: IndexedFile, key: tuple[str, int]) -> int:
+    lo, hi = 0, f.count
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if (f.ts[mid], f.ids[mid]) < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _normalise(f: IndexedFile, first: int, last: int, blob: bytes) -> bytes:
+    """The events as ``ev,\\nev``: the file's own bytes when its separators are canonical."""
+    start = f.offsets[first]
+    offsets, lengths = f.offsets, f.lengths
+    if all(
+        offsets[i] + lengths[i] + 2 == offsets[i + 1]
+        and blob[offsets[i] + lengths[i] - start : offsets[i + 1] - start] == _SEP
+        for i in range(first, last)
+    ):
+        return blob
+    return _SEP.join(
+        blob[f.offsets[i] - start : f.offsets[i] - start + f.lengths[i]]
+        for i in range(first, last + 1)
+    )
+
+
+def _skipped(f: IndexedFile, idx: int, size: int, buffer_size: int) -> Warning:
+    return Warning(
+        "Warning",
+        WARN_EVENT_SKIPPED,
+        f'Audit log event {{"timestamp": "{f.ts[idx]}", "id": {f.ids[idx]}}} of {size} '
+        f"bytes does not fit audit_log_read_buffer_size ({buffer_size}) and was skipped",
+    )

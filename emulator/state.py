@@ -1,0 +1,128 @@
+"""What one emulated server holds across sessions: settings, log files, filters, globals."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from auditstream.dsn import MySQLDsn
+from emulator.accounts import Account
+from emulator.filters import FilterStore
+from emulator.logfile import AuditLogWriter
+from emulator.logindex import AuditLogIndex
+from emulator.variables import BUFFER_DEFAULT, buffer_variable, specs
+
+UUID_FILE = "emulator-server-uuid"
+VERSIONS = {
+    "oracle": ("8.0.40-commercial", "MySQL Enterprise Server - Commercial"),
+    "percona": ("8.0.39-30", "Percona Server (GPL), Release 30, Revision 6e6ba1ec"),
+}
+
+
+class EmulatorConfig(BaseModel):
+    """Settings of one emulated server (built by the CLI or the test fixtures).
+
+    ``users`` are test-fixture credentials; real deployments never pass passwords around so.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    log_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    flavor: Literal["oracle", "percona"] = "oracle"
+    server_uuid: str | None = None
+    backend_dsn: MySQLDsn | None = None
+    users: tuple[Account, ...] = ()
+    audit_log_format: Literal["JSON", "NEW", "OLD"] = "JSON"
+    log_file: str | None = Field(default=None, description="default audit.log / audit_filter.log")
+    rotate_on_size: int = 0
+    compress: bool = False
+    max_size: int = 0
+    prune_seconds: int = 0
+
+
+class ServerState:
+    """The shared state every session of one emulated server sees."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.flavor = config.flavor
+        config.log_dir.mkdir(parents=True, exist_ok=True)
+        self.server_uuid = self._uuid(config)
+        self.version, self.version_comment = VERSIONS[config.flavor]
+        default_file = "audit_filter.log" if config.flavor == "percona" else "audit.log"
+        basename, _, suffix = (config.log_file or default_file).rpartition(".")
+        self.basename, self.suffix = basename, suffix
+        self.writer = AuditLogWriter(
+            config.log_dir,
+            flavor=config.flavor,
+            basename=basename,
+            suffix=suffix,
+            rotate_on_size=config.rotate_on_size,
+            compress=config.compress,
+            max_size=config.max_size,
+            prune_seconds=config.prune_seconds,
+        )
+        self.index = AuditLogIndex(config.log_dir, basename, suffix)
+        self.filters = FilterStore(config.log_dir)
+        self.specs = specs(config.flavor)
+        self.globals: dict[str, str | int] = self._globals()
+
+    @staticmethod
+    def _uuid(config: EmulatorConfig) -> str:
+        path = config.log_dir / UUID_FILE
+        if config.server_uuid:
+            path.write_text(config.server_uuid, encoding="utf-8")
+            return config.server_uuid
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip()
+        value = str(uuid.uuid4())
+        path.write_text(value, encoding="utf-8")
+        return value
+
+    def _globals(self) -> dict[str, str | int]:
+        c = self.config
+        p = "audit_log_filter_" if c.flavor == "percona" else "audit_log_"
+        values: dict[str, str | int] = {
+            f"{p}buffer_size": 1048576,
+            f"{p}compression": "GZIP" if c.compress else "NONE",
+            f"{p}database": "mysql",
+            f"{p}disable": "OFF",
+            f"{p}encryption": "NONE",
+            f"{p}file": str(c.log_dir / f"{self.basename}.{self.suffix}"),
+            f"{p}format": c.audit_log_format,
+            f"{p}format_unix_timestamp": "OFF",
+            f"{p}max_size": c.max_size,
+            f"{p}prune_seconds": c.prune_seconds,
+            f"{p}rotate_on_size": c.rotate_on_size,
+            f"{p}strategy": "ASYNCHRONOUS",
+            buffer_variable(c.flavor): BUFFER_DEFAULT,
+        }
+        if c.flavor == "percona":
+            values["audit_log_filter_handler"] = "FILE"
+        else:
+            values.update(
+                audit_log_filter_id=0,
+                audit_log_connection_policy="ALL",
+                audit_log_policy="ALL",
+                audit_log_statement_policy="ALL",
+                audit_log_flush="OFF",
+            )
+        return values
+
+    def set_global(self, name: str, value: str | int) -> None:
+        """Change a global; the writer follows its rotation and pruning settings."""
+        self.globals[name] = value
+        short = name.removeprefix("audit_log_filter_").removeprefix("audit_log_")
+        if short in ("rotate_on_size", "max_size", "prune_seconds") and isinstance(value, int):
+            setattr(self.writer, short, value)
+            if short != "rotate_on_size":
+                self.writer.prune()
+
+    def accounts(self) -> dict[str, Account]:
+        """The accounts by name."""
+        return {a.name: a for a in self.config.users}

@@ -1,0 +1,209 @@
+"""``SET``, ``SHOW`` and filter-table statements the emulator answers (or merges) itself."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlglot.errors import SqlglotError
+from sqlglot.executor import execute as sqlglot_execute
+
+from emulator import functions
+from emulator.proxy import Column, Result
+from emulator.reader import UdfError, Warning
+from emulator.sqltext import Token, split_top_level, sysvar_name, unquote
+from emulator.variables import (
+    BUFFER_DEFAULT,
+    BUFFER_MAX,
+    BUFFER_MIN,
+    ER_SPECIFIC_ACCESS_DENIED,
+    buffer_variable,
+    check_set,
+    integer_value,
+    like,
+)
+
+if TYPE_CHECKING:
+    from emulator.session import AuditSession
+
+_SCOPES = {"GLOBAL": "GLOBAL", "SESSION": "SESSION", "LOCAL": "SESSION", "PERSIST": "GLOBAL"}
+_ADMIN = {"SUPER", "ALL", "SYSTEM_VARIABLES_ADMIN"}
+
+
+async def set_statement(session: AuditSession, sql: str, tokens: list[Token]) -> Result:
+    """``SET``: audit variables are set here; every other assignment goes to the backend.
+
+    Raises:
+        UdfError: the server's error for a bad assignment (nothing is applied then).
+    """
+    others: list[str] = []
+    actions: list[tuple[str, str, int | str]] = []
+    warnings: list[Warning] = []
+    for item in split_top_level(tokens[1:]):
+        if not item:
+            raise UdfError(1064, "You have an error in your SQL syntax near ','", "42000")
+        scope, body = "SESSION", item
+        if body[0].upper in _SCOPES and len(body) > 1 and body[1].text not in ("=", ":"):
+            scope, body = _SCOPES[body[0].upper], body[1:]
+        name = ""
+        if body[0].kind == "sysvar":
+            given, name = sysvar_name(body[0].text)
+            scope = given or scope
+        elif body[0].kind == "word":
+            name = body[0].text.lower()
+        if not name.startswith("audit_log"):
+            others.append(sql[item[0].start : item[-1].end])
+            continue
+        value_tokens = body[1:]
+        while value_tokens and value_tokens[0].text in (":", "="):
+            value_tokens = value_tokens[1:]
+        spec = session.state.specs.get(name)
+        check_set(name, scope, spec)
+        assert spec is not None
+        if scope == "GLOBAL" and not (session.account and session.account.privileges & _ADMIN):
+            raise UdfError(
+                ER_SPECIFIC_ACCESS_DENIED,
+                "Access denied; you need (at least one of) the SUPER or SYSTEM_VARIABLES_ADMIN "
+                "privilege(s) for this operation",
+                "42000",
+            )
+        raw = _value(value_tokens)
+        if spec.integer:
+            if raw == "DEFAULT":
+                raw = BUFFER_DEFAULT if name == buffer_variable(session.state.flavor) else 0
+            low, high = (
+                (BUFFER_MIN, BUFFER_MAX) if name.endswith("read_buffer_size") else (0, 2**63 - 1)
+            )
+            value, more = integer_value(name, raw if isinstance(raw, int) else None, low, high)
+            warnings += more
+            actions.append((scope, name, value))
+        else:
+            actions.append((scope, name, str(raw).upper()))
+    result = Result()
+    if others:
+        result = await session.backend.execute("SET " + ", ".join(others))
+    for scope, name, value in actions:
+        if scope == "SESSION" and name == buffer_variable(session.state.flavor):
+            session.session_buffer = int(value)
+        else:
+            session.state.set_global(name, value)
+    result.warnings = warnings + result.warnings
+    return result
+
+
+def _value(tokens: list[Token]) -> int | str | None:
+    if len(tokens) == 2 and tokens[0].text == "-" and tokens[1].kind == "num":
+        return -int(tokens[1].text) if tokens[1].text.isdigit() else None
+    if len(tokens) != 1:
+        return None
+    tok = tokens[0]
+    if tok.kind == "num":
+        return int(tok.text) if tok.text.isdigit() else None
+    if tok.kind == "str":
+        return unquote(tok.text)
+    if tok.kind == "word":
+        return tok.upper
+    return None
+
+
+async def show_statement(session: AuditSession, sql: str, tokens: list[Token]) -> Result | None:
+    """``SHOW WARNINGS/ERRORS/COUNT(*) WARNINGS/VARIABLES``; None for other SHOWs (proxied)."""
+    words = [t.upper for t in tokens]
+    rest = [w for w in words[1:] if w not in ("GLOBAL", "SESSION", "LOCAL")]
+    if rest[:1] in (["WARNINGS"], ["ERRORS"]):
+        rows = [
+            [w.level.encode(), str(w.code).encode(), w.message.encode()]
+            for w in session.warnings
+            if rest[0] == "WARNINGS" or w.level == "Error"
+        ]
+        cols = [
+            Column("Level", length=28),
+            Column("Code", type=3, charset=63),
+            Column("Message", length=2048),
+        ]
+        return Result(columns=cols, rows=list(rows))
+    if rest[:1] == ["COUNT"] and ("WARNINGS" in rest or "ERRORS" in rest):
+        which = "warning_count" if "WARNINGS" in rest else "error_count"
+        count = functions.sysvar(session, None, which)
+        return Result(
+            columns=[Column(f"@@session.{which}", type=8, charset=63)],
+            rows=[[str(count).encode()]],
+        )
+    if rest[:1] != ["VARIABLES"]:
+        return None
+    scope = "GLOBAL" if "GLOBAL" in words[:2] else "SESSION"
+    own: dict[str, str] = {}
+    for name in list(session.state.specs) + ["version", "version_comment", "server_uuid"]:
+        try:
+            value = functions.sysvar(session, "GLOBAL" if scope == "GLOBAL" else None, name)
+        except UdfError:
+            continue
+        own[name] = "" if value is None else str(value)
+    pattern, text = None, ""
+    if "LIKE" in words and words.index("LIKE") + 1 < len(tokens):
+        text = unquote(tokens[words.index("LIKE") + 1].text)
+        pattern = like(text)
+    rows = {k: v for k, v in own.items() if pattern is None or pattern.match(k)}
+    backend_rows: dict[str, str] = {}
+    if session.backend.dsn is not None and not text.lower().startswith("audit_log"):
+        result = await session.backend.execute(sql)
+        for name, value in result.rows:
+            key = (name or b"").decode()
+            if key not in own and "WHERE" not in words:
+                backend_rows[key] = (value or b"").decode("utf-8", "replace")
+            elif "WHERE" in words:
+                backend_rows[key] = own.get(key, (value or b"").decode("utf-8", "replace"))
+    if "WHERE" in words:
+        rows = backend_rows
+    else:
+        rows.update(backend_rows)
+    return Result(
+        columns=[Column("Variable_name", length=256), Column("Value", length=4096)],
+        rows=[[k.encode(), v.encode()] for k, v in sorted(rows.items())],
+    )
+
+
+def filter_tables_query(session: AuditSession, sql: str) -> Result:
+    """Answer a query over ``mysql.audit_log_filter`` / ``mysql.audit_log_user`` locally.
+
+    Raises:
+        UdfError: 1142 without AUDIT_ADMIN; 1064 when sqlglot cannot run the query.
+    """
+    account = session.account
+    if account is None or not account.is_audit_admin:
+        raise UdfError(
+            1142,
+            f"SELECT command denied to user '{account.name if account else ''}'@'%' for table "
+            "'audit_log_filter'",
+            "42000",
+        )
+    tables = {
+        "mysql": {
+            "audit_log_filter": session.state.filters.rows_filter()
+            or [{"NAME": None, "FILTER": None}][:0],
+            "audit_log_user": session.state.filters.rows_user(),
+        }
+    }
+    try:
+        table = sqlglot_execute(sql, dialect="mysql", tables=_nonempty(tables))
+    except (SqlglotError, KeyError, ValueError) as exc:
+        raise UdfError(1064, f"emulator cannot run this query on {exc}", "42000") from exc
+    return Result(
+        columns=[Column(str(c)) for c in table.columns],
+        rows=[[None if v is None else str(v).encode() for v in row] for row in table.rows],
+    )
+
+
+def _nonempty(tables: dict[str, dict[str, list[dict[str, object]]]]) -> dict[str, object]:
+    from sqlglot.executor.table import Table
+
+    out: dict[str, object] = {}
+    cols = {
+        "audit_log_filter": ("NAME", "FILTER"),
+        "audit_log_user": ("USER", "HOST", "FILTERNAME"),
+    }
+    for name, rows in tables["mysql"].items():
+        table = Table(cols[name])
+        for row in rows:
+            table.append(tuple(row[c] for c in cols[name]))
+        out[name] = table
+    return {"mysql": out}
