@@ -1,4 +1,4 @@
-"""``python -m emulator`` / ``auditstream emulator``: serve an emulated audit source, or write a corpus.
+"""``python -m emulator`` / ``auditstream emulator``: serve an audit source, or write a corpus.
 
 Serve (until SIGTERM/SIGINT)::
 

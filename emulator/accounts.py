@@ -75,7 +75,7 @@ def _xor(a: bytes, b: bytes) -> bytes:
     return bytes(x ^ y for x, y in zip(a, b, strict=True))
 
 
-class CachingSha2PasswordPlugin(AuthPlugin):
+class CachingSha2PasswordPlugin(AuthPlugin):  # type: ignore[misc]  # mimic is untyped
     """Server side of ``caching_sha2_password`` (fast authentication only).
 
     The client sends ``XOR(SHA256(pw), SHA256(SHA256(SHA256(pw)) + nonce))``; an empty password
@@ -108,7 +108,7 @@ class CachingSha2PasswordPlugin(AuthPlugin):
         return expected == response
 
 
-class Accounts(IdentityProvider):
+class Accounts(IdentityProvider):  # type: ignore[misc]  # mimic is untyped
     """The emulator's account table, as a mysql-mimic identity provider."""
 
     def __init__(self, accounts: Iterable[Account]) -> None:

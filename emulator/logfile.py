@@ -18,7 +18,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import os
 import re
 import shutil
 import threading
@@ -26,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import orjson
 
@@ -59,10 +58,10 @@ def event_key(raw: bytes) -> tuple[str, int]:
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"not a JSON event: {exc}") from exc
     if not isinstance(obj, dict):
-        raise ValueError("not a JSON object")
+        raise ValueError("not a JSON object")  # noqa: TRY004 - bad content, not a bad argument
     ts, ident = obj.get("timestamp"), obj.get("id")
     if not isinstance(ts, str) or not isinstance(ident, int) or isinstance(ident, bool):
-        raise ValueError("event without a string timestamp and an integer id")
+        raise ValueError("event without a string timestamp and an integer id")  # noqa: TRY004
     return ts, ident
 
 
@@ -130,14 +129,14 @@ class AuditLogWriter:
         self._events_in_file = 0
         self._lock = threading.RLock()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._file = self._open()
+        self._file: BinaryIO = self._open()
 
     @property
     def path(self) -> Path:
         """The file being written."""
         return self.directory / f"{self.basename}.{self.suffix}"
 
-    def _open(self) -> Any:
+    def _open(self) -> BinaryIO:
         """Open the live file; resume an existing one, dropping a torn last line (a crash)."""
         path = self.path
         if path.exists() and path.stat().st_size > 0:
@@ -160,10 +159,10 @@ class AuditLogWriter:
                 self._recover_last_from_rotated()
             return path.open("ab")
         self._recover_last_from_rotated()
-        fh = path.open("wb")
-        fh.write(b"[\n")
-        fh.flush()
-        return fh
+        fresh: BinaryIO = path.open("wb")
+        fresh.write(b"[\n")
+        fresh.flush()
+        return fresh
 
     def _recover_last_from_rotated(self) -> None:
         from emulator.logindex import AuditLogIndex  # the reader knows the file layout
@@ -244,7 +243,7 @@ class AuditLogWriter:
                 # Two rotations within one second: the plugin's name would collide; wait it out.
                 time.sleep(0.01)
                 target = self.directory / rotated_name(self.basename, self.suffix, self.clock())
-            os.replace(self.path, target)
+            self.path.replace(target)
             if self.compress:
                 gz = target.with_name(target.name + ".gz")
                 with target.open("rb") as src, gzip.open(gz, "wb", compresslevel=1) as dst:
@@ -252,7 +251,7 @@ class AuditLogWriter:
                 target.unlink()
                 target = gz
             self._events_in_file = 0
-            fh = self.path.open("wb")
+            fh: BinaryIO = self.path.open("wb")
             fh.write(b"[\n")
             fh.flush()
             self._file = fh
@@ -260,7 +259,7 @@ class AuditLogWriter:
             return target
 
     def prune(self) -> list[Path]:
-        """Delete rotated files beyond ``max_size`` / ``prune_seconds``; returns what was deleted."""
+        """Delete rotated files beyond ``max_size`` / ``prune_seconds``; returns the deleted."""
         pattern = re.compile(
             rf"^{re.escape(self.basename)}\.(\d{{8}}T\d{{6}})\.{re.escape(self.suffix)}(\.gz)?$"
         )

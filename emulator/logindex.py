@@ -127,7 +127,7 @@ class AuditLogIndex:
         """Rescan the directory; returns the readable files in reading order."""
         seen: dict[Path, IndexedFile] = {}
         try:
-            names = os.listdir(self.directory)
+            names = [p.name for p in self.directory.iterdir()]
         except FileNotFoundError:
             names = []
         for name in names:

@@ -74,7 +74,7 @@ def column_definition(col: Column) -> bytes:
     )
 
 
-class AuditConnection(Connection):
+class AuditConnection(Connection):  # type: ignore[misc]  # mimic is untyped
     """One client connection to an emulated server."""
 
     session: AuditSession

@@ -78,8 +78,7 @@ class Backend:
 
     def _run(self, sql: str) -> Result:
         try:
-            if self._conn is None:
-                assert self.dsn is not None
+            if self._conn is None and self.dsn is not None:
                 overrides: dict[str, Any] = {"autocommit": True, "time_zone": "+00:00"}
                 if self.database:
                     overrides["database"] = self.database

@@ -188,8 +188,7 @@ class ReadSequence:
                         return (f.ident, i)
                     return None
                 return (f.ident, i)
-            assert start is not None
-            if f.ts[-1] < start:
+            if start is None or f.ts[-1] < start:
                 continue
             return (f.ident, bisect.bisect_left(f.ts, start))
         if self.flavor == "percona" and bookmark is not None:
@@ -197,8 +196,7 @@ class ReadSequence:
         return (files[-1].ident, files[-1].count) if files else (None, 0)
 
     def _fill(self, files: list[IndexedFile], limit: int | None, buffer_size: int) -> Page:
-        assert self._pos is not None
-        fi, idx = self._resolve(files, self._pos)
+        fi, idx = self._resolve(files, self._pos or (None, 0))
         parts: list[bytes] = []
         warnings: list[Warning] = []
         used = len(_OPEN) + len(_CLOSE)
@@ -282,7 +280,7 @@ def _bisect_key(f: IndexedFile, key: tuple[str, int]) -> int:
 
 
 def _normalise(f: IndexedFile, first: int, last: int, blob: bytes) -> bytes:
-    """The events as ``ev,\\nev``: the file's own bytes when its separators are canonical."""
+    r"""The events as ``ev,\\nev``: the file's own bytes when its separators are canonical."""
     start = f.offsets[first]
     offsets, lengths = f.offsets, f.lengths
     if all(

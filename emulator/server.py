@@ -25,7 +25,7 @@ from emulator.state import EmulatorConfig, ServerState
 log = logging.getLogger(__name__)
 
 
-class _Server(MysqlServer):
+class _Server(MysqlServer):  # type: ignore[misc]  # mimic is untyped
     """mysql-mimic's server building ``AuditConnection``s over one ``ServerState``."""
 
     def __init__(self, state: ServerState) -> None:
@@ -114,7 +114,7 @@ class EmulatorServer:
         def run() -> None:
             try:
                 asyncio.run(self.serve_forever(ready))
-            except BaseException as exc:  # reported to the starting thread
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the starting thread
                 failure.append(exc)
                 ready.set()
 

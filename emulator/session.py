@@ -43,7 +43,7 @@ _CLAUSES = {"FROM", "WHERE", "GROUP", "HAVING", "ORDER", "UNION", "INTO", "WINDO
 _LOCAL_FUNCS = functions.AUDIT_FUNCTIONS | functions.SESSION_FUNCTIONS
 
 
-class AuditSession(BaseSession):
+class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
     """The state of one client connection to an emulated server."""
 
     def __init__(self, state: ServerState) -> None:
@@ -60,7 +60,8 @@ class AuditSession(BaseSession):
         self.read_seq = ReadSequence(state.index, state.flavor)
         buffer = state.globals[buffer_variable(state.flavor)]
         self.session_buffer = int(buffer)
-        self.filter_id, self.rule = 0, None
+        self.filter_id: int = 0
+        self.rule: Any = None
         self.warnings: list[Warning] = []
         self.backend = Backend(state.config.backend_dsn)
         self.in_transaction = False
@@ -103,24 +104,24 @@ class AuditSession(BaseSession):
             tokens = []
         reads_diagnostics = _reads_diagnostics(tokens)
         status = 0
-        result = Result()
         try:
             if not reads_diagnostics:
                 self.warnings = []
-            if not sql.strip():
-                raise UdfError(1065, "Query was empty", "42000")
             result = await self._dispatch(sql, tokens)
-            if not reads_diagnostics:
-                self.warnings = result.warnings + self.warnings
-            return result
         except UdfError as exc:
             status = exc.errno
             self.warnings = [Warning("Error", exc.errno, exc.message)]
             raise
+        else:
+            if not reads_diagnostics:
+                self.warnings = result.warnings + self.warnings
+            return result
         finally:
             selfaudit.statement(self, sql, tokens, status, command)
 
     async def _dispatch(self, sql: str, tokens: list[Token]) -> Result:
+        if not sql.strip():
+            raise UdfError(1065, "Query was empty", "42000")
         first = tokens[0].upper if tokens else ""
         if first == "SHOW":
             shown = await show_statement(self, sql, tokens)
@@ -154,7 +155,7 @@ class AuditSession(BaseSession):
             t.kind == "word" and t.upper in _CLAUSES for t in _top_level(tokens)
         ):
             return None
-        starts = {i: j for i, j in spans}
+        starts = dict(spans)
         columns: list[Column] = []
         row: list[bytes | None] = []
         pos = 1
@@ -198,8 +199,7 @@ class AuditSession(BaseSession):
         if inner:
             for part in split_top_level(inner):
                 args.append(await self._argument(part))
-        value = functions.call(self, tok.text.lower(), args)
-        return value
+        return functions.call(self, tok.text.lower(), args)
 
     async def _argument(self, part: list[Token]) -> str | None:
         if len(part) == 1 and part[0].kind == "str":

@@ -114,6 +114,10 @@ class ServerState:
             )
         return values
 
+    def default(self, name: str) -> int:
+        """``SET x = DEFAULT`` for an integer audit variable: the compiled-in default."""
+        return BUFFER_DEFAULT if name == buffer_variable(self.flavor) else 0
+
     def set_global(self, name: str, value: str | int) -> None:
         """Change a global; the writer follows its rotation and pruning settings."""
         self.globals[name] = value

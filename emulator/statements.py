@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlglot.errors import SqlglotError
 from sqlglot.executor import execute as sqlglot_execute
+from sqlglot.executor.table import Table
 
 from emulator import functions
 from emulator.proxy import Column, Result
 from emulator.reader import UdfError, Warning
 from emulator.sqltext import Token, split_top_level, sysvar_name, unquote
 from emulator.variables import (
-    BUFFER_DEFAULT,
     BUFFER_MAX,
     BUFFER_MIN,
     ER_SPECIFIC_ACCESS_DENIED,
@@ -56,9 +56,7 @@ async def set_statement(session: AuditSession, sql: str, tokens: list[Token]) ->
         value_tokens = body[1:]
         while value_tokens and value_tokens[0].text in (":", "="):
             value_tokens = value_tokens[1:]
-        spec = session.state.specs.get(name)
-        check_set(name, scope, spec)
-        assert spec is not None
+        spec = check_set(name, scope, session.state.specs.get(name))
         if scope == "GLOBAL" and not (session.account and session.account.privileges & _ADMIN):
             raise UdfError(
                 ER_SPECIFIC_ACCESS_DENIED,
@@ -69,7 +67,7 @@ async def set_statement(session: AuditSession, sql: str, tokens: list[Token]) ->
         raw = _value(value_tokens)
         if spec.integer:
             if raw == "DEFAULT":
-                raw = BUFFER_DEFAULT if name == buffer_variable(session.state.flavor) else 0
+                raw = session.state.default(name)
             low, high = (
                 (BUFFER_MIN, BUFFER_MAX) if name.endswith("read_buffer_size") else (0, 2**63 - 1)
             )
@@ -81,11 +79,11 @@ async def set_statement(session: AuditSession, sql: str, tokens: list[Token]) ->
     result = Result()
     if others:
         result = await session.backend.execute("SET " + ", ".join(others))
-    for scope, name, value in actions:
+    for scope, name, new in actions:
         if scope == "SESSION" and name == buffer_variable(session.state.flavor):
-            session.session_buffer = int(value)
+            session.session_buffer = int(new)
         else:
-            session.state.set_global(name, value)
+            session.state.set_global(name, new)
     result.warnings = warnings + result.warnings
     return result
 
@@ -110,17 +108,17 @@ async def show_statement(session: AuditSession, sql: str, tokens: list[Token]) -
     words = [t.upper for t in tokens]
     rest = [w for w in words[1:] if w not in ("GLOBAL", "SESSION", "LOCAL")]
     if rest[:1] in (["WARNINGS"], ["ERRORS"]):
-        rows = [
-            [w.level.encode(), str(w.code).encode(), w.message.encode()]
-            for w in session.warnings
-            if rest[0] == "WARNINGS" or w.level == "Error"
-        ]
         cols = [
             Column("Level", length=28),
             Column("Code", type=3, charset=63),
             Column("Message", length=2048),
         ]
-        return Result(columns=cols, rows=list(rows))
+        diag: list[list[bytes | None]] = [
+            [w.level.encode(), str(w.code).encode(), w.message.encode()]
+            for w in session.warnings
+            if rest[0] == "WARNINGS" or w.level == "Error"
+        ]
+        return Result(columns=cols, rows=diag)
     if rest[:1] == ["COUNT"] and ("WARNINGS" in rest or "ERRORS" in rest):
         which = "warning_count" if "WARNINGS" in rest else "error_count"
         count = functions.sysvar(session, None, which)
@@ -130,11 +128,18 @@ async def show_statement(session: AuditSession, sql: str, tokens: list[Token]) -
         )
     if rest[:1] != ["VARIABLES"]:
         return None
-    scope = "GLOBAL" if "GLOBAL" in words[:2] else "SESSION"
+    return await _show_variables(session, sql, tokens, words)
+
+
+async def _show_variables(
+    session: AuditSession, sql: str, tokens: list[Token], words: list[str]
+) -> Result:
+    """Our variables merged into the backend's rows (ours win), sorted by name."""
+    scope = "GLOBAL" if "GLOBAL" in words[:2] else None
     own: dict[str, str] = {}
-    for name in list(session.state.specs) + ["version", "version_comment", "server_uuid"]:
+    for name in [*session.state.specs, "version", "version_comment", "server_uuid"]:
         try:
-            value = functions.sysvar(session, "GLOBAL" if scope == "GLOBAL" else None, name)
+            value = functions.sysvar(session, scope, name)
         except UdfError:
             continue
         own[name] = "" if value is None else str(value)
@@ -142,23 +147,17 @@ async def show_statement(session: AuditSession, sql: str, tokens: list[Token]) -
     if "LIKE" in words and words.index("LIKE") + 1 < len(tokens):
         text = unquote(tokens[words.index("LIKE") + 1].text)
         pattern = like(text)
-    rows = {k: v for k, v in own.items() if pattern is None or pattern.match(k)}
-    backend_rows: dict[str, str] = {}
+    where = "WHERE" in words
+    merged = {} if where else {k: v for k, v in own.items() if pattern is None or pattern.match(k)}
     if session.backend.dsn is not None and not text.lower().startswith("audit_log"):
         result = await session.backend.execute(sql)
-        for name, value in result.rows:
-            key = (name or b"").decode()
-            if key not in own and "WHERE" not in words:
-                backend_rows[key] = (value or b"").decode("utf-8", "replace")
-            elif "WHERE" in words:
-                backend_rows[key] = own.get(key, (value or b"").decode("utf-8", "replace"))
-    if "WHERE" in words:
-        rows = backend_rows
-    else:
-        rows.update(backend_rows)
+        for raw_name, raw_value in result.rows:
+            key = (raw_name or b"").decode()
+            if where or key not in own:
+                merged[key] = own.get(key, (raw_value or b"").decode("utf-8", "replace"))
     return Result(
         columns=[Column("Variable_name", length=256), Column("Value", length=4096)],
-        rows=[[k.encode(), v.encode()] for k, v in sorted(rows.items())],
+        rows=[[k.encode(), v.encode()] for k, v in sorted(merged.items())],
     )
 
 
@@ -176,15 +175,13 @@ def filter_tables_query(session: AuditSession, sql: str) -> Result:
             "'audit_log_filter'",
             "42000",
         )
-    tables = {
-        "mysql": {
-            "audit_log_filter": session.state.filters.rows_filter()
-            or [{"NAME": None, "FILTER": None}][:0],
-            "audit_log_user": session.state.filters.rows_user(),
-        }
-    }
+    filters = session.state.filters
     try:
-        table = sqlglot_execute(sql, dialect="mysql", tables=_nonempty(tables))
+        table = sqlglot_execute(
+            sql,
+            dialect="mysql",
+            tables=_tables(filters.rows_filter(), filters.rows_user()),
+        )
     except (SqlglotError, KeyError, ValueError) as exc:
         raise UdfError(1064, f"emulator cannot run this query on {exc}", "42000") from exc
     return Result(
@@ -193,17 +190,15 @@ def filter_tables_query(session: AuditSession, sql: str) -> Result:
     )
 
 
-def _nonempty(tables: dict[str, dict[str, list[dict[str, object]]]]) -> dict[str, object]:
-    from sqlglot.executor.table import Table
-
-    out: dict[str, object] = {}
-    cols = {
-        "audit_log_filter": ("NAME", "FILTER"),
-        "audit_log_user": ("USER", "HOST", "FILTERNAME"),
-    }
-    for name, rows in tables["mysql"].items():
-        table = Table(cols[name])
+def _tables(filters: list[dict[str, Any]], users: list[dict[str, Any]]) -> dict[str, Any]:
+    """The two tables for sqlglot's executor, with their columns even when empty."""
+    out: dict[str, Any] = {}
+    for name, rows, cols in (
+        ("audit_log_filter", filters, ("NAME", "FILTER")),
+        ("audit_log_user", users, ("USER", "HOST", "FILTERNAME")),
+    ):
+        table = Table(cols)
         for row in rows:
-            table.append(tuple(row[c] for c in cols[name]))
+            table.append(tuple(row[c] for c in cols))
         out[name] = table
     return {"mysql": out}

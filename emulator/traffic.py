@@ -116,7 +116,7 @@ def generate_events(
         start: timestamp of the first event (default 2024-01-01 00:00:00 UTC).
         events_per_second: spacing of the timestamps (not a wall-clock rate).
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not security
     t0 = start or datetime(2024, 1, 1, tzinfo=UTC)
     step = 1.0 / events_per_second
     conns: list[_Conn] = []
@@ -187,13 +187,13 @@ def generate_events(
         conn.left -= 1
         big = OVERSIZED_BYTES + rng.randint(0, 1024) if rng.random() < oversized_share else 0
         cmd, query, access = _statement(rng, conn, big)
-        for db, table, ev in access:
+        for db, table, access_event in access:
             if n >= count:
                 break
             yield _event(
                 ts,
                 "table_access",
-                ev,
+                access_event,
                 conn,
                 table_access_data={"db": db, "table": table, "query": query, "sql_command": cmd},
             )

@@ -84,8 +84,8 @@ def check_read(name: str, scope: str | None, spec: VarSpec | None) -> None:
         raise UdfError(ER_INCORRECT_GLOBAL_LOCAL_VAR, f"Variable '{name}' is a GLOBAL variable")
 
 
-def check_set(name: str, scope: str, spec: VarSpec | None) -> None:
-    """Raise the server's error for ``SET [scope] name = ...`` when it is not allowed.
+def check_set(name: str, scope: str, spec: VarSpec | None) -> VarSpec:
+    """Return the spec, or raise the server's error when ``SET [scope] name = ...`` is refused.
 
     Raises:
         UdfError: 1193 unknown, 1238 read only, 1229 global-only set in session scope,
@@ -105,6 +105,7 @@ def check_set(name: str, scope: str, spec: VarSpec | None) -> None:
             ER_LOCAL_VARIABLE,
             f"Variable '{name}' is a SESSION variable and can't be used with SET GLOBAL",
         )
+    return spec
 
 
 def integer_value(
