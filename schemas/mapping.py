@@ -53,13 +53,23 @@ def event_id(event: Mapping[str, Any]) -> int:
     return value
 
 
-def to_record(server_uuid: str, raw: str, event: Mapping[str, Any]) -> dict[str, Any]:
+def to_record(
+    server_uuid: str,
+    raw: str,
+    event: Mapping[str, Any],
+    *,
+    chain: str | None = None,
+    chain_seq: int | None = None,
+) -> dict[str, Any]:
     """Map one event to an ``AuditEvent`` record.
 
     Args:
         server_uuid: the audited server's ``@@server_uuid``.
         raw: the event's JSON text exactly as it appeared in the page.
         event: ``raw`` parsed.
+        chain: the event's link hash (hex), from ``auditstream.chain.ChainState``; None when the
+            producer does not chain.
+        chain_seq: the link's number in the chain.
 
     Raises:
         InvalidEventError: the event cannot be identified (no valid timestamp/id/class/event).
@@ -119,6 +129,8 @@ def to_record(server_uuid: str, raw: str, event: Mapping[str, Any]) -> dict[str,
         "message_map": _str_map(message.get("map")),
         "unix_time": _int(event.get("time")),
         "raw": raw,
+        "chain": chain,
+        "chain_seq": chain_seq,
     }
 
 

@@ -1,0 +1,14 @@
+"""``auditstream verify``: recompute the per-server hash chains over a store (issue 10).
+
+- :mod:`auditstream.verify.core`: the pure check, ``verify(links, start) -> VerifyReport``.
+- :mod:`auditstream.verify.topic`: links from the event, control and dead-letter topics.
+- :mod:`auditstream.verify.tables`: ``audit_data``, rotated tables, ``audit_control``.
+- :mod:`auditstream.verify.dumps`: links from uploaded dumps (``manifest.json`` + objects).
+- :mod:`auditstream.verify.command`: the command line (``main``).
+"""
+
+from __future__ import annotations
+
+from auditstream.verify.core import Finding, ServerSummary, VerifyReport, verify
+
+__all__ = ["Finding", "ServerSummary", "VerifyReport", "verify"]

@@ -1,0 +1,311 @@
+"""Recompute the chains over links read from a store and explain every break.
+
+``verify`` is pure: store readers (``auditstream.verify.topic``/``tables``/``dumps``) turn what
+they read into :class:`~auditstream.chain.Link` objects in chain order (per server; servers may
+interleave, as in a Kafka partition) and it checks, for each link ``n`` of a server::
+
+    SHA-256(stored chain_(n-1) || canonical(link_n)) == stored chain_n
+
+After a break it resynchronises on the stored value, so each tampering is reported once, where it
+is, instead of every later link failing. How a break is explained (best effort; the hashes alone
+decide that data is not intact):
+
+1. ``resent``: a link repeats one already seen with the same hash (a producer re-send): not a
+   break.
+2. ``inserted``: the link fails, and the next one verifies against the link *before* it.
+3. ``deleted``: the link fails and its ``seq`` skips numbers (the missing count is reported).
+4. ``swapped``: two failed events both verify once their raw texts are exchanged.
+5. ``altered``: any other failure (the chain resumes after it: this link's content changed).
+6. ``dead_lettered``: a link the reader found in the dead-letter topic: reported, not a break.
+
+Trap: a break right after the start of a range cannot be told apart from a wrong start; give the
+state before the range (``start``) or start from the genesis (seq 1) to anchor it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from auditstream.chain import ChainState, Link, genesis, link_hash
+
+#: Findings that mean the store does not hold the chain the producer wrote.
+TAMPER_KINDS = frozenset(
+    {"altered", "deleted", "inserted", "swapped", "unchained", "anchor_mismatch", "truncated"}
+)
+_RECENT = 200_000  # links remembered per server to recognise re-sends (one batch suffices)
+_SWAP_CANDIDATES = 64
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing ``verify`` reports, with its location.
+
+    Attributes:
+        kind: see the module docstring; also ``unchained`` (a link without a stored hash),
+            ``anchor_mismatch``/``truncated`` (the store disagrees with, or ends before, an
+            anchor) and ``object_mismatch`` (a dump object differs from its manifest).
+        server_uuid: the server whose chain breaks.
+        seq: the stored link number, when known.
+        position: the link's bookmark (``ts#id``) or gap description.
+        where: the store reader's location (topic/partition/offset, table/row, object/line).
+        detail: what was expected, in words.
+    """
+
+    kind: str
+    server_uuid: str
+    seq: int | None
+    position: str
+    where: str
+    detail: str = ""
+
+    @property
+    def tamper(self) -> bool:
+        """True when this finding means the data is not intact."""
+        return self.kind in TAMPER_KINDS or self.kind == "object_mismatch"
+
+    def __str__(self) -> str:
+        seq = f" seq={self.seq}" if self.seq is not None else ""
+        return (
+            f"{self.kind}: server={self.server_uuid}{seq} bookmark={self.position} "
+            f"at {self.where}: {self.detail}"
+        )
+
+
+@dataclass
+class ServerSummary:
+    """What was verified for one server."""
+
+    links: int = 0
+    resent: int = 0
+    dead_lettered: int = 0
+    anchored_start: bool = False
+    first: ChainState | None = None
+    last: ChainState | None = None
+
+
+@dataclass
+class VerifyReport:
+    """The outcome: per-server summaries and every finding in the order found."""
+
+    servers: dict[str, ServerSummary] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        """No finding means tampering (re-sends and dead letters are fine)."""
+        return not any(f.tamper for f in self.findings)
+
+    @property
+    def first_break(self) -> Finding | None:
+        """The first finding that means tampering, or None."""
+        return next((f for f in self.findings if f.tamper), None)
+
+
+@dataclass
+class _Pending:
+    link: Link
+    prev: bytes
+    prev_seq: int | None
+    kind: str
+    detail: str
+
+
+@dataclass
+class _Server:
+    uuid: str
+    summary: ServerSummary
+    prev: bytes | None = None
+    prev_seq: int | None = None
+    prev_position: str = "(start of range)"
+    pending: _Pending | None = None
+    recent: OrderedDict[int | str, tuple[str, tuple[str, ...]]] = field(default_factory=OrderedDict)
+    altered: list[tuple[Finding, _Pending]] = field(default_factory=list)
+
+
+class _Verifier:
+    def __init__(self, start: Mapping[str, ChainState], anchors: Mapping[str, ChainState]):
+        self.start = start
+        self.anchors = anchors
+        self.report = VerifyReport()
+        self.servers: dict[str, _Server] = {}
+
+    def server(self, link: Link) -> _Server:
+        s = self.servers.get(link.server_uuid)
+        if s is None:
+            s = _Server(link.server_uuid, ServerSummary())
+            self.report.servers[link.server_uuid] = s.summary
+            given = self.start.get(link.server_uuid)
+            if given is not None:
+                s.prev, s.prev_seq = bytes.fromhex(given.hash), given.seq
+                s.summary.anchored_start = True
+            elif link.seq == 1:
+                s.prev, s.prev_seq = genesis(link.server_uuid), 0
+                s.summary.anchored_start = True
+            self.servers[link.server_uuid] = s
+        return s
+
+    def feed(self, link: Link) -> None:
+        s = self.server(link)
+        if self._resent(s, link):
+            return
+        if s.pending is not None:
+            p, s.pending = s.pending, None
+            if _ok(p.prev, link) and (
+                link.seq is None or p.prev_seq is None or link.seq == p.prev_seq + 1
+            ):
+                self._find(
+                    s,
+                    "inserted",
+                    p.link,
+                    "not part of the chain: the next link follows the one before it",
+                )
+                self._accept(s, link)
+                return
+            self._settle(s, p)
+        if link.chain is None:
+            self._find(s, "unchained", link, "the store holds no chain value for this link")
+            s.prev, s.prev_seq, s.prev_position = None, link.seq, link.position
+            return
+        if s.prev is None:  # unanchored start (or after an unchained link): trust the stored hash
+            self._accept(s, link)
+            return
+        if _ok(s.prev, link):
+            self._accept(s, link)
+            return
+        kind, detail = "altered", "content does not hash to the stored chain value"
+        if link.seq is not None and s.prev_seq is not None and link.seq > s.prev_seq + 1:
+            missing = link.seq - s.prev_seq - 1
+            kind = "deleted"
+            detail = (
+                f"{missing} link(s) missing after {s.prev_position} "
+                f"(seq {s.prev_seq + 1}..{link.seq - 1})"
+            )
+        s.pending = _Pending(link, s.prev, s.prev_seq, kind, detail)
+
+    def finish(self) -> VerifyReport:
+        for s in self.servers.values():
+            if s.pending is not None:
+                p, s.pending = s.pending, None
+                self._settle(s, p)
+            self._pair_swaps(s)
+            anchor = self.anchors.get(s.uuid)
+            last = s.summary.last
+            if anchor is not None and (last is None or last.seq < anchor.seq):
+                self.report.findings.append(
+                    Finding(
+                        "truncated",
+                        s.uuid,
+                        last.seq if last else None,
+                        str(last.bookmark) if last else "-",
+                        "end of store",
+                        f"the anchor has link {anchor.seq}: links after the last are missing",
+                    )
+                )
+        return self.report
+
+    # ------------------------------------------------------------------ helpers
+
+    def _resent(self, s: _Server, link: Link) -> bool:
+        key: int | str | None = link.seq if link.seq is not None else link.chain
+        if key is None or key not in s.recent:
+            if link.seq is not None and s.prev_seq is not None and link.seq <= s.prev_seq:
+                self._find(
+                    s, "inserted", link, f"repeats link number {link.seq} with other content"
+                )
+                return True
+            return False
+        chain, identity = s.recent[key]
+        if chain == link.chain and identity == link.identity:
+            s.summary.resent += 1
+            return True
+        self._find(s, "inserted", link, f"conflicts with link {key} seen before")
+        return True
+
+    def _accept(self, s: _Server, link: Link) -> None:
+        assert link.chain is not None  # noqa: S101 - checked by the callers
+        s.prev = bytes.fromhex(link.chain)
+        s.prev_seq = link.seq
+        s.prev_position = link.position
+        s.summary.links += 1
+        state = ChainState(link.server_uuid, link.chain, link.seq or 0, _bookmark(link))
+        if s.summary.first is None:
+            s.summary.first = state
+        s.summary.last = state
+        key = link.seq if link.seq is not None else link.chain
+        s.recent[key] = (link.chain, link.identity)
+        if len(s.recent) > _RECENT:
+            s.recent.popitem(last=False)
+        if link.dead_lettered:
+            s.summary.dead_lettered += 1
+            self._find(s, "dead_lettered", link, "in the dead-letter topic, not in the store")
+        anchor = self.anchors.get(s.uuid)
+        if anchor is not None and link.seq == anchor.seq and link.chain != anchor.hash:
+            self._find(s, "anchor_mismatch", link, f"the anchor says {anchor.hash}")
+
+    def _settle(self, s: _Server, p: _Pending) -> None:
+        finding = self._find(s, p.kind, p.link, p.detail)
+        if p.kind == "altered" and p.link.kind == "event":
+            s.altered.append((finding, p))
+            del s.altered[:-_SWAP_CANDIDATES]
+        self._accept(s, p.link)  # resynchronise on the stored value
+        s.summary.links -= 1  # ... but a broken link is not a verified one
+
+    def _pair_swaps(self, s: _Server) -> None:
+        used: set[int] = set()
+        for i, (fa, a) in enumerate(s.altered):
+            for j in range(i + 1, len(s.altered)):
+                fb, b = s.altered[j]
+                if i in used or j in used:
+                    continue
+                if _ok(a.prev, a.link.with_raw(b.link.fields[-1])) and _ok(
+                    b.prev, b.link.with_raw(a.link.fields[-1])
+                ):
+                    used |= {i, j}
+                    idx = self.report.findings.index(fa)
+                    self.report.findings[idx] = Finding(
+                        "swapped", s.uuid, a.link.seq, a.link.position, a.link.where,
+                        f"content exchanged with seq={b.link.seq} bookmark={b.link.position} "
+                        f"at {b.link.where}",
+                    )  # fmt: skip
+                    self.report.findings.remove(fb)
+
+    def _find(self, s: _Server, kind: str, link: Link, detail: str) -> Finding:
+        finding = Finding(kind, s.uuid, link.seq, link.position, link.where, detail)
+        self.report.findings.append(finding)
+        return finding
+
+
+def _ok(prev: bytes, link: Link) -> bool:
+    return link.chain is not None and link_hash(prev, link.canonical()).hex() == link.chain
+
+
+def _bookmark(link: Link) -> tuple[str, int] | None:
+    return (link.fields[0], int(link.fields[1])) if link.kind == "event" else None
+
+
+def verify(
+    links: Iterable[Link],
+    start: ChainState | Mapping[str, ChainState] | None = None,
+    *,
+    anchors: Mapping[str, ChainState] | None = None,
+) -> VerifyReport:
+    """Recompute the chain(s) over ``links`` and report every break with its location.
+
+    Args:
+        links: in chain order per server (servers may interleave); re-sent duplicates allowed.
+        start: the state before the first link (one server) or one per server. Without it a
+            server's first link is checked against the genesis value when its ``seq`` is 1, and
+            trusted otherwise (``ServerSummary.anchored_start`` says which).
+        anchors: the latest link per server from a trusted anchor; the store must hold it.
+
+    Returns:
+        The report; ``report.intact`` is the verdict.
+    """
+    if isinstance(start, ChainState):
+        start = {start.server_uuid: start}
+    verifier = _Verifier(start or {}, anchors or {})
+    for link in links:
+        verifier.feed(link)
+    return verifier.finish()

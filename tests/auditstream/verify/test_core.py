@@ -1,0 +1,137 @@
+"""``verify`` on link sequences: intact data passes, each kind of tampering is named where it is."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from auditstream.chain import ChainState, Link
+from auditstream.verify import verify
+
+A = "aaaaaaaa-0000-0000-0000-000000000001"
+B = "bbbbbbbb-0000-0000-0000-000000000002"
+
+
+def chained(server: str, n: int, gaps: frozenset[int] = frozenset()) -> list[Link]:
+    """``n`` links as a store holds them (stored hash and seq); indexes in ``gaps`` are gaps."""
+    state, out = ChainState.start(server), []
+    for i in range(n):
+        if i in gaps:
+            link = Link.gap(
+                server, {"reason": "oversized", "from_timestamp": f"2024-01-01 00:00:{i:02}"}
+            )
+        else:
+            raw = (
+                f'{{"timestamp": "2024-01-01 00:00:{i:02}", "id": 0, "class": "general", "n": {i}}}'
+            )
+            link = Link.event(server, f"2024-01-01 00:00:{i:02}", 0, raw)
+        state = state.advance(link)
+        out.append(replace(link, chain=state.hash, seq=state.seq, where=f"{server[0]}-row-{i}"))
+    return out
+
+
+def tampers(report_findings: list[object]) -> list[str]:
+    return [str(f) for f in report_findings]
+
+
+def test_an_untouched_chain_with_gaps_and_interleaved_servers_is_intact() -> None:
+    a, b = chained(A, 10, frozenset({3})), chained(B, 7, frozenset({0, 6}))
+    mixed = [x for pair in zip(a, b + [None] * 3, strict=True) for x in pair if x is not None]
+    report = verify(mixed)
+    assert report.intact, tampers(report.findings)
+    assert report.findings == []
+    assert report.servers[A].links == 10 and report.servers[B].links == 7
+    assert report.servers[A].anchored_start and report.servers[A].last == ChainState(
+        A, a[-1].chain or "", 10, ("2024-01-01 00:00:09", 0)
+    )
+
+
+def test_re_sent_duplicates_are_recognised_as_re_sends() -> None:
+    links = chained(A, 8)
+    sent = links[:6] + links[3:] + links[7:]  # a producer restart re-sent 3..7, then 7 again
+    report = verify(sent)
+    assert report.intact, tampers(report.findings)
+    assert report.servers[A].resent == 4 and report.servers[A].links == 8
+
+
+def test_one_changed_character_is_altered_at_that_row_and_the_chain_resumes() -> None:
+    links = chained(A, 10)
+    links[4] = links[4].with_raw(links[4].fields[-1].replace("general", "genera1"))
+    report = verify(links)
+    assert not report.intact
+    assert [(f.kind, f.seq, f.where) for f in report.findings] == [("altered", 5, "a-row-4")]
+    assert report.first_break is report.findings[0]
+
+
+def test_a_deleted_row_is_named_with_the_links_around_it() -> None:
+    links = chained(A, 10)
+    del links[4]
+    report = verify(links)
+    [f] = report.findings
+    assert (f.kind, f.seq, f.where) == ("deleted", 6, "a-row-5")
+    assert "1 link(s) missing after 2024-01-01 00:00:03#0 (seq 5..5)" in f.detail
+
+
+def test_an_inserted_row_is_named_and_skipped() -> None:
+    links = chained(A, 10)
+    forged = replace(links[5].with_raw("{}"), seq=6, where="forged")
+    report = verify([*links[:5], forged, *links[5:]])
+    kinds = [(f.kind, f.where) for f in report.findings]
+    assert ("inserted", "forged") in kinds and not report.intact
+
+
+def test_swapped_contents_of_two_rows_are_named_as_a_pair() -> None:
+    links = chained(A, 12)
+    ra, rb = links[2].fields[-1], links[8].fields[-1]
+    links[2], links[8] = links[2].with_raw(rb), links[8].with_raw(ra)
+    report = verify(links)
+    [f] = report.findings
+    assert (f.kind, f.where) == ("swapped", "a-row-2")
+    assert "a-row-8" in f.detail
+
+
+def test_a_dead_lettered_link_is_reported_but_not_tampering() -> None:
+    links = chained(A, 6)
+    links[2] = replace(links[2], dead_lettered=True, where="dlq/0/17")
+    report = verify(links)
+    assert report.intact
+    assert [(f.kind, f.where) for f in report.findings] == [("dead_lettered", "dlq/0/17")]
+
+
+def test_a_link_missing_its_hash_breaks_the_chain() -> None:
+    links = chained(A, 5)
+    links[1] = replace(links[1], chain=None)
+    report = verify(links)
+    assert [f.kind for f in report.findings] == ["unchained"] and not report.intact
+
+
+def test_start_state_and_anchor() -> None:
+    links = chained(A, 10)
+    start = ChainState(A, links[3].chain or "", 4)
+    assert verify(links[4:], start).intact
+    assert not verify(links[5:], start).intact  # link 5 missing right after the start
+    unanchored = verify(links[5:])
+    assert unanchored.intact and not unanchored.servers[A].anchored_start
+    anchor = {A: ChainState(A, links[9].chain or "", 10)}
+    assert verify(links, anchors=anchor).intact
+    cut = verify(links[:8], anchors=anchor)
+    assert [f.kind for f in cut.findings] == ["truncated"]
+    wrong = {A: ChainState(A, links[8].chain or "", 10)}
+    assert [f.kind for f in verify(links, anchors=wrong).findings] == ["anchor_mismatch"]
+
+
+@given(st.integers(6, 30), st.data())
+def test_any_single_tampering_is_found_once_at_its_place(n: int, data: st.DataObject) -> None:
+    links = chained(A, n, frozenset({2}))
+    i = data.draw(st.integers(3, n - 2))
+    op = data.draw(st.sampled_from(["alter", "delete"]))
+    if op == "alter":
+        links[i] = links[i].with_raw(links[i].fields[-1] + " ")
+        expected = ("altered", i + 1)
+    else:
+        del links[i]
+        expected = ("deleted", i + 2)
+    report = verify(links)
+    assert [(f.kind, f.seq) for f in report.findings] == [expected]
