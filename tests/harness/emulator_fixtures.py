@@ -5,7 +5,8 @@ log_nothing_for_archiver=True, subprocess=False) -> EmulatorHandle``; ``emulator
 (Oracle, in-process). The backend for proxied statements is the session's ``mysql_server``.
 
 Accounts (unless ``users`` is given as ``NAME:PASSWORD[:PRIV,...]`` strings): ``archiver``
-(AUDIT_ADMIN, assigned ``log_nothing`` unless told otherwise), ``app`` (no privileges) and
+(AUDIT_ADMIN + SYSTEM_VARIABLES_ADMIN, for Percona's global buffer; assigned ``log_nothing`` unless
+told otherwise), ``app`` (no privileges) and
 ``admin`` (ALL). ``log_all`` is assigned to ``%``.
 
 Trap: in subprocess mode ``handle.writer`` is a second writer on the live file from the test
@@ -36,7 +37,11 @@ from emulator.server import EmulatorServer
 from emulator.state import EmulatorConfig
 from tests.harness.net import free_port, wait_for_port, wait_port_closed
 
-DEFAULT_USERS = ("archiver:archiver-pw:AUDIT_ADMIN", "app:app-pw:NONE", "admin:admin-pw:ALL")
+DEFAULT_USERS = (
+    "archiver:archiver-pw:AUDIT_ADMIN,SYSTEM_VARIABLES_ADMIN",
+    "app:app-pw:NONE",
+    "admin:admin-pw:ALL",
+)
 LOG_ALL = '{ "filter": { "log": true } }'
 LOG_NOTHING = '{ "filter": { "log": false } }'
 
