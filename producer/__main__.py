@@ -1,0 +1,107 @@
+"""``python -m producer [setup] [flags]``: wiring only (settings → parts → run).
+
+Exit codes come from ``auditstream.errors`` (2 config, 3 unavailable, 4 source setup, 5 bad
+page); SIGTERM/SIGINT finish the batch in flight, store its bookmark and exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from auditstream import log as logsetup
+from auditstream.cli import run
+from auditstream.settings import load
+from producer.bookmark import BookmarkStore
+from producer.config import BookmarkSettings, ProducerSettings
+from producer.loop import Loop, Options
+from producer.publisher import Publisher, ensure
+from producer.source import MySQLSource
+from schemas.codec import for_settings
+
+log = logging.getLogger("producer")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the producer (or ``setup``); return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["setup"]:
+        return setup(args[1:])
+    settings = load(ProducerSettings, args, prog="python -m producer", section="producer")
+    logsetup.setup(json=settings.log_json)
+    log.info("settings", extra={"ctx": settings.masked()})
+    store = BookmarkStore(settings.bookmark())
+    ensure(
+        settings.admin(),
+        [settings.topic, settings.control_topic],
+        partitions=settings.partitions,
+        max_message_bytes=settings.max_message_bytes,
+    )
+    source = MySQLSource(
+        settings.source(),
+        read_buffer_size=settings.read_buffer_size,
+        allow_self_audit=settings.allow_self_audit,
+    )
+    kafka = settings.kafka()
+    loop = Loop(
+        source,
+        lambda uuid: Publisher(kafka, uuid),
+        store,
+        for_settings(settings.schema_registry_url),
+        options(settings),
+    )
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %s: finishing the batch in flight", signal.Signals(signum).name)
+        loop.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        loop.run()
+    finally:
+        source.close()
+        store.close()
+        if loop.batcher is not None:
+            loop.batcher.publisher.close()
+    log.info("stopped", extra={"ctx": {"bookmark": loop.bookmark, "sent": _sent(loop)}})
+    return 0
+
+
+def setup(argv: Sequence[str]) -> int:
+    """``python -m producer setup``: create the bookmark table (idempotent)."""
+    settings = load(BookmarkSettings, argv, prog="python -m producer setup", section="producer")
+    logsetup.setup(json=settings.log_json)
+    store = BookmarkStore(settings.bookmark())
+    store.setup()
+    log.info("audit_config ready", extra={"ctx": {"database": store.database}})
+    return 0
+
+
+def options(settings: ProducerSettings) -> Options:
+    """The loop's knobs from the settings."""
+    return Options(
+        topic=settings.topic,
+        control_topic=settings.control_topic,
+        start_from=settings.start_from,
+        start_timestamp=settings.start_timestamp(),
+        batch_events=settings.batch_events,
+        max_message_bytes=settings.max_message_bytes,
+        heartbeat_interval=settings.heartbeat_interval,
+        idle_min=settings.idle_min,
+        idle_max=settings.idle_max,
+        backoff_max=settings.backoff_max,
+        shutdown_timeout=settings.shutdown_timeout,
+        once=settings.once,
+    )
+
+
+def _sent(loop: Loop) -> int:
+    return loop.batcher.sent if loop.batcher is not None else 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, sys.argv[1:]))

@@ -1,0 +1,162 @@
+"""The producer's settings: one audited server into one Kafka cluster.
+
+Every field is a flag (``--source-dsn``) and an environment variable (``AUDITSTREAM_SOURCE_DSN``);
+the names are a contract operators' scripts depend on. Passwords come from the environment or a
+file, never from the command line (``ps`` shows it to every user).
+
+Trap: build these only in ``producer.__main__`` (``auditstream.settings.load``); tests construct
+``ProducerSettings(...)`` directly.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from auditstream.dsn import MySQLDsn
+from auditstream.errors import ConfigError
+from auditstream.kafka import MAX_MESSAGE_BYTES, producer_config
+from auditstream.settings import ServiceSettings
+from schemas.mapping import InvalidEventError, parse_timestamp
+
+MIN_READ_BUFFER = 32 * 1024
+MAX_READ_BUFFER = 4 * 1024 * 1024
+DEFAULT_DATABASE = "audit_archive"
+_DATE = re.compile(r"\d{4}-\d\d-\d\d")
+
+
+def _check_dsn(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            MySQLDsn.parse(value)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+    return value
+
+
+class BookmarkSettings(ServiceSettings):
+    """Where bookmarks live (``python -m producer setup`` needs only this)."""
+
+    source_dsn: str | None = Field(
+        None, description="the audited server: mysql://user[:pass]@host:port (password: env/file)"
+    )
+    source_password: SecretStr | None = Field(None, description="AUDITSTREAM_SOURCE_PASSWORD")
+    source_password_file: Path | None = Field(None, description="file holding the password")
+    bookmark_dsn: str | None = Field(
+        None,
+        description="bookmark store mysql://user@host:port[/db] (default: the source server, "
+        "database audit_archive)",
+    )
+    bookmark_password: SecretStr | None = Field(None, description="AUDITSTREAM_BOOKMARK_PASSWORD")
+    bookmark_password_file: Path | None = Field(None, description="file holding the password")
+    log_json: bool = Field(False, description="log one JSON object per line")
+
+    _check = field_validator("source_dsn", "bookmark_dsn")(_check_dsn)
+
+    def source(self) -> MySQLDsn:
+        """The audited server's DSN with its password filled in."""
+        if self.source_dsn is None:
+            raise ConfigError("--source-dsn is required")
+        return MySQLDsn.parse(self.source_dsn).with_password(
+            self.source_password, self.source_password_file
+        )
+
+    def bookmark(self) -> MySQLDsn:
+        """The bookmark store's DSN; defaults to the source server (the predecessor's choice)."""
+        if self.bookmark_dsn is None:
+            if self.source_dsn is None:
+                raise ConfigError("--bookmark-dsn (or --source-dsn) is required")
+            return self.source().with_database(None)
+        return MySQLDsn.parse(self.bookmark_dsn).with_password(
+            self.bookmark_password, self.bookmark_password_file
+        )
+
+
+class ProducerSettings(BookmarkSettings):
+    """Everything ``python -m producer`` reads."""
+
+    source_dsn: str | None = Field(
+        None, description="the audited server: mysql://user[:pass]@host:port (required)"
+    )
+    bootstrap_servers: str = Field("localhost:9092", description="Kafka bootstrap servers")
+    topic: str = Field("mysql.audit.events", description="topic for audit events")
+    control_topic: str = Field("mysql.audit.control", description="topic for gaps, heartbeats")
+    schema_registry_url: str | None = Field(
+        None, description="Confluent framing through this registry (default: single-object)"
+    )
+    start_from: str = Field(
+        "latest",
+        description="with no stored bookmark: latest | earliest | 'YYYY-MM-DD[ hh:mm:ss]' (UTC)",
+    )
+    allow_self_audit: bool = Field(
+        False, description="start even when the archiver's own statements are audited"
+    )
+    kafka_config: dict[str, str] = Field(
+        default_factory=dict, description="librdkafka pass-through, key=value (repeatable)"
+    )
+    read_buffer_size: int = Field(
+        MAX_READ_BUFFER, ge=MIN_READ_BUFFER, le=MAX_READ_BUFFER, description="bytes per read"
+    )
+    batch_events: int | None = Field(
+        None, ge=1, description="events per acknowledged batch (default: one page)"
+    )
+    partitions: int = Field(6, ge=1, description="partitions of topics the producer creates")
+    max_message_bytes: int = Field(
+        MAX_MESSAGE_BYTES, ge=1024, description="largest message; larger events become gaps"
+    )
+    heartbeat_interval: float = Field(30.0, gt=0, description="seconds between heartbeats")
+    idle_min: float = Field(0.2, gt=0, description="first idle wait at the end of the log (s)")
+    idle_max: float = Field(5.0, gt=0, description="longest idle wait at the end of the log (s)")
+    backoff_max: float = Field(30.0, gt=0, description="longest wait between reconnects (s)")
+    shutdown_timeout: float = Field(30.0, gt=0, description="SIGTERM: seconds to wait for acks")
+    once: bool = Field(False, description="drain to the end of the log, then exit")
+
+    @field_validator("start_from")
+    @classmethod
+    def _start_from(cls, value: str) -> str:
+        if value in ("latest", "earliest"):
+            return value
+        text = value.strip()
+        try:
+            parse_timestamp(text + " 00:00:00" if _DATE.fullmatch(text) else text)
+        except InvalidEventError:
+            raise ValueError(
+                "must be latest, earliest or a UTC time 'YYYY-MM-DD[ hh:mm:ss]'"
+            ) from None
+        return text
+
+    @model_validator(mode="after")
+    def _contradictions(self) -> ProducerSettings:
+        if self.source_dsn is None:
+            raise ValueError("--source-dsn is required (AUDITSTREAM_SOURCE_DSN)")
+        if self.idle_min > self.idle_max:
+            raise ValueError("--idle-min must not exceed --idle-max")
+        if self.topic == self.control_topic:
+            raise ValueError("--topic and --control-topic must differ")
+        return self
+
+    def start_timestamp(self) -> str | None:
+        """``--start-from`` as the server's timestamp text, or None for latest/earliest."""
+        if self.start_from in ("latest", "earliest"):
+            return None
+        text = self.start_from
+        return text + " 00:00:00" if _DATE.fullmatch(text) else text
+
+    def kafka(self) -> dict[str, Any]:
+        """Librdkafka producer settings; the guarantees (acks=all, idempotence) always win."""
+        return producer_config(
+            self.bootstrap_servers,
+            self.kafka_config,
+            message_max_bytes=self.max_message_bytes,
+            message_timeout_ms=120_000,
+        )
+
+    def admin(self) -> dict[str, Any]:
+        """Settings for the admin client that creates the topics (security keys pass through)."""
+        keep = ("security.", "sasl.", "ssl.", "client.")
+        conf: dict[str, Any] = {k: v for k, v in self.kafka_config.items() if k.startswith(keep)}
+        conf["bootstrap.servers"] = self.bootstrap_servers
+        return conf

@@ -1,0 +1,112 @@
+"""Control events on the control topic: gaps (never silent) and heartbeats.
+
+A **gap** says which events a subscriber will never see and why (schema ``control_event``):
+
+- ``oversized``: ``audit_log_read`` skipped an event larger than the read buffer; only a
+  ``SHOW WARNINGS`` line tells (its text is in ``detail``).
+- ``too_large_for_topic``: the event was read (Percona returns oversized events whole) but its
+  message does not fit the topic; the gap carries its position, size and SHA-256.
+- ``missing_bookmark`` / ``rotated_away``: the bookmarked event no longer exists (pruned or
+  rotated away); the events between ``from`` and ``to`` are lost.
+- ``invalid_event``: an element of a page that cannot be identified or encoded; its size and
+  SHA-256 let an operator find it in the server's log.
+
+Gaps travel in the batch they belong to: the bookmark moves past them only once they are
+acknowledged, like events. A **heartbeat** carries the bookmark and the event-time lag (newest
+event written minus bookmark) so a subscriber can alert on a silent or stuck server.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from auditstream import metrics
+from producer.page import Position
+from producer.publisher import Publisher
+from schemas.codec import Codec
+from schemas.registry import CONTROL_EVENT
+
+log = logging.getLogger(__name__)
+
+
+class Control:
+    """Publish control events keyed by the server's uuid.
+
+    Args:
+        server_uuid: the audited server.
+        codec: the framing of the event topic (the control topic uses the same).
+        publisher: shared with the events, so a gap is acknowledged with its batch.
+        topic: the control topic.
+    """
+
+    def __init__(self, server_uuid: str, codec: Codec, publisher: Publisher, topic: str) -> None:
+        self._uuid = server_uuid
+        self._codec = codec
+        self._publisher = publisher
+        self._topic = topic
+
+    def gap(
+        self,
+        reason: str,
+        bookmark: Position | None,
+        *,
+        start: Position | None = None,
+        end: Position | None = None,
+        events: int | None = None,
+        size: int | None = None,
+        sha256: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Queue a gap event (the caller's next ``Publisher.wait`` acknowledges it)."""
+        record = self._base("gap", bookmark)
+        record.update(
+            reason=reason,
+            from_timestamp=start.ts if start else None,
+            from_id=start.id if start else None,
+            to_timestamp=end.ts if end else None,
+            to_id=end.id if end else None,
+            events=events,
+            size=size,
+            sha256=sha256,
+            detail=detail,
+        )
+        self._publisher.send(self._topic, self._codec.encode(CONTROL_EVENT, record, self._topic))
+        metrics.GAPS.labels(self._uuid, reason).inc()
+        log.warning(
+            "gap: events lost at the source (%s)",
+            reason,
+            extra={
+                "ctx": {
+                    "server_uuid": self._uuid,
+                    "from": _text(start),
+                    "to": _text(end),
+                    "bookmark": _text(bookmark),
+                    "size": size,
+                    "sha256": sha256,
+                    "detail": detail,
+                }
+            },
+        )
+
+    def heartbeat(self, bookmark: Position | None, lag_seconds: float | None) -> None:
+        """Queue a heartbeat with the bookmark and the event-time lag."""
+        record = self._base("heartbeat", bookmark)
+        record["lag_seconds"] = lag_seconds
+        self._publisher.send(self._topic, self._codec.encode(CONTROL_EVENT, record, self._topic))
+        if lag_seconds is not None:
+            metrics.BOOKMARK_LAG.labels(self._uuid).set(lag_seconds)
+
+    def _base(self, kind: str, bookmark: Position | None) -> dict[str, Any]:
+        return {
+            "server_uuid": self._uuid,
+            "kind": kind,
+            "at": datetime.now(UTC),
+            "bookmark_timestamp": bookmark.ts if bookmark else None,
+            "bookmark_id": bookmark.id if bookmark else None,
+        }
+
+
+def _text(pos: Position | None) -> str | None:
+    return f"{pos.ts}#{pos.id}" if pos else None

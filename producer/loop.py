@@ -1,0 +1,285 @@
+"""The read loop: audit_log_read pages into Kafka, bookmark only after acks.
+
+The producer guarantee (design.md), one batch at a time (a page, or ``batch_events`` events):
+
+1. Read a page (``audit_log_read``), then ``SHOW WARNINGS``; skipped (oversized) events become
+   a gap control event, never silence.
+2. Drop events at or before the stored bookmark: the bookmark read is INCLUSIVE, the first
+   event returned was already sent.
+3. Encode each event and produce it (``acks=all``, idempotence on, key = server_uuid). Events
+   that cannot be published (too large, unidentifiable) become gap events in the same batch.
+4. Wait until every message of the batch is acknowledged. Any delivery error: do not advance.
+5. Only then upsert the bookmark ``{server_uuid, ts, id}`` of the batch's last event.
+6. A crash between 4 and 5 re-sends at most one batch; every event carries
+   ``(server_uuid, timestamp, id)``, so a subscriber can drop the duplicate.
+
+Traps: a bookmark that no longer exists is detected when the first event of a positioned read
+is not the bookmarked one (or, on Percona, a ``[null]`` page while newer events exist; then the
+loop re-reads with ``start`` and de-duplicates). Retriable errors (source lost, broker down)
+re-open from the bookmark after a capped, jittered backoff; the bookmark store failing after
+the acks is retried in place, without reading further.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from auditstream.errors import ArchiveError, AuditStreamError, BrokerError, SourceConfigError
+from producer.batch import Batcher
+from producer.control import Control
+from producer.page import Page, Position
+from producer.publisher import Publisher
+from producer.source import Source
+from schemas.codec import Codec
+from schemas.mapping import parse_timestamp
+
+log = logging.getLogger(__name__)
+
+EARLIEST = "1970-01-01 00:00:00"
+
+
+class BookmarkStore(Protocol):
+    """What the loop needs from the bookmark store (``producer.bookmark.BookmarkStore``)."""
+
+    def load(self, server_uuid: str) -> Position | None:
+        """The stored bookmark, or None."""
+        ...
+
+    def store(self, server_uuid: str, position: Position) -> None:
+        """Upsert the bookmark."""
+        ...
+
+
+@dataclass(frozen=True)
+class Options:
+    """The loop's knobs (``ProducerSettings`` minus the connection details)."""
+
+    topic: str = "mysql.audit.events"
+    control_topic: str = "mysql.audit.control"
+    start_from: str = "latest"
+    start_timestamp: str | None = None
+    batch_events: int | None = None
+    max_message_bytes: int = 16 * 1024 * 1024
+    heartbeat_interval: float = 30.0
+    idle_min: float = 0.2
+    idle_max: float = 5.0
+    backoff_max: float = 30.0
+    ack_timeout: float = 120.0
+    shutdown_timeout: float = 30.0
+    once: bool = False
+
+
+class Loop:
+    """Stream one audited server until ``stop()`` (or, with ``once``, the end of the log).
+
+    Args:
+        source: the audited server (``connect()`` is called, and again after failures).
+        publisher_for: builds the publisher for a server_uuid (the message key).
+        store: the bookmark store.
+        codec: the framing of both topics.
+        options: the knobs.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        publisher_for: Callable[[str], Publisher],
+        store: BookmarkStore,
+        codec: Codec,
+        options: Options,
+    ) -> None:
+        self._source = source
+        self._publisher_for = publisher_for
+        self._store = store
+        self._codec = codec
+        self._opts = options
+        self._stopping = threading.Event()
+        self._deadline = float("inf")
+        self._failures = 0
+        self._next_heartbeat = 0.0
+        self._connected = False
+        self.bookmark: Position | None = None
+        self.batcher: Batcher | None = None
+
+    def stop(self) -> None:
+        """Stop reading; the batch in flight is acknowledged and bookmarked (signal-safe)."""
+        if not self._stopping.is_set():
+            self._deadline = time.monotonic() + self._opts.shutdown_timeout
+            self._stopping.set()
+
+    def run(self) -> None:
+        """Run until stopped.
+
+        Raises:
+            AuditStreamError: a non-retriable error (or any error with ``once``).
+        """
+        batcher = self._retrying(self._start)
+        if batcher is None:
+            return
+        idle = self._opts.idle_min
+        first = True
+        while not self._stopping.is_set():
+            try:
+                moved = self._drain(batcher, first)
+                first = False
+                self._heartbeat(batcher)
+            except AuditStreamError as exc:
+                self._recover(exc, batcher.publisher)
+                continue
+            self._failures = 0
+            if self._opts.once:
+                return
+            idle = self._opts.idle_min if moved else min(idle * 2, self._opts.idle_max)
+            self._stopping.wait(idle)
+
+    def _start(self) -> Batcher:
+        self._source.connect()
+        self._connected = True
+        uuid = self._source.server_uuid
+        publisher = self._publisher_for(uuid)
+        control = Control(uuid, self._codec, publisher, self._opts.control_topic)
+        self.bookmark = self._store.load(uuid)
+        if self.bookmark is None and self._opts.start_from == "latest":
+            newest = self._source.latest()
+            if newest is not None:
+                # Like the predecessor: the newest event counts as sent; stream what follows.
+                self._store.store(uuid, newest)
+                self.bookmark = newest
+        log.info(
+            "starting",
+            extra={"ctx": {"server_uuid": uuid, "bookmark": _text(self.bookmark)}},
+        )
+        self.batcher = Batcher(uuid, self._codec, publisher, control, self._opts, self._ack_timeout)
+        return self.batcher
+
+    def _ack_timeout(self) -> float:
+        if self._stopping.is_set():
+            return max(0.1, self._deadline - time.monotonic())
+        return self._opts.ack_timeout
+
+    def _drain(self, batcher: Batcher, first_open: bool) -> int:
+        """Read from the bookmark to the end of the log; return the number of events sent."""
+        sent_before = batcher.sent
+        if not self._connected:
+            self._source.connect()
+            self._connected = True
+            if self._source.server_uuid != batcher.server_uuid:
+                raise SourceConfigError(
+                    "the source is now another server (server_uuid changed): one producer "
+                    "per audited server",
+                    server_uuid=batcher.server_uuid,
+                    now=self._source.server_uuid,
+                )
+        bookmark = self.bookmark
+        if bookmark is None:
+            page = self._source.open_at(self._opts.start_timestamp or EARLIEST)
+            missing: Position | None = None
+        else:
+            page = self._source.open(bookmark)
+            missing = self._missing_bookmark(page, bookmark)
+            if missing is not None and not any(e.pos for e in page.events):
+                # Percona answers a vanished bookmark with [null]: re-read from its second.
+                page = self._source.open_at(bookmark.ts)
+        reason = "rotated_away" if first_open else "missing_bookmark"
+        batcher.begin_sequence(bookmark, missing, reason)
+        while True:
+            # Step 1: the page and its warnings (Source read both).
+            self._process(batcher, page)
+            if page.exhausted or self._stopping.is_set():
+                break
+            self._heartbeat(batcher)
+            page = self._source.next()
+        batcher.end_sequence()
+        return batcher.sent - sent_before
+
+    def _missing_bookmark(self, page: Page, bookmark: Position) -> Position | None:
+        """The bookmark, when the positioned read shows that its event no longer exists."""
+        first = next((e.pos for e in page.events if e.pos is not None), None)
+        if first is None:
+            newest = self._source.latest() if page.exhausted else None
+            return bookmark if newest is not None and newest > bookmark else None
+        return bookmark if first > bookmark else None
+
+    def _process(self, batcher: Batcher, page: Page) -> None:
+        for last in batcher.batches(page, self.bookmark):
+            # Step 4 happened in the batcher; Step 5: only now store the bookmark.
+            self._bookmark_to(batcher.server_uuid, last)
+            if self._stopping.is_set():
+                return
+
+    def _bookmark_to(self, uuid: str, position: Position | None) -> None:
+        # Step 5: upsert after every ack; a failing store stops reading and is retried in place.
+        if position is None or (self.bookmark is not None and position <= self.bookmark):
+            return
+        while True:
+            try:
+                self._store.store(uuid, position)
+                break
+            except ArchiveError as exc:
+                if self._opts.once or time.monotonic() >= self._deadline:
+                    raise
+                self._failures += 1
+                log.warning("bookmark store unavailable; retrying", extra={"ctx": exc.context})
+                self._stopping.wait(self._delay())
+        self.bookmark = position
+
+    def _heartbeat(self, batcher: Batcher) -> None:
+        now = time.monotonic()
+        if now < self._next_heartbeat:
+            return
+        self._next_heartbeat = now + self._opts.heartbeat_interval
+        newest = self._source.latest()
+        lag = None
+        if newest is not None and self.bookmark is not None:
+            lag = max(
+                0.0,
+                (parse_timestamp(newest.ts) - parse_timestamp(self.bookmark.ts)).total_seconds(),
+            )
+        batcher.control.heartbeat(self.bookmark, lag)
+        batcher.publisher.wait(self._opts.ack_timeout)
+
+    def _recover(self, exc: AuditStreamError, publisher: Publisher) -> None:
+        if not exc.retriable or self._opts.once:
+            raise exc
+        self._failures += 1
+        delay = self._delay()
+        log.warning(
+            "%s; re-opening from the bookmark in %.1fs",
+            exc.message,
+            delay,
+            extra={"ctx": {**exc.context, "bookmark": _text(self.bookmark)}},
+        )
+        if isinstance(exc, BrokerError):
+            publisher.reset()
+        else:
+            self._source.close()
+            self._connected = False
+        self._stopping.wait(delay)
+
+    def _retrying(self, step: Callable[[], Batcher]) -> Batcher | None:
+        while not self._stopping.is_set():
+            try:
+                return step()
+            except AuditStreamError as exc:
+                if not exc.retriable or self._opts.once:
+                    raise
+                self._failures += 1
+                log.warning("cannot start: %s", exc, extra={"ctx": exc.context})
+                self._source.close()
+                self._stopping.wait(self._delay())
+        return None
+
+    def _delay(self) -> float:
+        """Capped exponential backoff with jitter (half fixed, half random)."""
+        cap = min(self._opts.backoff_max, 0.25 * 2 ** min(self._failures, 16))
+        return float(cap / 2 + random.uniform(0, cap / 2))  # noqa: S311 - jitter, not crypto
+
+
+def _text(pos: Position | None) -> str | None:
+    return f"{pos.ts}#{pos.id}" if pos else None

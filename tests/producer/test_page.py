@@ -1,0 +1,134 @@
+"""Splitting ``audit_log_read`` pages: exact raw text, the trailing null, and every bad page."""
+
+from __future__ import annotations
+
+import hashlib
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from auditstream.errors import PageError
+from producer.page import Position, decode_text, split
+from tests.producer.conftest import make_events, sample_events
+
+
+def page_of(events: list[str], *, null: bool = True, sep: str = ",\n") -> str:
+    return "[" + sep.join([*events, "null"] if null else events) + "]"
+
+
+def test_real_sample_splits_into_the_exact_event_texts() -> None:
+    events = sample_events()
+    page = split(page_of(events))
+    assert page.exhausted
+    assert [e.raw for e in page.events] == events
+    assert [e.obj for e in page.events] == [orjson.loads(e) for e in events]
+    assert all(e.error is None for e in page.events)
+    assert page.events[2].pos == Position("2020-10-19 19:25:51", 1)
+
+
+def test_page_without_null_continues_and_empty_forms() -> None:
+    page = split(page_of(make_events(3), null=False))
+    assert not page.exhausted and len(page.events) == 3
+    assert split("[null]").exhausted and split("[null]").events == []
+    assert split(" [ null ] \n").exhausted
+    empty = split("[]")
+    assert not empty.exhausted and empty.events == []
+
+
+@pytest.mark.parametrize("sep", [",", ", ", ",\n", "\n,\n", " ,\t"])
+def test_whitespace_between_events_is_allowed(sep: str) -> None:
+    events = make_events(4)
+    assert [e.raw for e in split(page_of(events, sep=sep)).events] == events
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "not a JSON array"),
+        ("null", "not a JSON array"),
+        ('{"a": 1}', "not a JSON array"),
+        ("audit_log_read UDF failed", "not a JSON array"),
+        ('[{ "timestamp": "2024-01-01 00:00:00", "id": 0, "cla', "not JSON or is truncated"),
+        ('[{"timestamp": "2024-01-01 00:00:00", "id": 0}', "truncated"),
+        ('[{"timestamp": "2024-01-01 00:00:00", "id": 0},', "not JSON or is truncated"),
+        ('[null, {"timestamp": "2024-01-01 00:00:00", "id": 0}]', "null is not the last"),
+        ('[{"timestamp": "2024-01-01 00:00:00", "id": 0} {"a": 1}]', "garbage between"),
+        ('[{"timestamp": "2024-01-01 00:00:00", "id": NaN}]', "not JSON"),
+        ("[null] trailing", "garbage after"),
+    ],
+)
+def test_unreadable_pages_are_page_errors(text: str, message: str) -> None:
+    with pytest.raises(PageError, match=message):
+        split(text, server_uuid="u")
+
+
+def test_invalid_utf8_is_a_page_error_naming_the_byte() -> None:
+    good = page_of(make_events(1)).encode()
+    assert decode_text(good) == good.decode()
+    with pytest.raises(PageError, match="not valid UTF-8 at byte 5"):
+        decode_text(b'[{"a"\xff: 1}]')
+
+
+@pytest.mark.parametrize(
+    ("event", "error"),
+    [
+        ('{"id": 1, "class": "a", "event": "b"}', "timestamp missing"),
+        ('{"timestamp": "2024-01-01T00:00:00", "id": 1}', "timestamp missing"),
+        ('{"timestamp": 20240101, "id": 1}', "timestamp missing"),
+        ('{"timestamp": "2024-01-01 00:00:01"}', "id missing"),
+        ('{"timestamp": "2024-01-01 00:00:01", "id": "1"}', "id missing"),
+        ('{"timestamp": "2024-01-01 00:00:01", "id": -1}', "id missing"),
+        ('{"timestamp": "2024-01-01 00:00:01", "id": true}', "id missing"),
+        ('{"timestamp": "2024-01-01 00:00:01", "id": 1.5}', "id missing"),
+        ("[1, 2]", "not an object"),
+        ('"text"', "not an object"),
+    ],
+)
+def test_unidentifiable_event_is_kept_with_its_error_and_hash(event: str, error: str) -> None:
+    good = make_events(2)
+    page = split(page_of([good[0], event, good[1]]))
+    assert [e.raw for e in page.events] == [good[0], event, good[1]]
+    bad = page.events[1]
+    assert bad.pos is None and bad.error is not None and error in bad.error
+    assert bad.size() == len(event.encode())
+    assert bad.sha256() == hashlib.sha256(event.encode()).hexdigest()
+
+
+def test_duplicate_and_out_of_order_positions_are_page_errors() -> None:
+    a, b, c = make_events(3)
+    with pytest.raises(PageError, match="repeat or go back"):
+        split(page_of([a, b, b]))
+    with pytest.raises(PageError, match="repeat or go back"):
+        split(page_of([a, c, b]))
+    # ... and across pages of one sequence.
+    last = split(page_of([a, b], null=False)).events[-1].pos
+    with pytest.raises(PageError, match="repeat or go back"):
+        split(page_of([b, c]), after=last)
+    assert [e.raw for e in split(page_of([c]), after=last).events] == [c]
+
+
+def test_oracle_ids_restart_every_second_and_still_order() -> None:
+    events = make_events(9)  # ids 0,1,2,0,1,2,...
+    page = split(page_of(events))
+    ids = [e.pos.id for e in page.events if e.pos]
+    assert ids == [0, 1, 2] * 3
+    assert page.events == sorted(page.events, key=lambda e: e.pos or Position("", 0))
+
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+
+
+@given(st.lists(st.tuples(_text, st.integers(0, 2**40)), min_size=1, max_size=20))
+def test_any_string_content_survives_byte_for_byte(values: list[tuple[str, int]]) -> None:
+    raws = []
+    for i, (query, number) in enumerate(values):
+        body = orjson.dumps({"query": query, "n": number, "nested": [query, {"q": query}]})
+        raws.append(
+            f'{{ "timestamp": "2024-01-01 00:00:{i // 3:02d}", "id": {i % 3}, '
+            f'"x": {body.decode()} }}'
+        )
+    page = split(page_of(raws))
+    assert [e.raw for e in page.events] == raws
+    assert [e.obj["x"]["query"] for e in page.events] == [q for q, _ in values]
