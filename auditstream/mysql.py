@@ -56,3 +56,14 @@ def is_connection_error(exc: BaseException) -> bool:
         return True
     errno = getattr(exc, "errno", None)
     return errno in {2003, 2006, 2013, 2055, 1927, 4031, 1053}
+
+
+def fetchall(cursor: Any) -> list[tuple[Any, ...]]:
+    """The cursor's rows as plain tuples (the connector's hints also allow dict rows)."""
+    return [tuple(row) for row in cursor.fetchall()]
+
+
+def fetchone(cursor: Any) -> tuple[Any, ...] | None:
+    """The next row as a plain tuple, or None."""
+    row = cursor.fetchone()
+    return None if row is None else tuple(row)
