@@ -111,7 +111,7 @@ class AuditLogWriter:
         *,
         flavor: Flavor = "oracle",
         basename: str = "audit",
-        suffix: str = "json",
+        suffix: str = "log",
         rotate_on_size: int = 0,
         compress: bool = False,
         max_size: int = 0,
@@ -284,6 +284,12 @@ class AuditLogWriter:
             path.unlink(missing_ok=True)
             log.info("pruned rotated audit log", extra={"ctx": {"file": path.name}})
         return gone
+
+    def __enter__(self) -> AuditLogWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Flush and close the live file without rotating it (a clean shutdown keeps it open)."""

@@ -116,7 +116,7 @@ class IndexedFile:
 class AuditLogIndex:
     """The reader's view of a log directory; call ``refresh()`` before each read."""
 
-    def __init__(self, directory: Path, basename: str = "audit", suffix: str = "json") -> None:
+    def __init__(self, directory: Path, basename: str = "audit", suffix: str = "log") -> None:
         self.directory = Path(directory)
         self.basename, self.suffix = basename, suffix
         self._pattern = file_pattern(basename, suffix)
@@ -144,8 +144,11 @@ class AuditLogIndex:
                 continue
             live = m.group("ts") is None and not m.group("gz")
             entry = self._files.get(path)
-            if entry is None or entry.inode != (st.st_dev, st.st_ino):
-                entry = self._adopt(path, live, bool(m.group("gz")), (st.st_dev, st.st_ino))
+            fresh = entry is None or entry.inode != (st.st_dev, st.st_ino)
+            if fresh or entry is None or not _same(entry, st.st_size, path):
+                entry = self._adopt(
+                    path, live, bool(m.group("gz")), (st.st_dev, st.st_ino), st.st_size
+                )
             try:
                 self._update(entry, st.st_size)
             except (OSError, EOFError, zlib.error, ValueError) as exc:
@@ -160,9 +163,11 @@ class AuditLogIndex:
         self._files = seen
         return sorted(seen.values(), key=_order)
 
-    def _adopt(self, path: Path, live: bool, gz: bool, inode: tuple[int, int]) -> IndexedFile:
+    def _adopt(
+        self, path: Path, live: bool, gz: bool, inode: tuple[int, int], size: int
+    ) -> IndexedFile:
         for old in self._files.values():  # a rename keeps the inode: keep the index too
-            if old.inode == inode and not gz:
+            if old.inode == inode and not gz and old.path != path and _same(old, size, path):
                 old.path, old.live = path, live
                 return old
         return IndexedFile(path=path, live=live, compressed=gz, inode=inode)
@@ -185,6 +190,22 @@ class AuditLogIndex:
         if entry.scanned == 0:
             _check_head(blob, entry.path)
         entry.scanned += entry.scan(blob, entry.scanned)
+
+
+def _same(entry: IndexedFile, size: int, path: Path) -> bool:
+    """Whether ``entry`` describes the file now at ``path`` (inode numbers get reused)."""
+    if entry.compressed:
+        return True
+    if size < entry.scanned:
+        return False
+    if not entry.count:
+        return True
+    try:
+        with path.open("rb") as fh:
+            fh.seek(entry.offsets[0])
+            return event_key(fh.read(entry.lengths[0])) == entry.ident
+    except (OSError, ValueError):
+        return False
 
 
 def _check_head(blob: bytes, path: Path) -> None:

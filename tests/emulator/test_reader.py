@@ -1,0 +1,165 @@
+"""``audit_log_read`` page rules on a log directory, without the protocol."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from emulator.logfile import AuditLogWriter
+from emulator.logindex import AuditLogIndex
+from emulator.reader import ReadSequence, UdfError, parse_argument
+
+TS = "2024-01-01 00:00:00"
+
+
+@pytest.fixture
+def writer(tmp_path: Path):
+    w = AuditLogWriter(tmp_path, clock=lambda: TS)
+    yield w
+    w.close()
+
+
+def seq(writer: AuditLogWriter, flavor: str = "oracle") -> ReadSequence:
+    return ReadSequence(AuditLogIndex(writer.directory), flavor)  # type: ignore[arg-type]
+
+
+def write(writer: AuditLogWriter, n: int, size: int = 10) -> list[bytes]:
+    raws = []
+    for _ in range(n):
+        ts, ident = writer.write({"class": "general", "event": "status", "q": "x" * size})
+        raws.append(
+            f'{{ "timestamp": "{ts}", "id": {ident}, "class": "general", "event": "status", "q": "{"x" * size}" }}'.encode()
+        )
+    return raws
+
+
+def bookmark(ident: int) -> str:
+    return json.dumps({"timestamp": TS, "id": ident})
+
+
+def test_page_is_the_files_bytes_in_an_array(writer: AuditLogWriter) -> None:
+    raws = write(writer, 3)
+    page = seq(writer).read(bookmark(0), 32768)
+    assert page.payload == b"[\n" + b",\n".join(raws) + b",\nnull\n]"
+    assert json.loads(page.payload)[-1] is None and page.events == 3
+
+
+def test_pages_fill_the_buffer_with_whole_events_and_continue(writer: AuditLogWriter) -> None:
+    raws = write(writer, 100, size=1000)
+    reader = seq(writer)
+    pages = [reader.read(bookmark(0), 32768)]
+    while not pages[-1].payload.endswith(b"null\n]"):
+        pages.append(reader.read(None, 32768))
+    assert all(len(p.payload) <= 32768 for p in pages)
+    assert len(pages[0].payload) > 32768 - len(raws[0]) - 4, "a page is filled as far as it goes"
+    events = [e for p in pages for e in json.loads(p.payload) if e is not None]
+    assert [e["id"] for e in events] == list(range(100))
+    with pytest.raises(UdfError) as info:
+        reader.read(None, 32768)
+    assert (info.value.errno, info.value.message) == (
+        3200,
+        "audit_log_read UDF failed; Reader not initialized.",
+    )
+
+
+def test_oracle_skips_an_oversized_event_with_a_warning(writer: AuditLogWriter) -> None:
+    write(writer, 1)
+    write(writer, 1, size=40_000)
+    write(writer, 1)
+    page = seq(writer).read(bookmark(0), 32768)
+    assert [e and e["id"] for e in json.loads(page.payload)] == [0, 2, None]
+    assert len(page.warnings) == 1
+    w = page.warnings[0]
+    assert (w.level, w.code) == ("Warning", 1301)
+    assert f'"timestamp": "{TS}", "id": 1' in w.message
+
+
+def test_percona_returns_an_oversized_event_whole_and_alone(tmp_path: Path) -> None:
+    w = AuditLogWriter(tmp_path, flavor="percona", clock=lambda: TS)
+    try:
+        write(w, 1)
+        write(w, 1, size=40_000)
+        reader = seq(w, "percona")
+        first = json.loads(reader.read(bookmark(0), 32768).payload)
+        assert [e["id"] for e in first] == [0]
+        second = reader.read(None, 32768)
+        assert len(second.payload) > 40_000 and not second.warnings
+        assert json.loads(second.payload)[0]["id"] == 1
+    finally:
+        w.close()
+
+
+def test_max_array_length_stops_without_null(writer: AuditLogWriter) -> None:
+    write(writer, 3)
+    reader = seq(writer)
+    page = json.loads(
+        reader.read(json.dumps({"timestamp": TS, "id": 0, "max_array_length": 3}), 32768).payload
+    )
+    assert [e["id"] for e in page] == [0, 1, 2]
+    assert json.loads(reader.read(None, 32768).payload) == [None]
+
+
+def test_oracle_bookmark_positions_at_or_after_percona_needs_exact(tmp_path: Path) -> None:
+    for flavor, expected in (("oracle", [None]), ("percona", [None])):
+        w = AuditLogWriter(tmp_path / flavor, flavor=flavor, clock=lambda: TS)  # type: ignore[arg-type]
+        try:
+            write(w, 2)
+            page = json.loads(seq(w, flavor).read(bookmark(7), 32768).payload)
+            assert page == expected
+            early = json.loads(
+                seq(w, flavor)
+                .read(json.dumps({"timestamp": "2023-12-31 23:59:59", "id": 5}), 32768)
+                .payload
+            )
+            assert ([e and e["id"] for e in early] == [0, 1, None]) == (flavor == "oracle")
+        finally:
+            w.close()
+
+
+def test_read_position_survives_rotation_with_gzip(tmp_path: Path) -> None:
+    w = AuditLogWriter(tmp_path, compress=True, clock=lambda: TS)
+    try:
+        write(w, 4)
+        reader = seq(w)
+        first = json.loads(
+            reader.read(
+                json.dumps({"timestamp": TS, "id": 0, "max_array_length": 2}), 32768
+            ).payload
+        )
+        w.rotate()
+        write(w, 2)
+        rest = json.loads(reader.read(None, 32768).payload)
+        assert [e["id"] for e in first] + [e and e["id"] for e in rest] == [0, 1, 2, 3, 4, 5, None]
+    finally:
+        w.close()
+
+
+@pytest.mark.parametrize(
+    ("arg", "errno"),
+    [
+        ("{bad json", 3200),
+        ("[1, 2]", 3200),
+        ('{"timestamp": "2024-01-01 00:00:00"}', 3200),
+        ('{"id": 1}', 3200),
+        ('{"timestamp": "yesterday", "id": 1}', 3200),
+        ('{"timestamp": "2024-01-01 00:00:00", "id": -1}', 3200),
+        (
+            '{"start": {"timestamp": "2024-01-01"}, "timestamp": "2024-01-01 00:00:00", "id": 0}',
+            3200,
+        ),
+        ('{"start": "2024-01-01"}', 3200),
+        ('{"max_array_length": 0}', 3218),
+        ('{"max_array_length": "3"}', 3218),
+    ],
+)
+def test_malformed_arguments_get_the_servers_errors(arg: str, errno: int) -> None:
+    with pytest.raises(UdfError) as info:
+        parse_argument(arg)
+    assert info.value.errno == errno and info.value.sqlstate == "HY000"
+
+
+def test_start_date_alone_means_midnight_and_unknown_keys_are_ignored() -> None:
+    args = parse_argument('{"start": {"timestamp": "2024-02-03"}, "colour": "blue"}')
+    assert args.start == "2024-02-03 00:00:00" and args.bookmark is None
