@@ -35,9 +35,9 @@ from datetime import datetime
 from importlib.resources import files
 from typing import Any
 
-import mysql.connector
 import orjson
 
+from auditstream import mysql
 from auditstream.dsn import MySQLDsn
 
 BUFFER_SIZE = 4 * 1024 * 1024
@@ -145,7 +145,7 @@ class BaselineResult:
 def setup(archive: MySQLDsn) -> None:
     """Create the predecessor's tables in ``archive``'s database (idempotent)."""
     text = (files("bench") / "predecessor.sql").read_text(encoding="utf-8")
-    conn = mysql.connector.connect(**archive.connect_kwargs())
+    conn = mysql.connect(archive, autocommit=True)
     try:
         cur = conn.cursor()
         for stmt in text.split(";\n"):
@@ -161,7 +161,7 @@ def setup(archive: MySQLDsn) -> None:
 
 def store_bookmark(archive: MySQLDsn, server_uuid: str, ts: str, ident: int) -> None:
     """Seed ``audit_config`` (the predecessor seeded it from ``audit_log_read_bookmark()``)."""
-    conn = mysql.connector.connect(**archive.connect_kwargs())
+    conn = mysql.connect(archive, autocommit=True)
     try:
         conn.cursor().execute(
             "REPLACE INTO audit_config (server_uuid, ts, id) VALUES (%s, %s, %s)",
@@ -175,8 +175,8 @@ def store_bookmark(archive: MySQLDsn, server_uuid: str, ts: str, ident: int) -> 
 def run(source: MySQLDsn, archive: MySQLDsn, *, clock: Callable[[], float]) -> BaselineResult:
     """Archive everything after the stored bookmark the predecessor's way (steps above)."""
     started = clock()
-    reader = mysql.connector.connect(**source.connect_kwargs())
-    writer = mysql.connector.connect(**archive.connect_kwargs(), autocommit=False)
+    reader = mysql.connect(source, autocommit=True)
+    writer = mysql.connect(archive, autocommit=False)
     rows = pages = page_bytes = 0
     read_seconds = 0.0
     stopped_by = "end"
@@ -208,7 +208,7 @@ def run(source: MySQLDsn, archive: MySQLDsn, *, clock: Callable[[], float]) -> B
                 else:
                     rcur.execute("SELECT audit_log_read(%s)", (arg,))
                 page = _one(rcur)
-            except mysql.connector.Error as exc:
+            except mysql.Error as exc:
                 # Step 6
                 stopped_by = f"error {exc.errno}"
                 break

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-BASENAME, SUFFIX = "audit", "json"
+BASENAME, SUFFIX = "audit", "log"  # the emulator's default file, audit.log
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Corpus:
 
 
 def read_raw(log_dir: Path) -> list[bytes]:
-    """The events of ``<log_dir>/audit.json``: one per line after ``[``, trailing ``,`` removed."""
+    """The events of ``<log_dir>/audit.log``: one per line after ``[``, trailing ``,`` removed."""
     events = []
     with (log_dir / f"{BASENAME}.{SUFFIX}").open("rb") as fh:
         for line in fh:
@@ -44,22 +44,31 @@ def read_raw(log_dir: Path) -> list[bytes]:
 
 
 def write(log_dir: Path, count: int, *, seed: int, flavor: str = "oracle") -> Corpus:
-    """Write ``count`` generated events into ``log_dir`` (created; must not hold a log yet)."""
-    from emulator.traffic import generate_events
+    """Write ``count`` generated events into ``log_dir`` (the plugin's spacing, one file)."""
+    from emulator.logfile import AuditLogWriter, event_key
+    from emulator.traffic import write_events
 
+    writer = AuditLogWriter(
+        log_dir,
+        flavor=flavor,  # type: ignore[arg-type]
+        basename=BASENAME,
+        suffix=SUFFIX,
+        flush_each=False,
+    )
+    written = write_events(writer, count, seed)
+    last = writer.last
+    writer.close()
+    path = log_dir / f"{BASENAME}.{SUFFIX}"
+    with path.open("rb") as fh:
+        fh.readline()  # "["
+        first = event_key(fh.readline().rstrip().removesuffix(b","))
+    if last is None or written != count:
+        raise RuntimeError(f"the traffic generator wrote {written} of {count} events")
+    return Corpus(log_dir, written, path.stat().st_size, first, last)
+
+
+def write_empty(log_dir: Path) -> None:
+    """An audit log with no event yet (the live file holds only ``[``)."""
     from emulator.logfile import AuditLogWriter
 
-    writer = AuditLogWriter(log_dir, flavor=flavor, flush_each=False)  # type: ignore[arg-type]
-    first: tuple[str, int] | None = None
-    last: tuple[str, int] = ("", 0)
-    written = 0
-    for event in generate_events(count, seed=seed):
-        last = writer.write(event)
-        if first is None:
-            first = last
-        written += 1
-    writer.close()
-    if first is None:
-        raise RuntimeError("the traffic generator produced no events")
-    nbytes = (log_dir / f"{BASENAME}.{SUFFIX}").stat().st_size
-    return Corpus(log_dir, written, nbytes, first, last)
+    AuditLogWriter(log_dir, basename=BASENAME, suffix=SUFFIX).close()

@@ -17,8 +17,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mysql.connector
-
+import sql
+from auditstream import mysql
 from auditstream.dsn import MySQLDsn
 from auditstream.embedded import PrivateMariaDB, TansuBroker, free_port, wait_for_port
 from bench.measure import Child
@@ -38,7 +38,11 @@ class EmulatedServer:
 
     @property
     def dsn(self) -> MySQLDsn:
-        """The reader account (``AUDIT_ADMIN``), as the producer and the baseline use it."""
+        """The reader account, as the producer and the baseline use it.
+
+        It has every privilege on the emulator (the least-privilege grants are the emulator's
+        and the producer's tests' business, not a speed question).
+        """
         from pydantic import SecretStr
 
         return MySQLDsn(
@@ -85,7 +89,7 @@ class Stack:
         """Create (or empty) database ``name`` and return a DSN that selects it."""
         if not name.replace("_", "").isalnum():
             raise ValueError(f"not a plain database name: {name!r}")
-        conn = mysql.connector.connect(**self.server_dsn.connect_kwargs())
+        conn = mysql.connect(self.server_dsn, autocommit=True)
         try:
             cur = conn.cursor()
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
@@ -113,13 +117,19 @@ class Stack:
             "--backend-dsn",
             self.server_dsn.url(reveal=True),
             "--user",
-            f"{BENCH_USER}:{BENCH_PASSWORD}:AUDIT_ADMIN",
+            f"{BENCH_USER}:{BENCH_PASSWORD}",
         ]
         child = Child(argv, self.workdir / f"emulator-{port}.log").start()
         wait_for_port("127.0.0.1", port, 30, what="emulator", alive=child.alive)
         server = EmulatedServer(server_uuid, log_dir, port, child)
         self.emulators.append(server)
+        _apply_filters(server.dsn)
         return server
+
+    def stop_emulator(self, server: EmulatedServer) -> None:
+        """Stop one emulated server before the run ends (frees its CPU for the next stage)."""
+        server.child.stop(10)
+        self.emulators.remove(server)
 
     def close(self) -> None:
         """Stop every component (best effort, in reverse order of start)."""
@@ -137,3 +147,19 @@ class Stack:
         """``close()`` and remove the work directory."""
         self.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _apply_filters(dsn: MySQLDsn) -> None:
+    """The documented source setup (``sql/source/filters.sql``) with the bench account.
+
+    Without ``log_nothing`` the reader's own statements would be audited and the producer's
+    self-audit guard would (rightly) refuse to start.
+    """
+    conn = mysql.connect(dsn, autocommit=True)
+    try:
+        cur = conn.cursor()
+        for stmt in sql.statements("source/filters"):
+            cur.execute(stmt.replace("'audituser@%'", f"'{BENCH_USER}@%'"))
+            cur.fetchall()
+    finally:
+        conn.close()

@@ -20,11 +20,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import mysql.connector
 import orjson
 from confluent_kafka import Producer
 
 import sql
+from auditstream import mysql
 from auditstream.dsn import MySQLDsn
 from auditstream.kafka import TopicSpec, audit_topic_config, ensure_topics, producer_config
 from schemas.mapping import to_record
@@ -55,7 +55,7 @@ class Rate:
 
 def pages(source: MySQLDsn, buffer_size: int = PAGE_BYTES) -> Iterator[tuple[bytes, float]]:
     """Every page of the log from its start, with the seconds each call took, until ``null``."""
-    conn = mysql.connector.connect(**source.connect_kwargs())
+    conn = mysql.connect(source, autocommit=True)
     try:
         cur = conn.cursor()
         cur.execute(f"SET audit_log_read_buffer_size = {int(buffer_size)}")
@@ -198,7 +198,7 @@ def _tsv_field(value: Any) -> str:
 
 def create_audit_data(archive: MySQLDsn, table: str = "audit_data") -> list[str]:
     """Create ``audit_data_template`` and ``table`` LIKE it; return the columns in table order."""
-    conn = mysql.connector.connect(**archive.connect_kwargs())
+    conn = mysql.connect(archive, autocommit=True)
     try:
         cur = conn.cursor()
         for stmt in sql.statements("archive/audit_data_template"):
@@ -215,8 +215,8 @@ def create_audit_data(archive: MySQLDsn, table: str = "audit_data") -> list[str]
 
 def load_data(archive: MySQLDsn, files: Sequence[Path], rows: int, columns: Sequence[str]) -> Rate:
     """``LOAD DATA LOCAL INFILE`` every file (one transaction each) into ``audit_data``."""
-    conn = mysql.connector.connect(
-        **archive.connect_kwargs(),
+    conn = mysql.connect(
+        archive,
         allow_local_infile=True,
         allow_local_infile_in_path=str(files[0].parent),
         autocommit=False,

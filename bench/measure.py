@@ -87,6 +87,22 @@ class ChildResult:
     peak_rss_mb: float
     log: Path
 
+    def ok(self, what: str) -> ChildResult:
+        """This result when the child exited 0; otherwise an error naming its last log line.
+
+        Raises:
+            RuntimeError: the child failed (the message leads with the child's last words).
+        """
+        if self.returncode != 0:
+            try:
+                text = self.log.read_text(errors="replace")
+            except OSError:
+                text = ""
+            lines = [ln for ln in text.splitlines() if ln.strip()]
+            last = lines[-1] if lines else "(no output)"
+            raise RuntimeError(f"{what} exited {self.returncode}: {last} (log {self.log.name})")
+        return self
+
 
 @dataclass
 class Child:
@@ -167,12 +183,12 @@ class Child:
 def run(
     argv: Sequence[str], log: Path, timeout: float, env: Mapping[str, str] | None = None
 ) -> ChildResult:
-    """Run a child to completion; raise ``RuntimeError`` with its output tail when it fails."""
-    child = Child(list(argv), log, env).start()
-    result = child.wait(timeout)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:4])} ... exited {result.returncode}:\n{child.tail()}")
-    return result
+    """Run a child to completion.
+
+    Raises:
+        RuntimeError: it exited non-zero (see ``ChildResult.ok``).
+    """
+    return Child(list(argv), log, env).start().wait(timeout).ok(" ".join(argv[1:4]))
 
 
 def self_peak_rss_mb() -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import stages
+from bench import latency, pipeline, stages
 from bench.run import Stage
 
 STAGES: tuple[Stage, ...] = (
@@ -40,5 +40,27 @@ STAGES: tuple[Stage, ...] = (
             ("baseline (predecessor)", "rows/s source → audit_data"),
             ("baseline (predecessor)", "MB/s"),
         ),
+    ),
+    Stage(
+        "producer",
+        pipeline.producer_stage,
+        tuple(
+            ("producer (emulator → broker)", m)
+            for m in ("events/s", "MB/s", "page cycle (mean)", "peak RSS")
+        ),
+    ),
+    Stage(
+        "consumer",
+        pipeline.consumer_stage,
+        (
+            ("consumer x1 (broker → audit_data)", "rows/s"),
+            ("consumer x2 (broker → audit_data)", "rows/s"),
+            ("consumer x3 (broker → audit_data)", "rows/s"),
+        ),
+    ),
+    Stage(
+        "e2e",
+        latency.e2e_stage,
+        (("end to end (log → audit_data)", "highest steady rate (of the steps tried)"),),
     ),
 )

@@ -43,6 +43,7 @@ def source_limits(run: Run) -> None:
     note = f"{len(read.page_seconds)} pages of 4 MB over the MySQL protocol"
     run.add(Figure(stage, "events/s", read.per_second, "ev/s", note=note), "limit.read.ev_s")
     run.add(Figure(stage, "MB/s", read.mb_per_second, "MB/s"), "limit.read.mb_s")
+    run.refs["limit.read.pages"] = len(read.page_seconds)
     ms = [s * 1000 for s in read.page_seconds]
     run.add(
         Figure(
@@ -95,8 +96,7 @@ def predecessor(run: Run) -> None:
     # The bookmark the predecessor would have stored after archiving the first event.
     baseline.store_bookmark(archive, server.server_uuid, *written.first)
     result = baseline.run(server.dsn, archive, clock=time.perf_counter)
-    server.child.stop(10)
-    run.stack.emulators.remove(server)
+    run.stack.stop_emulator(server)
     expected = written.count - 1
     if result.rows != expected:
         raise RuntimeError(f"baseline archived {result.rows} rows, expected {expected}")
