@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from schemas.mapping import format_timestamp
+from schemas.mapping import TIMESTAMP_FORMAT, format_timestamp
 
 Kind = Literal["event", "gap"]
 
@@ -71,7 +71,8 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return format_timestamp(value)
+        # naive values come from DATETIME columns, which hold UTC
+        return value.strftime(TIMESTAMP_FORMAT) if value.tzinfo is None else format_timestamp(value)
     return str(value)
 
 
@@ -101,7 +102,7 @@ class Link:
 
     @classmethod
     def event(cls, server_uuid: str, ts: str | datetime, id_: int, raw: str, **stored: Any) -> Link:
-        """An event link; ``ts`` as the server wrote it (or an aware/naive-UTC datetime)."""
+        """An event link; ``ts`` as the server wrote it, or a datetime (naive means UTC)."""
         return cls(server_uuid, "event", (_text(ts), str(int(id_)), raw), **stored)
 
     @classmethod

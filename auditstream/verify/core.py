@@ -24,11 +24,20 @@ state before the range (``start``) or start from the genesis (seq 1) to anchor i
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+import heapq
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from auditstream.chain import ChainState, Link, genesis, link_hash
+from auditstream.errors import AuditStreamError
+
+
+class NotChained(AuditStreamError):
+    """The store has no chain values to verify (a column or field is missing)."""
+
+    exit_code = 2
+
 
 #: Findings that mean the store does not hold the chain the producer wrote.
 TAMPER_KINDS = frozenset(
@@ -283,6 +292,26 @@ def _ok(prev: bytes, link: Link) -> bool:
 
 def _bookmark(link: Link) -> tuple[str, int] | None:
     return (link.fields[0], int(link.fields[1])) if link.kind == "event" else None
+
+
+def interleave(stream: Iterable[Link], extras: Iterable[Link]) -> Iterator[Link]:
+    """``stream`` with ``extras`` (gaps, dead letters) slotted in by ``seq``, per server.
+
+    Store readers stream the events in bookmark order and hold the few gaps and dead letters in
+    memory: an extra is yielded just before the first link of its server with a greater ``seq``;
+    the rest follow at the end.
+    """
+    queued: dict[str, list[tuple[int, int, Link]]] = defaultdict(list)
+    for n, link in enumerate(extras):
+        heapq.heappush(queued[link.server_uuid], (link.seq or 0, n, link))
+    for link in stream:
+        heap = queued.get(link.server_uuid)
+        while heap and link.seq is not None and heap[0][0] < link.seq:
+            yield heapq.heappop(heap)[2]
+        yield link
+    for heap in queued.values():
+        while heap:
+            yield heapq.heappop(heap)[2]
 
 
 def verify(
