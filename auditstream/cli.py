@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "consumer": ("consumer.__main__:main", "write the topic into audit_data (a group member)"),
     "emulator": ("emulator.__main__:main", "serve an emulated MySQL Enterprise Audit source"),
     "demo": ("auditstream.demo:main", "run the whole pipeline end to end on embedded components"),
+    "status": (
+        "auditstream.status:main",
+        "bookmarks, lag, partitions, rotations and pending uploads",
+    ),
 }
 
 

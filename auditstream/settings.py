@@ -59,6 +59,7 @@ def load(cls: type[S], argv: Sequence[str], *, prog: str, section: str | None = 
         ConfigError: a setting is invalid; the message names it, its value and what is allowed.
     """
     args = list(argv)
+    _refuse_secret_flags(cls, args)
     config_path = _pop_config(args) or os.environ.get(CONFIG_ENV)
     file_values: dict[str, Any] = {}
     if config_path:
@@ -118,6 +119,19 @@ class _DictSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return dict(self._values)
+
+
+def _refuse_secret_flags(cls: type[BaseSettings], args: list[str]) -> None:
+    """Secrets never come from the command line: ``ps`` shows it to every user on the host."""
+    for name, info in cls.model_fields.items():
+        if "SecretStr" not in repr(info.annotation):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if any(arg == flag or arg.startswith(flag + "=") for arg in args):
+            raise ConfigError(
+                f"{flag} is not accepted on the command line (other users can read it); "
+                f"set {ENV_PREFIX}{name.upper()} or use {flag}-file"
+            )
 
 
 def _pop_config(args: list[str]) -> str | None:

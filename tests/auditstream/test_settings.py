@@ -83,3 +83,12 @@ def test_bad_dsn_is_a_config_error_without_secret(text: str) -> None:
     with pytest.raises(ConfigError) as err:
         MySQLDsn.parse(text.replace("a@", "a:topsecret@"))
     assert "topsecret" not in str(err.value)
+
+
+def test_password_flags_are_refused_without_echoing_the_secret() -> None:
+    with pytest.raises(ConfigError) as err:
+        load(Demo, ["--source-password", "hunter2"], prog="demo")
+    assert "AUDITSTREAM_SOURCE_PASSWORD" in str(err.value)
+    assert "hunter2" not in str(err.value)
+    with pytest.raises(ConfigError):
+        load(Demo, ["--source-password=hunter2"], prog="demo")

@@ -1,0 +1,226 @@
+"""``auditstream status``: where every server, partition and rotated table stands.
+
+Reads only: the bookmark store (``audit_config``), the archive (``audit_high_water``,
+``audit_offsets``, ``audit_control``, ``audit_rotation``), optionally the audited server (its
+newest event through ``audit_log_read_bookmark()``) and the broker (partition high watermarks).
+
+Trap: on the Tansu test broker the high watermark from ``get_watermark_offsets`` is miscounted,
+so partition lag shown here is only right on Apache Kafka; the consumer's own
+``auditstream_consumer_lag_messages`` metric uses fetch high-water marks and is right on both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+
+from auditstream import mysql as db
+from auditstream.dsn import MySQLDsn
+from auditstream.errors import ArchiveError
+from auditstream.settings import ServiceSettings, load
+
+log = logging.getLogger(__name__)
+
+
+class StatusSettings(ServiceSettings):
+    """Where to look."""
+
+    archive_dsn: str = Field(description="mysql://user@host:port/audit_archive")
+    archive_password: SecretStr | None = None
+    archive_password_file: Path | None = None
+    bookmark_dsn: str | None = Field(None, description="bookmark store (default: the archive)")
+    bookmark_password: SecretStr | None = None
+    source_dsn: str | None = Field(None, description="an audited server, for its newest event")
+    source_password: SecretStr | None = None
+    source_password_file: Path | None = None
+    bootstrap_servers: str | None = Field(None, description="Kafka, for partition high watermarks")
+    topic: str = "mysql.audit.events"
+    json_output: bool = Field(False, alias="json", description="print JSON for scripts")
+
+
+def main(argv: Sequence[str]) -> int:
+    """Entry point of ``auditstream status``."""
+    settings = load(StatusSettings, argv, prog="auditstream status", section="status")
+    archive = MySQLDsn.parse(settings.archive_dsn).with_password(
+        settings.archive_password, settings.archive_password_file
+    )
+    bookmarks = (
+        MySQLDsn.parse(settings.bookmark_dsn).with_password(settings.bookmark_password, None)
+        if settings.bookmark_dsn
+        else archive
+    )
+    source = (
+        MySQLDsn.parse(settings.source_dsn).with_password(
+            settings.source_password, settings.source_password_file
+        )
+        if settings.source_dsn
+        else None
+    )
+    report = collect(archive, bookmarks, source, settings.bootstrap_servers, settings.topic)
+    if settings.json_output:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        render(report)
+    return 0
+
+
+def collect(
+    archive: MySQLDsn,
+    bookmarks: MySQLDsn,
+    source: MySQLDsn | None,
+    bootstrap: str | None,
+    topic: str,
+) -> dict[str, Any]:
+    """Gather the report as plain data (what ``--json`` prints)."""
+    servers: dict[str, dict[str, Any]] = {}
+    for uuid, ts, ident, updated in _query(
+        bookmarks, "SELECT server_uuid, ts, id, updated_at FROM audit_config"
+    ):
+        servers.setdefault(uuid, {})["bookmark"] = {"ts": ts, "id": ident, "updated_at": updated}
+    for uuid, ts, ident in _query(archive, "SELECT server_uuid, ts, id FROM audit_high_water"):
+        servers.setdefault(uuid, {})["archived_up_to"] = {"ts": ts, "id": ident}
+    for uuid, at, lag in _query(
+        archive,
+        "SELECT c.server_uuid, c.at, c.lag_seconds FROM audit_control c JOIN "
+        "(SELECT server_uuid, MAX(at) AS at FROM audit_control WHERE kind = 'heartbeat' "
+        "GROUP BY server_uuid) h ON h.server_uuid = c.server_uuid AND h.at = c.at "
+        "WHERE c.kind = 'heartbeat'",
+    ):
+        servers.setdefault(uuid, {})["last_heartbeat"] = {"at": at, "lag_seconds": lag}
+    for uuid, gaps in _query(
+        archive, "SELECT server_uuid, COUNT(*) FROM audit_control WHERE kind = 'gap' GROUP BY 1"
+    ):
+        servers.setdefault(uuid, {})["gaps"] = gaps
+    if source is not None:
+        _newest_event(source, servers)
+
+    partitions = [
+        {"topic": t, "partition": p, "archived_next_offset": o}
+        for t, p, o in _query(
+            archive,
+            "SELECT topic, kafka_partition, next_offset FROM audit_offsets ORDER BY 1, 2",
+        )
+        if t == topic
+    ]
+    if bootstrap:
+        _high_watermarks(bootstrap, topic, partitions)
+
+    rotation: dict[str, Any] = {"by_state": {}, "last_rotated_at": None, "pending": [], "stuck": []}
+    for name, state, stuck, rotated_at, error in _query(
+        archive,
+        "SELECT table_name, state, stuck, rotated_at, last_error FROM audit_rotation "
+        "ORDER BY rotated_at",
+    ):
+        rotation["by_state"][state] = rotation["by_state"].get(state, 0) + 1
+        rotation["last_rotated_at"] = rotated_at
+        if state not in ("verified", "dropped", "missing"):
+            rotation["pending"].append(name)
+        if stuck:
+            rotation["stuck"].append({"table": name, "error": error})
+    return {"servers": servers, "partitions": partitions, "rotation": rotation}
+
+
+def _query(dsn: MySQLDsn, statement: str) -> list[tuple[Any, ...]]:
+    try:
+        conn = db.connect(dsn)
+    except db.Error as exc:
+        raise ArchiveError(f"cannot connect: {exc}", dsn=str(dsn)) from exc
+    try:
+        cur = conn.cursor()
+        cur.execute(statement)
+        return db.fetchall(cur)
+    except db.Error as exc:
+        if exc.errno == 1146:  # table doesn't exist: that part is not set up (yet)
+            return []
+        raise ArchiveError(f"status query failed: {exc}", dsn=str(dsn)) from exc
+    finally:
+        conn.close()
+
+
+def _newest_event(source: MySQLDsn, servers: dict[str, dict[str, Any]]) -> None:
+    conn = db.connect(source)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT @@server_uuid, audit_log_read_bookmark()")
+        row = db.fetchone(cur)
+    finally:
+        conn.close()
+    if row is None or row[1] is None:
+        return
+    uuid, text = str(row[0]), row[1]
+    newest = json.loads(text.decode() if isinstance(text, bytes | bytearray) else str(text))
+    entry = servers.setdefault(uuid, {})
+    entry["newest_event"] = newest
+    bookmark = entry.get("bookmark")
+    if bookmark and isinstance(bookmark["ts"], datetime):
+        newest_ts = datetime.strptime(newest["timestamp"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        entry["behind_seconds"] = (newest_ts - bookmark["ts"].replace(tzinfo=UTC)).total_seconds()
+
+
+def _high_watermarks(bootstrap: str, topic: str, partitions: list[dict[str, Any]]) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "auditstream-status",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        for entry in partitions:
+            _, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, entry["partition"]), timeout=5
+            )
+            entry["high_watermark"] = high
+            if entry["archived_next_offset"] is not None:
+                entry["lag"] = max(0, high - entry["archived_next_offset"])
+    finally:
+        consumer.close()
+
+
+def render(report: dict[str, Any]) -> None:
+    """Print the report as tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    servers = Table(title="servers")
+    for column in ("server_uuid", "bookmark", "behind (s)", "archived up to", "heartbeat", "gaps"):
+        servers.add_column(column, no_wrap=column == "server_uuid")
+    for uuid, s in sorted(report["servers"].items()):
+        bm, arch, hb = s.get("bookmark"), s.get("archived_up_to"), s.get("last_heartbeat")
+        servers.add_row(
+            uuid,
+            f"{bm['ts']} #{bm['id']}" if bm else "-",
+            f"{s['behind_seconds']:.0f}" if "behind_seconds" in s else "-",
+            f"{arch['ts']} #{arch['id']}" if arch else "-",
+            f"{hb['at']} (lag {hb['lag_seconds']})" if hb else "-",
+            str(s.get("gaps", 0)),
+        )
+    console.print(servers)
+    parts = Table(title="partitions")
+    for column in ("topic", "partition", "archived next offset", "high watermark", "lag"):
+        parts.add_column(column)
+    for p in report["partitions"]:
+        parts.add_row(
+            p["topic"],
+            str(p["partition"]),
+            str(p["archived_next_offset"]),
+            str(p.get("high_watermark", "-")),
+            str(p.get("lag", "-")),
+        )
+    console.print(parts)
+    rot = report["rotation"]
+    console.print(
+        f"rotation: last {rot['last_rotated_at'] or 'never'}; by state {rot['by_state'] or '{}'}; "
+        f"pending uploads {len(rot['pending'])}; stuck {len(rot['stuck'])}"
+    )
+    for stuck in rot["stuck"]:
+        console.print(f"  [red]stuck[/] {stuck['table']}: {stuck['error']}")
