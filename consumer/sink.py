@@ -43,7 +43,15 @@ from consumer.batch import DeadLetter, Item, TopicPartition
 from consumer.errors import ArchiveSchemaError, Fenced
 from consumer.rows import AUDIT_COLUMNS, CONTROL_COLUMNS, Identity, load_data_text
 
+try:  # the C extension's commit/rollback raise its raw error, not a mysql.connector.Error
+    from _mysql_connector import MySQLError as _RawError  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - pure Python connector
+    _RawError = db.Error
+
 log = logging.getLogger(__name__)
+
+#: Everything the connector raises for a failed statement, commit or rollback.
+DB_ERRORS: tuple[type[Exception], ...] = (db.Error, _RawError)
 
 _DUPLICATE = 1062
 _SCHEMA_ERRORS = {1146, 1054, 1142, 1143}  # no such table / column, no privilege on it
@@ -96,7 +104,7 @@ class Sink:
                     if not int(cur.fetchall()[0][0]):
                         log.warning("local_infile is OFF on the archive: using multi-row INSERT")
                         self.method = "insert"
-            except db.Error as exc:
+            except DB_ERRORS as exc:
                 self._conn = None
                 raise ArchiveError(
                     f"cannot connect to the archive: {exc}", dsn=str(self._dsn)
@@ -108,7 +116,7 @@ class Sink:
         if self._conn is not None:
             try:
                 self._conn.close()
-            except db.Error:
+            except DB_ERRORS:
                 log.debug("close failed", exc_info=True)
             self._conn = None
         self._file.unlink(missing_ok=True)
@@ -127,7 +135,7 @@ class Sink:
                 )
             stored = self._read_offsets(cur, tps, lock=False)
             self._commit()
-        except db.Error as exc:
+        except DB_ERRORS as exc:
             raise self._failed(exc) from exc
         return stored
 
@@ -173,7 +181,7 @@ class Sink:
             if result.dead:
                 dead_letter(result.dead)
             self._commit()
-        except db.Error as exc:
+        except DB_ERRORS as exc:
             self._rollback()
             raise self._failed(exc) from exc
         except BaseException:
@@ -243,7 +251,7 @@ class Sink:
                 )
             inserted = int(cur.rowcount)
             warnings = cur.warning_count if hasattr(cur, "warning_count") else 0
-        except db.Error as exc:
+        except DB_ERRORS as exc:
             if isinstance(exc, myerrors.DataError | myerrors.IntegrityError) and exc.errno != 1213:
                 raise ArchiveContentError(f"row rejected: {exc.msg}", table=table) from exc
             raise
@@ -290,7 +298,7 @@ class Sink:
             return
         try:
             self._conn.rollback()
-        except db.Error:
+        except DB_ERRORS:
             log.debug("rollback failed; dropping the connection", exc_info=True)
             self.close_connection()
 
@@ -300,16 +308,17 @@ class Sink:
         if conn is not None:
             try:
                 conn.close()
-            except db.Error:
+            except DB_ERRORS:
                 log.debug("close failed", exc_info=True)
 
-    def _failed(self, exc: db.Error) -> ArchiveError:
-        if exc.errno in _SCHEMA_ERRORS:
+    def _failed(self, exc: Exception) -> ArchiveError:
+        errno = getattr(exc, "errno", None)
+        if errno in _SCHEMA_ERRORS:
             return ArchiveSchemaError(
-                f"the archive schema is incomplete ({exc.msg}): run `consumer setup`",
+                f"the archive schema is incomplete ({exc}): run `consumer setup`",
                 dsn=str(self._dsn),
             )
-        if db.is_connection_error(exc):
+        if isinstance(exc, _RawError) or db.is_connection_error(exc):
             self.close_connection()
         return ArchiveError(f"archive write failed: {exc}", dsn=str(self._dsn))
 

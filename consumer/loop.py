@@ -1,0 +1,361 @@
+"""The consumer loop: poll → decode → one transaction → commit (design.md, consumer guarantee).
+
+Steps:
+
+1. On partition assignment, seek each partition to the offset stored in the archive database
+   (``audit_offsets``; none stored: the partition's beginning). Kafka's committed offset is
+   never read: it is only a copy for lag tools.
+2. Poll a batch bounded by rows, bytes and linger time, and decode it; undecodable or invalid
+   records go, bytes intact, to the dead-letter topic with the error in headers.
+3. In ONE database transaction (``Sink.write``): insert the rows (only duplicates of
+   ``(server_uuid, ts, id)`` skipped), skip re-sends already archived in a rotated table
+   (per-server high-water marks), and store the next offsets by compare-and-set.
+4. Commit; then commit the same offsets to Kafka (only so that lag is visible to Kafka tools).
+
+A crash anywhere replays from the offsets of the last committed transaction: no loss, no
+duplicate. Infrastructure failures (archive or broker down) are never dead-lettered: the loop
+pauses its partitions, backs off, keeps the batch and its offsets, and retries.
+
+Traps:
+
+- Rebalance callbacks run inside ``consume()``/``poll()`` only, never in the middle of a write.
+  On revocation the in-flight batch is finished (written) if possible, else its revoked
+  partitions' messages are abandoned; a lost partition (session timeout) is abandoned at once.
+  Either way the next owner starts from the archive's offsets, and compare-and-set keeps a
+  member that lost a partition from overwriting newer offsets.
+- With cooperative-sticky assignment, ``on_assign`` receives only the added partitions; the seek
+  is done by giving them their offsets in ``incremental_assign``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException
+from confluent_kafka import TopicPartition as KafkaTP
+
+from auditstream import metrics
+from auditstream.errors import AuditStreamError, BrokerError
+from auditstream.kafka import check
+from consumer.batch import Batch, TopicPartition
+from consumer.decode import decode_into, item_of, prepare
+from consumer.dlq import DeadLetterQueue
+from consumer.errors import Fenced
+from consumer.lag import Lag
+from consumer.sink import Sink
+from schemas.codec import Codec
+
+log = logging.getLogger(__name__)
+
+_ONCE_UNASSIGNED_S = 15.0
+
+
+class PeriodicTask(Protocol):
+    """Work that runs between batches (e.g. rotation); it must be quick or bounded."""
+
+    def tick(self, now: datetime) -> None:
+        """Do whatever is due at ``now`` (UTC)."""
+
+
+class ConsumerLoop:
+    """One group member. Build the parts in ``consumer.__main__``; tests build them directly.
+
+    Args:
+        consumer: a confluent-kafka ``Consumer`` (``auditstream.kafka.consumer_config``).
+        sink: the archive writer.
+        dlq: the dead-letter producer.
+        codec: decodes both framings.
+        topics: ``(audit topic, control topic)``.
+        batch_rows, batch_bytes, batch_linger_ms: batch bounds.
+        once: stop, returning 0, when every assigned partition is caught up.
+        backoff_max: longest wait between retries of a failed write (s).
+        tasks: periodic tasks called between batches.
+        lag: where per-partition lag is kept for the metrics module.
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        sink: Sink,
+        dlq: DeadLetterQueue,
+        codec: Codec,
+        topics: tuple[str, str],
+        *,
+        batch_rows: int = 5000,
+        batch_bytes: int = 32 * 1024 * 1024,
+        batch_linger_ms: int = 200,
+        once: bool = False,
+        backoff_max: float = 30.0,
+        tasks: Sequence[PeriodicTask] = (),
+        lag: Lag | None = None,
+    ) -> None:
+        self.consumer, self.sink, self.dlq, self.codec = consumer, sink, dlq, codec
+        self.topics = topics
+        self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
+        self.linger = batch_linger_ms / 1000
+        self.once, self.backoff_max = once, backoff_max
+        self.tasks = list(tasks)
+        self.lag = lag or Lag()
+        self.batch = Batch()
+        self.expected: dict[TopicPartition, int | None] = {}  # what the archive holds for us
+        self.positions: dict[TopicPartition, int] = {}
+        self.eof: dict[TopicPartition, int] = {}
+        self._stop = False
+        self._writing = False
+        self._last_tick = 0.0
+
+    def stop(self) -> None:
+        """Ask the loop to finish the current batch and return (signal-safe)."""
+        self._stop = True
+
+    def run(self) -> int:
+        """Consume until ``stop()`` (or, with ``once``, until caught up); return the exit code."""
+        self.consumer.subscribe(
+            list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )  # fmt: skip
+        started = time.monotonic()
+        try:
+            while not self._stop:
+                # Step 2: poll and decode until a bound is reached.
+                self._poll(self._poll_timeout())
+                if self.batch and (
+                    self.batch.full(self.batch_rows, self.batch_bytes)
+                    or self.batch.due(self.linger)
+                    or self._stop
+                    or (self.once and self._caught_up())
+                ):
+                    self.flush()
+                self._tick()
+                if self.once and not self.batch and self._done(started):
+                    break
+            self.flush()
+        finally:
+            self.consumer.close()  # revokes: _on_revoke finishes what is left
+            self.dlq.close()
+        return 0
+
+    def _poll_timeout(self) -> float:
+        if not self.batch or self.batch.started is None:
+            return 0.5
+        return max(0.0, min(0.5, self.batch.started + self.linger - time.monotonic()))
+
+    def _poll(self, timeout: float) -> None:
+        room = max(1, min(self.batch_rows - len(self.batch), 10_000))
+        for msg in self.consumer.consume(room, timeout):
+            self._accept(msg)
+        self._update_lag()
+
+    def _accept(self, msg: Any) -> None:
+        err = msg.error()
+        if err is not None and err.code() == KafkaError._PARTITION_EOF:
+            self.eof[(msg.topic(), msg.partition())] = msg.offset()
+            return
+        try:
+            data = check(msg)
+        except BrokerError as exc:
+            if exc.context.get("fatal"):
+                raise
+            log.warning("broker: %s", exc)
+            return
+        if data is None:
+            return
+        item = item_of(data)
+        if item.tp not in self.expected:
+            return  # revoked while in flight: the new owner reads it
+        self.positions[item.tp] = item.offset + 1
+        decode_into(self.batch, item, self.codec)
+
+    def flush(self) -> None:
+        """Steps 3 and 4 for the current batch; retries infrastructure failures with backoff."""
+        delay = 0.2
+        paused = False
+        self._writing = True
+        try:
+            while self.batch:
+                prepared = prepare(self.batch, self.topics[1])
+                expected = {tp: self.expected.get(tp) for tp in prepared.next_offsets}
+                started = time.monotonic()
+                try:
+                    # Step 3: one transaction for rows, marks and offsets.
+                    result = self.sink.write(prepared, expected, self.dlq.send)
+                except Fenced as exc:
+                    self._fenced(exc)
+                    continue
+                except AuditStreamError as exc:
+                    if not exc.retriable:
+                        raise
+                    if self._stop:
+                        log.warning("stopping: batch abandoned, offsets kept: %s", exc)
+                        self.batch = Batch()
+                        break
+                    log.warning("write failed, retrying in %.1fs: %s", delay, exc)
+                    if not paused:
+                        self._pause(True)
+                        paused = True
+                    self._backoff(delay)
+                    delay = min(delay * 2, self.backoff_max)
+                    continue
+                # Step 4: the database committed; now Kafka's copy, for lag tools only.
+                self.expected.update(prepared.next_offsets)
+                self._commit_kafka(prepared.next_offsets)
+                self.batch = Batch()
+                self._count(result, time.monotonic() - started)
+        finally:
+            self._writing = False
+            if paused:
+                self._pause(False)
+
+    def _fenced(self, exc: Fenced) -> None:
+        log.warning("fenced: %s", exc)
+        self.batch.drop(exc.stored)
+        for tp, offset in exc.stored.items():
+            self.expected[tp] = offset
+            self.positions.pop(tp, None)
+            self.eof.pop(tp, None)
+            target = OFFSET_BEGINNING if offset is None else offset
+            try:
+                self.consumer.seek(KafkaTP(tp[0], tp[1], target))
+            except KafkaException as err:
+                log.info("cannot seek %s (no longer assigned?): %s", tp, err)
+
+    def _backoff(self, delay: float) -> None:
+        """Wait ``delay`` seconds while serving the group (rebalances, heartbeats)."""
+        end = time.monotonic() + delay
+        while not self._stop and time.monotonic() < end:
+            # Paused partitions deliver nothing new; anything already in flight joins the batch.
+            self._poll(min(0.2, max(0.0, end - time.monotonic())))
+
+    def _pause(self, pause: bool) -> None:
+        tps = [KafkaTP(t, p) for t, p in self.expected]
+        if not tps:
+            return
+        try:
+            (self.consumer.pause if pause else self.consumer.resume)(tps)
+        except KafkaException as exc:
+            log.info("pause/resume failed: %s", exc)
+
+    def _commit_kafka(self, offsets: dict[TopicPartition, int]) -> None:
+        tps = [KafkaTP(t, p, o) for (t, p), o in offsets.items() if (t, p) in self.expected]
+        if not tps:
+            return
+        try:
+            self.consumer.commit(offsets=tps, asynchronous=True)
+        except KafkaException as exc:
+            log.info("Kafka commit failed (the archive's offsets are authoritative): %s", exc)
+
+    def _count(self, result: Any, seconds: float) -> None:
+        topic = self.topics[0]
+        metrics.ROWS_INSERTED.labels(topic).inc(result.inserted)
+        metrics.DUPLICATES_SKIPPED.labels(topic).inc(result.duplicates)
+        metrics.BATCH_SECONDS.observe(seconds)
+        for letter in result.dead:
+            metrics.DEAD_LETTERS.labels(letter.item.topic, letter.error_class).inc()
+
+    # ---------------------------------------------------------------- rebalance callbacks
+
+    def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        # Step 1: seek to the offsets stored in the archive (retry until it answers).
+        tps = [(p.topic, p.partition) for p in partitions]
+        delay = 0.2
+        while True:
+            try:
+                stored = self.sink.stored_offsets(tps)
+                break
+            except AuditStreamError as exc:
+                if not exc.retriable or self._stop:
+                    raise
+                log.warning("cannot read stored offsets, retrying: %s", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
+        for p in partitions:
+            offset = stored[(p.topic, p.partition)]
+            p.offset = OFFSET_BEGINNING if offset is None else offset
+            self.expected[(p.topic, p.partition)] = offset
+            self.eof.pop((p.topic, p.partition), None)
+        log.info("assigned %s", sorted(stored.items()))
+        consumer.incremental_assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        if self.batch and not self._writing:
+            try:
+                self.flush_once()
+            except AuditStreamError as exc:
+                log.warning("abandoning the in-flight batch of revoked partitions: %s", exc)
+        self._forget(tps)
+        log.info("revoked %s", tps)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        self._forget(tps)
+        log.warning("lost %s (abandoned, not written)", tps)
+
+    def flush_once(self) -> None:
+        """One write attempt of the current batch, no retries (used while partitions go)."""
+        prepared = prepare(self.batch, self.topics[1])
+        expected = {tp: self.expected.get(tp) for tp in prepared.next_offsets}
+        try:
+            result = self.sink.write(prepared, expected, self.dlq.send)
+        except Fenced as exc:
+            self._fenced(exc)
+            return
+        self.expected.update(prepared.next_offsets)
+        self._commit_kafka(prepared.next_offsets)
+        self.batch = Batch()
+        self._count(result, 0.0)
+
+    def _forget(self, tps: list[TopicPartition]) -> None:
+        self.batch.drop(tps)
+        for tp in tps:
+            self.expected.pop(tp, None)
+            self.positions.pop(tp, None)
+            self.eof.pop(tp, None)
+        self.lag.forget(tps)
+
+    # ---------------------------------------------------------------- lag, --once, tasks
+
+    def _update_lag(self) -> None:
+        for tp in self.expected:
+            try:
+                low, high = self.consumer.get_watermark_offsets(KafkaTP(*tp), cached=True)
+            except KafkaException:
+                continue
+            if high < 0:
+                continue
+            position = self.positions.get(tp)
+            if position is None:
+                stored = self.expected[tp]
+                position = max(low, 0) if stored is None else stored
+            self.lag.update(tp, position, high)
+
+    def _caught_up(self) -> bool:
+        if not self.expected:
+            return False
+        return all(
+            tp in self.eof and self.eof[tp] >= self.positions.get(tp, -1) for tp in self.expected
+        )
+
+    def _done(self, started: float) -> bool:
+        if self.expected:
+            return self._caught_up()
+        return time.monotonic() - started > _ONCE_UNASSIGNED_S
+
+    def _tick(self) -> None:
+        if not self.tasks or self.batch:
+            return
+        now = time.monotonic()
+        if now - self._last_tick < 1.0:
+            return
+        self._last_tick = now
+        for task in self.tasks:
+            try:
+                task.tick(datetime.now(UTC))
+            except AuditStreamError as exc:
+                if not exc.retriable:
+                    raise
+                log.warning("periodic task failed (will run again): %s", exc)
