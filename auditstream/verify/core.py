@@ -297,21 +297,41 @@ def _bookmark(link: Link) -> tuple[str, int] | None:
 def interleave(stream: Iterable[Link], extras: Iterable[Link]) -> Iterator[Link]:
     """``stream`` with ``extras`` (gaps, dead letters) slotted in by ``seq``, per server.
 
-    Store readers stream the events in bookmark order and hold the few gaps and dead letters in
-    memory: an extra is yielded just before the first link of its server with a greater ``seq``;
-    the rest follow at the end.
+    Store readers stream the events in chain order and hold the few gaps and dead letters in
+    memory: an extra is yielded just before the first link of its server with a greater ``seq``.
+    Trap: a store may hold only part of a chain (one dump, a range), while the extras come from
+    the whole history; so before a server's first link and after its last, only extras whose
+    numbers join up with it (``first - 1, first - 2, ...`` and ``last + 1, ...``) are yielded.
     """
     queued: dict[str, list[tuple[int, int, Link]]] = defaultdict(list)
     for n, link in enumerate(extras):
         heapq.heappush(queued[link.server_uuid], (link.seq or 0, n, link))
+    last: dict[str, int | None] = {}
     for link in stream:
         heap = queued.get(link.server_uuid)
-        while heap and link.seq is not None and heap[0][0] < link.seq:
-            yield heapq.heappop(heap)[2]
+        if heap and link.seq is not None:
+            before = []
+            while heap and heap[0][0] < link.seq:
+                before.append(heapq.heappop(heap)[2])
+            if link.server_uuid not in last:
+                before = _joined(before[::-1], link.seq, -1)[::-1]
+            yield from before
+        last[link.server_uuid] = link.seq
         yield link
-    for heap in queued.values():
-        while heap:
-            yield heapq.heappop(heap)[2]
+    for server, end in last.items():
+        if end is not None:
+            rest = [heapq.heappop(queued[server])[2] for _ in range(len(queued[server]))]
+            yield from _joined([x for x in rest if (x.seq or 0) > end], end, 1)
+
+
+def _joined(links: list[Link], seq: int, step: int) -> list[Link]:
+    """The leading run of ``links`` numbered ``seq + step, seq + 2 * step, ...``."""
+    out: list[Link] = []
+    for link in links:
+        if link.seq != seq + step * (len(out) + 1):
+            break
+        out.append(link)
+    return out
 
 
 def verify(

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from auditstream.chain import ChainState, Link
 from auditstream.verify import verify
+from auditstream.verify.core import interleave
 
 A = "aaaaaaaa-0000-0000-0000-000000000001"
 B = "bbbbbbbb-0000-0000-0000-000000000002"
@@ -135,3 +136,16 @@ def test_any_single_tampering_is_found_once_at_its_place(n: int, data: st.DataOb
         expected = ("deleted", i + 2)
     report = verify(links)
     assert [(f.kind, f.seq) for f in report.findings] == [expected]
+
+
+def test_interleave_slots_extras_by_seq_and_drops_those_that_do_not_join() -> None:
+    links = chained(A, 12, frozenset({0, 4, 5, 11}))
+    events = [x for x in links if x.kind == "event"]
+    gaps = [x for x in links if x.kind == "gap"]
+    assert list(interleave(events, gaps)) == links
+    # a store holding only links 3..9 (one dump): gap 5-6 slots in, gaps 1 and 12 do not join
+    part = [x for x in events if 3 <= (x.seq or 0) <= 9]
+    assert [x.seq for x in interleave(part, gaps)] == [3, 4, 5, 6, 7, 8, 9]
+    # ... but a gap right before or after the part joins it
+    tail = [x for x in events if (x.seq or 0) >= 7]
+    assert [x.seq for x in interleave(tail, gaps)] == [5, 6, 7, 8, 9, 10, 11, 12]

@@ -1,0 +1,90 @@
+"""The dump reader on real dumps (``consumer.dump``) of real tables: replaced objects are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from auditstream.dsn import MySQLDsn
+from auditstream.mysql import Connection
+from auditstream.verify import tables, verify
+from auditstream.verify.dumps import DumpReader, split_line, target_dir
+from tests.auditstream.verify.conftest import ROTATED, A, B
+
+dump = pytest.importorskip("consumer.dump", reason="consumer.dump is not in this checkout")
+SECOND = "audit_data_20260102_000000"
+
+
+@pytest.fixture
+def dumped(archive: tuple[MySQLDsn, Connection], tmp_path: Path) -> tuple[Path, Connection]:
+    """Both halves of the archive dumped to a file:// target: one ``dump``, one ``export``."""
+    conn = archive[1]
+    conn.cursor().execute(f"RENAME TABLE audit_data TO `{SECOND}`")
+    dump.dump_table(conn, ROTATED, tmp_path / ROTATED, method="dump", chunk_rows=7)
+    dump.dump_table(conn, SECOND, tmp_path / SECOND, method="export")
+    return tmp_path, conn
+
+
+def check(root: Path, conn: Connection) -> tuple[DumpReader, list[str]]:
+    reader = DumpReader(target_dir(f"file://{root}"))
+    report = verify(reader.links(extras=tables.gaps(conn, A)))
+    return reader, [f"{f.kind} {f.seq} {f.where}" for f in report.findings]
+
+
+def test_untouched_dumps_are_intact_and_link_to_each_other(dumped: tuple[Path, Connection]) -> None:
+    reader, findings = check(*dumped)
+    assert findings == [] and reader.findings == []
+    assert reader.tables == [ROTATED, SECOND]
+    report = verify(reader.links(extras=tables.gaps(dumped[1], A)))
+    assert report.servers[A].links == 32 and report.servers[A].anchored_start
+    assert report.servers[B].links == 5
+
+
+def test_a_replaced_object_is_named_with_the_row_that_changed(
+    dumped: tuple[Path, Connection],
+) -> None:
+    root, conn = dumped
+    chunk = root / ROTATED / f"{ROTATED}@1.tsv.zst"
+    lines = (
+        zstandard.ZstdDecompressor()
+        .decompress(chunk.read_bytes(), max_output_size=1 << 24)
+        .split(b"\n")
+    )
+    lines[2] = lines[2].replace(b'"class": "general"', b'"class": "GENERAL"', 1)
+    chunk.write_bytes(zstandard.ZstdCompressor().compress(b"\n".join(lines)))
+    reader, findings = check(root, conn)
+    assert [f.where for f in reader.findings] == [f"object {ROTATED}/{ROTATED}@1.tsv.zst"]
+    assert "differs from the manifest" in reader.findings[0].detail
+    assert len(findings) == 1 and findings[0].startswith("altered ")
+    assert findings[0].endswith(f"object {ROTATED}/{ROTATED}@1.tsv.zst line 3")
+
+
+def test_a_line_removed_from_an_export_is_a_deleted_link(dumped: tuple[Path, Connection]) -> None:
+    root, conn = dumped
+    export = root / SECOND / f"{SECOND}.csv"
+    lines = export.read_bytes().split(b"\r\n")
+    del lines[4]
+    export.write_bytes(b"\r\n".join(lines))
+    reader, findings = check(root, conn)
+    assert {f.where for f in reader.findings} == {
+        f"object {SECOND}/{SECOND}.csv",
+        f"object {SECOND}/manifest.json",
+    }
+    # lines 1.. hold links 16..; link 20 was removed, so link 21 now sits on line 5
+    assert findings == [f"deleted 21 object {SECOND}/{SECOND}.csv line 5"]
+
+
+@pytest.mark.parametrize(
+    ("line", "quoted", "fields"),
+    [
+        ("a\tb\\tc\t\\N\t", False, ["a", "b\tc", None, ""]),
+        ('"x,\\"y\\"",12,\\N,"\\\\N"', True, ['x,"y"', "12", None, "\\N"]),
+        ('"line\\nbreak","\\r"', True, ["line\nbreak", "\r"]),
+    ],
+)
+def test_the_dump_dialects_are_unescaped(line: str, quoted: bool, fields: list[str | None]) -> None:
+    assert split_line(line, quoted) == fields
+    assert split_line(dump.tsv_line(fields).rstrip("\n"), False) == fields
+    assert split_line(dump.csv_line(fields).rstrip("\r\n"), True) == fields
