@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "producer": ("producer.__main__:main", "stream one audited server into Kafka"),
     "consumer": ("consumer.__main__:main", "write the topic into audit_data (a group member)"),
     "emulator": ("emulator.__main__:main", "serve an emulated MySQL Enterprise Audit source"),
+    "verify": ("auditstream.verify:main", "check the per-server hash chains of the stores"),
     "demo": ("auditstream.demo:main", "run the whole pipeline end to end on embedded components"),
     "status": (
         "auditstream.status:main",

@@ -9,6 +9,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from auditstream.verify.core import Finding, ServerSummary, VerifyReport, verify
 
-__all__ = ["Finding", "ServerSummary", "VerifyReport", "verify"]
+__all__ = ["Finding", "ServerSummary", "VerifyReport", "main", "verify"]
+
+
+def main(argv: Sequence[str]) -> int:
+    """``auditstream verify [flags]``: exit code 0 only when every chain read is intact."""
+    from auditstream.verify.command import main as run
+
+    return run(argv)

@@ -104,8 +104,8 @@ def events(conn: Connection, table: str, server: str, page_rows: int = 5000) -> 
         last = (rows[-1][0], rows[-1][1])
 
 
-def gaps(conn: Connection, server: str) -> list[Link]:
-    """The gap links of ``server`` in ``audit_control`` (none when the table does not exist).
+def gaps(conn: Connection, server: str | None = None) -> list[Link]:
+    """The gap links of ``server`` (default: all) in ``audit_control`` (none without the table).
 
     Raises:
         NotChained: ``audit_control`` exists without the chain columns.
@@ -117,18 +117,18 @@ def gaps(conn: Connection, server: str) -> list[Link]:
     _check_chained(conn, [CONTROL_TABLE])
     columns = ", ".join(GAP_FIELDS)
     cur.execute(
-        f"SELECT topic, kafka_partition, kafka_offset, chain, chain_seq, {columns} "
-        f"FROM {ident(CONTROL_TABLE)} WHERE server_uuid = %s AND kind = 'gap' "
-        "ORDER BY chain_seq, topic, kafka_partition, kafka_offset",
-        (server,),
+        f"SELECT server_uuid, topic, kafka_partition, kafka_offset, chain, chain_seq, {columns} "
+        f"FROM {ident(CONTROL_TABLE)} WHERE kind = 'gap' AND (%s IS NULL OR server_uuid = %s) "
+        "ORDER BY server_uuid, chain_seq, topic, kafka_partition, kafka_offset",
+        (server, server),
     )
     out = []
     rows: list[Any] = list(cur.fetchall())
-    for topic, part, offset, chain, seq, *values in rows:
+    for uuid, topic, part, offset, chain, seq, *values in rows:
         gap = dict(zip(GAP_FIELDS, values, strict=True))
         out.append(
             Link.gap(
-                server,
+                _text(uuid),
                 gap,
                 chain=_text(chain) if chain is not None else None,
                 seq=int(seq) if seq is not None else None,
@@ -137,6 +137,23 @@ def gaps(conn: Connection, server: str) -> list[Link]:
         )
     conn.commit()
     return out
+
+
+def read_gaps(dsn: MySQLDsn) -> list[Link]:
+    """Every gap link of the archive (for stores that hold events only, like dumps).
+
+    Raises:
+        NotChained: ``audit_control`` lacks the chain columns.
+        ArchiveError: the database failed.
+    """
+    try:
+        conn = connect(dsn)
+        try:
+            return gaps(conn)
+        finally:
+            conn.close()
+    except Error as exc:
+        raise ArchiveError(f"cannot read the gaps: {exc}", database=dsn.database) from exc
 
 
 def read(
