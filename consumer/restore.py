@@ -1,0 +1,148 @@
+"""Load a dump from a target back into a table, row for row.
+
+Steps (``restore``):
+
+1. Read ``manifest.json`` of ``<prefix>/<table>/`` from the target.
+2. Download every data file into the staging directory, checking size and SHA-256 against the
+   manifest while writing (a corrupt object stops the restore before any row is loaded).
+3. Create the table from the dump's DDL (under another name with ``into``); an existing table
+   must be empty, so a restore never mixes into live data.
+4. ``LOAD DATA LOCAL INFILE`` each file (zstd chunks are decompressed to a file first) with the
+   dialect the dump was written in.
+5. Check the loaded row count against the manifest.
+
+Trap: ``LOAD DATA LOCAL`` needs ``local_infile=ON`` on the server (MySQL 8 defaults to OFF) and
+is enabled on the client only for this session, only for the staging directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+
+import zstandard
+
+from auditstream import mysql, sqlident
+from auditstream.dsn import MySQLDsn
+from auditstream.errors import ArchiveError, ChecksumMismatch, ObjectStoreError
+from consumer.dump import MANIFEST, Manifest
+from consumer.ledger import archive_errors
+from consumer.targets import ObjectStore, TargetUrl
+
+log = logging.getLogger(__name__)
+
+
+def read_manifest(store: ObjectStore, target: TargetUrl, table: str) -> Manifest:
+    """The manifest of ``table``'s dump in ``store``.
+
+    Raises:
+        ObjectStoreError: there is no dump of ``table`` at the target.
+    """
+    name = target.object_name(table, MANIFEST)
+    if store.stat(name) is None:
+        raise ObjectStoreError("no dump of this table at the target", table=table, object=name)
+    return Manifest.from_json(b"".join(store.read(name)))
+
+
+def restore(
+    store: ObjectStore,
+    target: TargetUrl,
+    table: str,
+    dsn: MySQLDsn,
+    staging: Path,
+    *,
+    into: str | None = None,
+) -> int:
+    """Restore ``table``'s dump into ``into`` (default: ``table``); return the rows loaded.
+
+    Raises:
+        ChecksumMismatch: a downloaded file differs from the manifest.
+        ArchiveError: the table exists and is not empty, or loading failed.
+    """
+    sqlident.rotated_table(table)
+    dest = sqlident.ident(into or table)
+    # Step 1
+    manifest = read_manifest(store, target, table)
+    work = staging / f"restore-{table}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        # Step 2
+        files = []
+        for obj in manifest.objects:
+            if not obj.name.endswith((".tsv.zst", ".csv")):
+                continue
+            path = work / obj.name
+            h = hashlib.sha256()
+            with path.open("wb") as out:
+                for piece in store.read(target.object_name(table, obj.name)):
+                    h.update(piece)
+                    out.write(piece)
+            if h.hexdigest() != obj.sha256 or path.stat().st_size != obj.size:
+                raise ChecksumMismatch("downloaded file differs from the manifest", object=obj.name)
+            if obj.name.endswith(".zst"):
+                plain = path.with_suffix("")
+                with path.open("rb") as src, plain.open("wb") as out:
+                    zstandard.ZstdDecompressor().copy_stream(src, out)
+                path.unlink()
+                path = plain
+            files.append(path)
+        conn = mysql.connect(
+            dsn, allow_local_infile=True, allow_local_infile_in_path=str(work.resolve())
+        )
+        try:
+            return _load(conn, manifest, dest, files)
+        finally:
+            conn.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _load(conn: mysql.Connection, manifest: Manifest, dest: str, files: list[Path]) -> int:
+    head = f"CREATE TABLE `{manifest.table}`"
+    if not manifest.ddl.startswith(head):
+        raise ArchiveError("the dump's DDL does not create its table", table=manifest.table)
+    d = manifest.dialect
+    enclosed = f" OPTIONALLY ENCLOSED BY '{d['enclosed']}'" if d["enclosed"] else ""
+    lines = d["lines"].replace("\r", "\\r").replace("\n", "\\n")
+    fields = d["fields"].replace("\t", "\\t")
+    columns = ", ".join(sqlident.ident(c) for c in manifest.columns)
+    with archive_errors("restore", table=dest):
+        cur = conn.cursor()
+        # Step 3
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.tables"
+            " WHERE table_schema = DATABASE() AND table_name = %s",
+            (dest.strip("`"),),
+        )
+        exists = cur.fetchall()[0][0]  # type: ignore[index]
+        if exists:
+            cur.execute(f"SELECT 1 FROM {dest} LIMIT 1")
+            if cur.fetchall():
+                raise ArchiveError("restore target table exists and is not empty", table=dest)
+        else:
+            cur.execute(f"CREATE TABLE {dest}" + manifest.ddl[len(head) :])
+        # Step 4
+        for path in files:
+            cur.execute(
+                f"LOAD DATA LOCAL INFILE %s INTO TABLE {dest} CHARACTER SET utf8mb4"
+                f" FIELDS TERMINATED BY '{fields}'{enclosed} ESCAPED BY '\\\\'"
+                f" LINES TERMINATED BY '{lines}' ({columns})",
+                (str(path.resolve()),),
+            )
+            log.info("loaded", extra={"ctx": {"table": dest, "file": path.name}})
+        conn.commit()
+        # Step 5
+        cur.execute(f"SELECT COUNT(*) FROM {dest}")
+        loaded = int(cur.fetchall()[0][0])  # type: ignore[index,arg-type]
+        conn.commit()
+    if loaded != manifest.rows:
+        raise ArchiveError(
+            "restored row count differs from the manifest",
+            table=dest,
+            rows=loaded,
+            expected=manifest.rows,
+        )
+    return loaded

@@ -1,0 +1,189 @@
+"""Where dumps go: ``oci://<bucket>@<namespace>/<prefix>``, ``oci://<bucket>/<prefix>``, ``file://<dir>``.
+
+Every target has the same layout: ``<prefix>/<table>/<file>`` for each file of a dump, with
+``manifest.json`` among them, so a ``file://`` directory can be copied into a bucket as it is.
+
+Writes are create-only: ``put_file`` never replaces an object; it reports that one was already
+there, and the caller verifies it against the manifest instead (a re-run after a crash finds its
+own earlier upload; anything else is a conflict an operator must see).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+from auditstream.errors import ChecksumMismatch, ConfigError, ObjectStoreError
+from consumer.dump import DumpObject
+
+_READ = 1 << 20
+
+
+@dataclass(frozen=True)
+class TargetUrl:
+    """A parsed target. ``namespace`` None on ``oci://`` means: look it up."""
+
+    scheme: str
+    bucket: str = ""
+    namespace: str | None = None
+    prefix: str = ""
+    path: Path | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> TargetUrl:
+        """Parse a target URL.
+
+        Raises:
+            ConfigError: not ``oci://bucket[@namespace][/prefix]`` or ``file:///dir``.
+        """
+        parts = urlsplit(text)
+        if parts.scheme == "file":
+            path = unquote(parts.netloc + parts.path)
+            if not path:
+                raise ConfigError("a file target looks like file:///path/to/dir", target=text)
+            return cls(scheme="file", path=Path(path))
+        if parts.scheme == "oci" and parts.netloc:
+            bucket, _, namespace = parts.netloc.partition("@")
+            if not bucket:
+                raise ConfigError("an oci target needs a bucket", target=text)
+            return cls(
+                scheme="oci",
+                bucket=bucket,
+                namespace=namespace or None,
+                prefix=parts.path.strip("/"),
+            )
+        raise ConfigError(
+            "a target looks like oci://bucket@namespace/prefix, oci://bucket/prefix or file:///dir",
+            target=text,
+        )
+
+    def object_name(self, table: str, file: str) -> str:
+        """The deterministic object name of ``file`` of ``table``'s dump."""
+        return "/".join(p for p in (self.prefix, table, file) if p)
+
+    def __str__(self) -> str:
+        if self.scheme == "file":
+            return f"file://{self.path}"
+        at = f"@{self.namespace}" if self.namespace else ""
+        return f"oci://{self.bucket}{at}/{self.prefix}".rstrip("/")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a store says about a stored object; ``sha256`` (hex) only if it keeps one."""
+
+    size: int
+    sha256: str | None = None
+
+
+class ObjectStore(Protocol):
+    """The operations rotation needs from a store (``FileStore``, ``upload.OciStore``)."""
+
+    def put_file(self, name: str, path: Path, obj: DumpObject) -> bool:
+        """Store ``path`` as ``name`` unless it exists; True if created, False if it existed."""
+
+    def stat(self, name: str) -> ObjectInfo | None:
+        """Size (and checksum, if kept) of ``name``, or None if absent."""
+
+    def read(self, name: str) -> Iterator[bytes]:
+        """The object's bytes, in pieces (never whole in memory)."""
+
+    def list(self, prefix: str) -> list[str]:
+        """Names of the objects under ``prefix``."""
+
+
+class FileStore:
+    """A directory as an object store (the embedded default and the demo's target)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def put_file(self, name: str, path: Path, obj: DumpObject) -> bool:
+        """Copy, fsync, then hard-link into place: the link fails if the name exists."""
+        dest = self._path(name)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
+            with path.open("rb") as src, tmp.open("wb") as out:
+                shutil.copyfileobj(src, out, _READ)
+                out.flush()
+                os.fsync(out.fileno())
+            try:
+                os.link(tmp, dest)
+            except FileExistsError:
+                return False
+            finally:
+                tmp.unlink()
+        except OSError as exc:
+            raise ObjectStoreError(f"cannot write object: {exc}", object=name) from exc
+        return True
+
+    def stat(self, name: str) -> ObjectInfo | None:
+        """Size only: a directory keeps no checksum, so verification reads the file back."""
+        try:
+            return ObjectInfo(size=self._path(name).stat().st_size)
+        except FileNotFoundError:
+            return None
+
+    def read(self, name: str) -> Iterator[bytes]:
+        """The file's bytes, 1 MiB at a time."""
+        with self._path(name).open("rb") as f:
+            while piece := f.read(_READ):
+                yield piece
+
+    def list(self, prefix: str) -> list[str]:
+        """Names under ``prefix`` (temporary files of unfinished copies excluded)."""
+        base = self._path(prefix) if prefix else self.root
+        if not base.exists():
+            return []
+        return sorted(
+            str(p.relative_to(self.root))
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+    def _path(self, name: str) -> Path:
+        path = (self.root / name).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ConfigError("object name escapes the target directory", object=name)
+        return path
+
+
+def verify(store: ObjectStore, name: str, expected: DumpObject) -> None:
+    """Check that ``name`` in ``store`` has the manifest's size and SHA-256.
+
+    Uses the store's own checksum when it keeps one, otherwise reads the object back.
+
+    Raises:
+        ChecksumMismatch: the object is absent, or its size or checksum differ.
+    """
+    info = store.stat(name)
+    if info is None:
+        raise ChecksumMismatch("object is missing from the target", object=name)
+    if info.size != expected.size:
+        raise ChecksumMismatch(
+            "stored object size differs from the manifest",
+            object=name,
+            size=info.size,
+            expected=expected.size,
+        )
+    digest = info.sha256
+    if digest is None:
+        h = hashlib.sha256()
+        for piece in store.read(name):
+            h.update(piece)
+        digest = h.hexdigest()
+    if digest != expected.sha256:
+        raise ChecksumMismatch(
+            "stored object checksum differs from the manifest",
+            object=name,
+            sha256=digest,
+            expected=expected.sha256,
+        )
