@@ -58,8 +58,9 @@ def main(argv: Sequence[str]) -> int:
             n,
             args.seed + written,
             oversized_share=args.oversized_share,
-            start=start,
+            start=datetime.now(UTC) if args.rate else start,
             compact=args.compact,
+            events_per_second=args.rate or 1000.0,
         )
         if args.rate:
             time.sleep(max(0.0, n / args.rate - (time.perf_counter() - tick)))

@@ -16,7 +16,6 @@ Traps:
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import re
 import shutil
@@ -76,13 +75,15 @@ def _value(value: Any) -> str:
     if isinstance(value, dict):
         if not value:
             return "{ }"
-        inner = ", ".join(
-            f"{json.dumps(str(k), ensure_ascii=False)}: {_value(v)}" for k, v in value.items()
-        )
+        inner = ", ".join(f"{_scalar(str(k))}: {_value(v)}" for k, v in value.items())
         return "{ " + inner + " }"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_value(v) for v in value) + " ]"
-    return json.dumps(value, ensure_ascii=False)
+    return _scalar(value)
+
+
+def _scalar(value: Any) -> str:
+    return orjson.dumps(value).decode("utf-8")
 
 
 def rotated_name(basename: str, suffix: str, last_ts: str) -> str:
@@ -210,9 +211,22 @@ class AuditLogWriter:
         """Append pre-formatted events ``(raw, timestamp, id)`` in bulk (generators, benchmarks)."""
         n = 0
         with self._lock:
-            for raw, ts, ident in lines:
-                self._append(raw, (ts, ident))
-                n += 1
+            if self.rotate_on_size:
+                for raw, ts, ident in lines:
+                    self._append(raw, (ts, ident))
+                    n += 1
+            else:
+                batch: list[bytes] = []
+                for raw, ts, ident in lines:
+                    batch.append(raw)
+                    batch.append(b",\n")
+                    self.last = (ts, ident)
+                    n += 1
+                    if len(batch) >= 4096:
+                        self._file.write(b"".join(batch))
+                        batch.clear()
+                self._file.write(b"".join(batch))
+                self._events_in_file += n
             self._file.flush()
         return n
 
