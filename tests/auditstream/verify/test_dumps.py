@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,41 @@ def test_the_dump_dialects_are_unescaped(line: str, quoted: bool, fields: list[s
     assert split_line(line, quoted) == fields
     assert split_line(dump.tsv_line(fields).rstrip("\n"), False) == fields
     assert split_line(dump.csv_line(fields).rstrip("\r\n"), True) == fields
+
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "tamper-evidence.md"
+
+
+def hand_check(dump_dir: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run docs/tamper-evidence.md's standalone example, as an auditor would."""
+    script = DOC.read_text(encoding="utf-8").split("```python\n")[-1].split("```")[0]
+    path = tmp_path / "check.py"
+    path.write_text(script, encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, str(path), str(dump_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_documented_hand_check_verifies_an_export(
+    archive: tuple[MySQLDsn, Connection], tmp_path: Path
+) -> None:
+    out_dir = tmp_path / ROTATED
+    dump.dump_table(archive[1], ROTATED, out_dir, method="export")
+    done = hand_check(out_dir, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "line 12: links 12..12 are elsewhere (gaps, earlier dumps)",
+        f"intact: {{'{A}': 15, '{B}': 5}}",
+    ]
+    export = out_dir / f"{ROTATED}.csv"
+    export.write_bytes(export.read_bytes().replace(b"socket", b"sockeT", 1))
+    done = hand_check(out_dir, tmp_path)
+    assert (
+        done.returncode == 1
+        and done.stderr.startswith("line ")
+        and f"of {A} does not match" in done.stderr
+    )
