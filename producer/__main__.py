@@ -58,11 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("signal %s: finishing the batch in flight", signal.Signals(signum).name)
         loop.stop()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         loop.run()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         source.close()
         store.close()
         if loop.batcher is not None:

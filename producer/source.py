@@ -29,7 +29,7 @@ from producer.page import Page, Position, decode_text, split
 log = logging.getLogger(__name__)
 
 _READER_NOT_INITIALIZED = 3200
-_ACCESS_DENIED = {1045, 1142, 1227, 1370, 1044}
+_ACCESS_DENIED = {1044, 1045, 1123, 1142, 1227, 1370}
 
 
 class Source(Protocol):
