@@ -77,8 +77,10 @@ async def set_statement(session: AuditSession, sql: str, tokens: list[Token]) ->
         else:
             actions.append((scope, name, str(raw).upper()))
     result = Result()
-    if others:
+    if others and session.backend.dsn is not None:
         result = await session.backend.execute("SET " + ", ".join(others))
+    # Without a backend, session settings (SET NAMES, autocommit, time_zone ...) are accepted
+    # and ignored: clients send them while connecting.
     for scope, name, new in actions:
         if scope == "SESSION" and name == buffer_variable(session.state.flavor):
             session.session_buffer = int(new)

@@ -276,46 +276,28 @@ def write_events(
     percona = writer.flavor == "percona"
     last = writer.last
     sep = b"," if compact else b", "
-    colon = b":" if compact else b": "
 
     def lines() -> Iterator[tuple[bytes, str, int]]:
         nonlocal last
-        stamp_cache: dict[int, str] = {}
+        current, ts, stamp = -1, "", b""
+        ident = -1 if last is None else last[1]
+        size = len(pool)
         for n in range(count):
-            cycle, k = divmod(n, len(pool))
+            cycle, k = divmod(n, size)
             head, cid, tail = pool[k]
             second = int(n / events_per_second)
-            ts = stamp_cache.get(second)
-            if ts is None:
-                stamp_cache.clear()
+            if second != current:
+                current = second
                 ts = (t0 + timedelta(seconds=second)).strftime("%Y-%m-%d %H:%M:%S")
-                stamp_cache[second] = ts
-            if last is None:
-                ident = 0
-            elif percona or last[0] == ts:
-                ident = last[1] + 1
-            else:
-                ident = 0
+                stamp = (
+                    b'{"timestamp":"%s","id":' if compact else b'{ "timestamp": "%s", "id": '
+                ) % ts.encode()
+                if not percona and (last is None or last[0] != ts):
+                    ident = -1
+            ident += 1
             last = (ts, ident)
-            cid_text = b"%d" % (cid + cycle * 100_000 if cid else 0)
-            raw = b"".join(
-                (
-                    b'{ "timestamp"' if not compact else b'{"timestamp"',
-                    colon,
-                    b'"',
-                    ts.encode(),
-                    b'"',
-                    sep,
-                    b'"id"',
-                    colon,
-                    b"%d" % ident,
-                    sep,
-                    head,
-                    cid_text,
-                    tail,
-                )
-            )
-            yield raw, ts, ident
+            cid_text = b"%d" % (cid + cycle * 100_000) if cid else b"0"
+            yield stamp + b"%d" % ident + sep + head + cid_text + tail, ts, ident
 
     return writer.write_raw_lines(lines())
 
