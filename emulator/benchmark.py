@@ -80,7 +80,7 @@ def _serve(directory: Path, rounds: int) -> tuple[float, float, int]:
         for _ in range(rounds):
             cur.execute("""SELECT audit_log_read('{"start": {"timestamp": "2000-01-01"}}')""")
             while True:
-                page = cur.fetchall()[0][0]
+                page = _bytes(cur.fetchall()[0][0])
                 nbytes += len(page)
                 events += page.count(b"\n") - 1
                 if page.endswith(b"null\n]"):
@@ -92,6 +92,12 @@ def _serve(directory: Path, rounds: int) -> tuple[float, float, int]:
     finally:
         child.terminate()
         child.wait(20)
+
+
+def _bytes(value: object) -> bytes:
+    if not isinstance(value, bytes):
+        raise TypeError(f"audit_log_read returned {type(value).__name__}, not bytes")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
