@@ -80,7 +80,8 @@ def _serve(directory: Path, rounds: int) -> tuple[float, float, int]:
         for _ in range(rounds):
             cur.execute("""SELECT audit_log_read('{"start": {"timestamp": "2000-01-01"}}')""")
             while True:
-                page = _bytes(cur.fetchall()[0][0])
+                (row,) = cur.fetchall()
+                page = _bytes(row[0])  # type: ignore[index]  # a tuple row, not a dict
                 nbytes += len(page)
                 events += page.count(b"\n") - 1
                 if page.endswith(b"null\n]"):
