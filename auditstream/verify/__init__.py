@@ -1,6 +1,7 @@
 """``auditstream verify``: recompute the per-server hash chains over a store (issue 10).
 
 - :mod:`auditstream.verify.core`: the pure check, ``verify(links, start) -> VerifyReport``.
+- :mod:`auditstream.verify.report`: findings, per-server summaries, the verdict.
 - :mod:`auditstream.verify.topic`: links from the event, control and dead-letter topics.
 - :mod:`auditstream.verify.tables`: ``audit_data``, rotated tables, ``audit_control``.
 - :mod:`auditstream.verify.dumps`: links from uploaded dumps (``manifest.json`` + objects).
@@ -11,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from auditstream.verify.core import Finding, ServerSummary, VerifyReport, verify
+from auditstream.verify.core import verify
+from auditstream.verify.report import Finding, NotChained, ServerSummary, VerifyReport
 
-__all__ = ["Finding", "ServerSummary", "VerifyReport", "main", "verify"]
+__all__ = ["Finding", "NotChained", "ServerSummary", "VerifyReport", "main", "verify"]
 
 
 def main(argv: Sequence[str]) -> int:

@@ -15,12 +15,14 @@ from auditstream.chain import ChainState, Link
 from auditstream.settings import load
 from auditstream.verify import tables, topic
 from auditstream.verify.config import VerifySettings
-from auditstream.verify.core import Finding, VerifyReport, verify
+from auditstream.verify.core import verify
 from auditstream.verify.dumps import DumpReader, target_dir
+from auditstream.verify.report import Finding, VerifyReport
 from auditstream.verify.scope import in_range, read_anchor, write_anchor
 from schemas.codec import for_settings
 
 log = logging.getLogger("auditstream.verify")
+_SHOWN = 200  # findings printed per store (the first break is always the first printed)
 
 
 def run(settings: VerifySettings, out: TextIO) -> int:
@@ -103,8 +105,10 @@ def _print(name: str, report: VerifyReport, out: TextIO) -> None:
             f"{s.dead_lettered} dead-lettered",
             file=out,
         )
-    for finding in report.findings:
+    for finding in report.findings[:_SHOWN]:
         print(f"  {'TAMPER' if finding.tamper else 'note'} {finding}", file=out)
+    if len(report.findings) > _SHOWN:
+        print(f"  ... and {len(report.findings) - _SHOWN} more findings", file=out)
 
 
 def main(argv: Sequence[str]) -> int:

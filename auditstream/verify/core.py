@@ -27,89 +27,17 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from auditstream.chain import ChainState, Link, genesis, link_hash
-from auditstream.errors import AuditStreamError
-
-
-class NotChained(AuditStreamError):
-    """The store has no chain values to verify (a column or field is missing)."""
-
-    exit_code = 2
-
-
-#: Findings that mean the store does not hold the chain the producer wrote.
-TAMPER_KINDS = frozenset(
-    {"altered", "deleted", "inserted", "swapped", "unchained", "anchor_mismatch", "truncated"}
+from auditstream.verify.report import (
+    Finding,
+    ServerSummary,
+    VerifyReport,
 )
-_RECENT = 200_000  # links remembered per server to recognise re-sends (one batch suffices)
+
+_RECENT = 100_000  # links remembered per server to recognise re-sends (one batch suffices)
 _SWAP_CANDIDATES = 64
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing ``verify`` reports, with its location.
-
-    Attributes:
-        kind: see the module docstring; also ``unchained`` (a link without a stored hash),
-            ``anchor_mismatch``/``truncated`` (the store disagrees with, or ends before, an
-            anchor) and ``object_mismatch`` (a dump object differs from its manifest).
-        server_uuid: the server whose chain breaks.
-        seq: the stored link number, when known.
-        position: the link's bookmark (``ts#id``) or gap description.
-        where: the store reader's location (topic/partition/offset, table/row, object/line).
-        detail: what was expected, in words.
-    """
-
-    kind: str
-    server_uuid: str
-    seq: int | None
-    position: str
-    where: str
-    detail: str = ""
-
-    @property
-    def tamper(self) -> bool:
-        """True when this finding means the data is not intact."""
-        return self.kind in TAMPER_KINDS or self.kind == "object_mismatch"
-
-    def __str__(self) -> str:
-        seq = f" seq={self.seq}" if self.seq is not None else ""
-        return (
-            f"{self.kind}: server={self.server_uuid}{seq} bookmark={self.position} "
-            f"at {self.where}: {self.detail}"
-        )
-
-
-@dataclass
-class ServerSummary:
-    """What was verified for one server."""
-
-    links: int = 0
-    resent: int = 0
-    dead_lettered: int = 0
-    anchored_start: bool = False
-    first: ChainState | None = None
-    last: ChainState | None = None
-
-
-@dataclass
-class VerifyReport:
-    """The outcome: per-server summaries and every finding in the order found."""
-
-    servers: dict[str, ServerSummary] = field(default_factory=dict)
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def intact(self) -> bool:
-        """No finding means tampering (re-sends and dead letters are fine)."""
-        return not any(f.tamper for f in self.findings)
-
-    @property
-    def first_break(self) -> Finding | None:
-        """The first finding that means tampering, or None."""
-        return next((f for f in self.findings if f.tamper), None)
 
 
 @dataclass
@@ -129,7 +57,10 @@ class _Server:
     prev_seq: int | None = None
     prev_position: str = "(start of range)"
     pending: _Pending | None = None
-    recent: OrderedDict[int | str, tuple[str, tuple[str, ...]]] = field(default_factory=OrderedDict)
+    # seq (or chain) -> (chain, the predecessor's 32 bytes): a copy is the same link when it has
+    # the same chain and hashes to it from the same predecessor (no raw texts kept in memory)
+    recent: OrderedDict[int | str, tuple[str, bytes | None]] = field(default_factory=OrderedDict)
+    unchained: int = 0  # links without a hash in the current run (reported once per run)
     altered: list[tuple[Finding, _Pending]] = field(default_factory=list)
 
 
@@ -174,7 +105,14 @@ class _Verifier:
                 return
             self._settle(s, p)
         if link.chain is None:
-            self._find(s, "unchained", link, "the store holds no chain value for this link")
+            s.unchained += 1
+            if s.unchained == 1:
+                self._find(s, "unchained", link, "the store holds no chain value for this link")
+            else:  # one finding per run of unchained links (e.g. rows older than the chain)
+                last = self.report.findings[-1]
+                self.report.findings[-1] = replace(
+                    last, detail=f"{s.unchained} links without a chain value, up to {link.position}"
+                )
             s.prev, s.prev_seq, s.prev_position = None, link.seq, link.position
             return
         if s.prev is None:  # unanchored start (or after an unchained link): trust the stored hash
@@ -225,8 +163,8 @@ class _Verifier:
                 )
                 return True
             return False
-        chain, identity = s.recent[key]
-        if chain == link.chain and identity == link.identity:
+        chain, prev = s.recent[key]
+        if chain == link.chain and (prev is None or _ok(prev, link)):
             s.summary.resent += 1
             return True
         self._find(s, "inserted", link, f"conflicts with link {key} seen before")
@@ -234,7 +172,8 @@ class _Verifier:
 
     def _accept(self, s: _Server, link: Link) -> None:
         assert link.chain is not None  # noqa: S101 - checked by the callers
-        s.prev = bytes.fromhex(link.chain)
+        before, s.prev = s.prev, bytes.fromhex(link.chain)
+        s.unchained = 0
         s.prev_seq = link.seq
         s.prev_position = link.position
         s.summary.links += 1
@@ -243,7 +182,7 @@ class _Verifier:
             s.summary.first = state
         s.summary.last = state
         key = link.seq if link.seq is not None else link.chain
-        s.recent[key] = (link.chain, link.identity)
+        s.recent[key] = (link.chain, before)
         if len(s.recent) > _RECENT:
             s.recent.popitem(last=False)
         if link.dead_lettered:

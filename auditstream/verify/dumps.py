@@ -30,7 +30,8 @@ import zstandard
 from auditstream.chain import Link
 from auditstream.errors import ConfigError, ObjectStoreError
 from auditstream.sqlident import ROTATED_TABLE
-from auditstream.verify.core import Finding, NotChained, interleave
+from auditstream.verify.core import interleave
+from auditstream.verify.report import Finding, NotChained
 
 MANIFEST = "manifest.json"
 FORMAT = "auditstream-dump/1"

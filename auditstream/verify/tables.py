@@ -23,7 +23,8 @@ from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError
 from auditstream.mysql import Connection, Error, connect
 from auditstream.sqlident import ROTATED_TABLE, ident
-from auditstream.verify.core import NotChained, interleave
+from auditstream.verify.core import interleave
+from auditstream.verify.report import NotChained
 
 EVENT_TABLE = "audit_data"
 CONTROL_TABLE = "audit_control"

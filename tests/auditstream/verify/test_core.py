@@ -108,6 +108,14 @@ def test_a_link_missing_its_hash_breaks_the_chain() -> None:
     assert [f.kind for f in report.findings] == ["unchained"] and not report.intact
 
 
+def test_a_run_of_links_without_hashes_is_one_finding() -> None:
+    """E.g. rows archived before the producer chained: verify from --since after them."""
+    links = [replace(x, chain=None, seq=None) for x in chained(B, 4)] + chained(A, 3)
+    [f] = verify(links).findings
+    assert (f.kind, f.server_uuid, f.where) == ("unchained", B, "b-row-0")
+    assert f.detail == "4 links without a chain value, up to 2024-01-01 00:00:03#0"
+
+
 def test_start_state_and_anchor() -> None:
     links = chained(A, 10)
     start = ChainState(A, links[3].chain or "", 4)

@@ -12,7 +12,7 @@ from auditstream.chain import Link
 from auditstream.dsn import MySQLDsn
 from auditstream.mysql import Connection, connect
 from auditstream.verify import tables, verify
-from auditstream.verify.core import NotChained
+from auditstream.verify.report import NotChained
 from tests.auditstream.verify.conftest import ROTATED, A, B, chained_records, create_archive
 
 Archive = tuple[MySQLDsn, Connection]

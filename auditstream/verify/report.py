@@ -1,0 +1,94 @@
+"""What ``verify`` says: findings with their location, per-server summaries, the verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from auditstream.chain import ChainState
+from auditstream.errors import AuditStreamError
+
+
+class NotChained(AuditStreamError):
+    """The store has no chain values to verify (a column or field is missing)."""
+
+    exit_code = 2
+
+
+#: Findings that mean the store does not hold the chain the producer wrote.
+TAMPER_KINDS = frozenset(
+    {
+        "altered",
+        "deleted",
+        "inserted",
+        "swapped",
+        "unchained",
+        "anchor_mismatch",
+        "truncated",
+        "object_mismatch",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing ``verify`` reports, with its location.
+
+    Attributes:
+        kind: see the module docstring; also ``unchained`` (a link without a stored hash),
+            ``anchor_mismatch``/``truncated`` (the store disagrees with, or ends before, an
+            anchor) and ``object_mismatch`` (a dump object differs from its manifest).
+        server_uuid: the server whose chain breaks.
+        seq: the stored link number, when known.
+        position: the link's bookmark (``ts#id``) or gap description.
+        where: the store reader's location (topic/partition/offset, table/row, object/line).
+        detail: what was expected, in words.
+    """
+
+    kind: str
+    server_uuid: str
+    seq: int | None
+    position: str
+    where: str
+    detail: str = ""
+
+    @property
+    def tamper(self) -> bool:
+        """True when this finding means the data is not intact."""
+        return self.kind in TAMPER_KINDS
+
+    def __str__(self) -> str:
+        seq = f" seq={self.seq}" if self.seq is not None else ""
+        return (
+            f"{self.kind}: server={self.server_uuid}{seq} bookmark={self.position} "
+            f"at {self.where}: {self.detail}"
+        )
+
+
+@dataclass
+class ServerSummary:
+    """What was verified for one server."""
+
+    links: int = 0
+    resent: int = 0
+    dead_lettered: int = 0
+    anchored_start: bool = False
+    first: ChainState | None = None
+    last: ChainState | None = None
+
+
+@dataclass
+class VerifyReport:
+    """The outcome: per-server summaries and every finding in the order found."""
+
+    servers: dict[str, ServerSummary] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        """No finding means tampering (re-sends and dead letters are fine)."""
+        return not any(f.tamper for f in self.findings)
+
+    @property
+    def first_break(self) -> Finding | None:
+        """The first finding that means tampering, or None."""
+        return next((f for f in self.findings if f.tamper), None)
