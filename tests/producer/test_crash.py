@@ -8,6 +8,7 @@ nothing is skipped.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -65,7 +66,7 @@ def assert_complete_with_bounded_duplicates(
     """Every event present; runs are gap-free; each re-send starts after a stored bookmark."""
     assert set(topic_raws) == set(log), "events missing from (or foreign to) the topic"
     order = [pos(r) for r in log]
-    successor = {a: b for a, b in zip(order, order[1:], strict=False)}
+    successor = dict(itertools.pairwise(order))
     predecessor: dict[Position, Position | None] = {b: a for a, b in successor.items()}
     predecessor[order[0]] = None
     previous: Position | None = None

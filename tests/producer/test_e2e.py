@@ -159,7 +159,7 @@ def test_self_audit_guard_refuses_unless_allowed(
 ) -> None:
     emu = emulator_factory(log_nothing_for_archiver=False)  # archiver falls under log_all
     source = MySQLSource(emu.archiver_dsn, read_buffer_size=4 << 20, allow_self_audit=False)
-    with pytest.raises(SourceConfigError, match="log_all.*--allow-self-audit") as info:
+    with pytest.raises(SourceConfigError, match=r"log_all.*--allow-self-audit") as info:
         source.connect()
     assert info.value.exit_code == 4
     allowed = MySQLSource(emu.archiver_dsn, read_buffer_size=4 << 20, allow_self_audit=True)

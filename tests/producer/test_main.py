@@ -1,0 +1,55 @@
+"""The command line: ``python -m producer [setup]``, ``--help``, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mysql.connector
+import pytest
+
+from auditstream import cli
+from auditstream.dsn import MySQLDsn
+from producer.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["setup", "--help"]])
+def test_help_works_and_lists_the_contract_flags(args: list[str]) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "producer", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    for flag in ("--source-dsn", "--bookmark-dsn", "--source-password-file"):
+        assert flag in out.stdout
+    if args == ["--help"]:
+        for flag in (
+            "--bootstrap-servers", "--topic", "--control-topic", "--schema-registry-url",
+            "--start-from", "--allow-self-audit", "--kafka-config", "--read-buffer-size",
+            "--batch-events", "--partitions", "--heartbeat-interval", "--once", "--log-json",
+        ):  # fmt: skip
+            assert flag in out.stdout
+
+
+def test_setup_creates_audit_config_idempotently(mysql_db: MySQLDsn) -> None:
+    url = mysql_db.url(reveal=True)
+    assert main(["setup", "--bookmark-dsn", url]) == 0
+    assert cli.main(["producer", "setup", "--bookmark-dsn", url]) == 0  # again, via the front door
+    conn = mysql.connector.connect(**mysql_db.connect_kwargs())
+    cur = conn.cursor()
+    cur.execute("SHOW TABLES")
+    assert ("audit_config",) in cur.fetchall()
+    conn.close()
+
+
+def test_missing_source_is_exit_code_2_with_the_flag_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["producer", "--once"]) == 2
+    assert "--source-dsn" in capsys.readouterr().err
