@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only STAGE,...] [--json PATH] [--keep]`` - wiring only."""
+"""``python -m bench [--quick] [--only STAGE,...] [--profile producer,consumer] [--json PATH]``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from auditstream import log as logsetup
-from bench import machine, report
+from bench import machine, profile, report
 from bench.infra import Stack
 from bench.plan import STAGES
 from bench.run import FULL, QUICK, TINY, Run, run_stage
@@ -26,6 +26,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--only", default="", help="comma-separated stages: " + ",".join(s.name for s in STAGES)
     )
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="comma-separated components to sample with py-spy: producer,consumer",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--workdir", type=Path, help="work directory (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -35,7 +40,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the stages, print the machine block and the figures table; 0 when all ran."""
-    args = parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
     logsetup.setup(level=args.log_level)
     sizes = TINY if args.tiny else QUICK if args.quick else FULL
     wanted = {s for s in args.only.split(",") if s}
@@ -46,26 +52,31 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="auditstream-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    load = machine.OtherLoad()
     stack = Stack.start(workdir)
-    run = Run(stack, sizes, workdir)
+    run = Run(stack, sizes, workdir, profile=frozenset(p for p in args.profile.split(",") if p))
     try:
         for stage in STAGES:
             if not wanted or stage.name in wanted or stage.always:
                 run_stage(run, stage)
     finally:
         stack.close()
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
     info = machine.describe(shutil.which("mariadbd") or "/usr/sbin/mariadbd")
-    mode = "--tiny" if args.tiny else "--quick" if args.quick else "(full)"
-    info["command"] = f"python -m bench {mode}" + (f" --only {args.only}" if args.only else "")
+    info["command"] = " ".join(["python -m bench", *argv])
     info["run time"] = f"{time.monotonic() - started:.0f} s"
+    info["other load"] = load.describe()
     print()
     print(report.machine_block(info))
     print()
     print(report.table(run.figures))
+    for component, path in run.profiles.items():
+        print()
+        print(f"profile of {component} (py-spy):")
+        print(profile.summarize(path) if path.exists() else "(no profile written)")
     if args.json:
         report.write_json(args.json, info, run.figures)
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
     logging.getLogger("bench").info("done in %.0f s", time.monotonic() - started)
     return 0 if all(f.value is not None for f in run.figures) else 1
 

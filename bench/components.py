@@ -19,6 +19,7 @@ from auditstream.dsn import MySQLDsn
 from auditstream.embedded import FAST_GROUP
 from bench.infra import BENCH_PASSWORD, EmulatedServer
 from bench.measure import Child, ChildResult, run
+from bench.profile import wrap
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,10 @@ def producer(
     *,
     once: bool,
     extra: tuple[str, ...] = (),
+    profile: Path | None = None,
 ) -> Child:
-    """Start one producer for ``source`` reading from the earliest event."""
+    """Start one producer for ``source`` reading from the earliest event (under py-spy when
+    ``profile`` names an output file)."""
     dsn = MySQLDsn(user=source.dsn.user, host=source.dsn.host, port=source.dsn.port)
     argv = [
         sys.executable,
@@ -78,6 +81,7 @@ def producer(
         *(["--once"] if once else []),
         *extra,
     ]
+    argv = wrap(argv, profile) if profile else argv
     return Child(argv, log, _env(AUDITSTREAM_SOURCE_PASSWORD=BENCH_PASSWORD)).start()
 
 
@@ -96,8 +100,9 @@ def consumer(
     *,
     once: bool,
     extra: tuple[str, ...] = (),
+    profile: Path | None = None,
 ) -> Child:
-    """Start one consumer group member."""
+    """Start one consumer group member (under py-spy when ``profile`` names an output file)."""
     argv = [
         sys.executable,
         "-m",
@@ -117,6 +122,7 @@ def consumer(
         *(["--once"] if once else []),
         *extra,
     ]
+    argv = wrap(argv, profile) if profile else argv
     fast = {k: str(v) for k, v in FAST_GROUP.items()}
     return Child(argv, log, _env(AUDITSTREAM_KAFKA_CONFIG=json.dumps(fast))).start()
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import subprocess
+import time
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -87,3 +89,46 @@ def _version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "not installed"
+
+
+class OtherLoad:
+    """How much CPU processes *outside* this run used while it ran (the machine is shared).
+
+    Busy time of the whole machine (``/proc/stat``) minus the CPU time of this process and of
+    every child it has reaped (``RUSAGE_CHILDREN``: the components are all waited for before
+    ``stop``). Figures measured while others used a large share are not this machine's best.
+    """
+
+    def __init__(self) -> None:
+        self._busy0 = _busy_seconds()
+        self._ours0 = _our_cpu_seconds()
+        self._t0 = time.monotonic()
+        self._load0 = os.getloadavg()[0]
+
+    def describe(self) -> str:
+        """``X core-seconds (Y % of the 2 cores) over Z s; load average a → b``."""
+        wall = time.monotonic() - self._t0
+        busy = _busy_seconds() - self._busy0
+        ours = _our_cpu_seconds() - self._ours0
+        others = max(0.0, busy - ours)
+        cores = os.cpu_count() or 1
+        return (
+            f"{others:.0f} core-seconds used by other processes during the run "
+            f"({100 * others / (wall * cores):.0f} % of {cores} cores over {wall:.0f} s); "
+            f"1-min load average {self._load0:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+        )
+
+
+def _busy_seconds() -> float:
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(x) for x in fields]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _our_cpu_seconds() -> float:
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total

@@ -1,10 +1,7 @@
 """Measuring: wall clock, peak RSS of child processes, percentiles, and the figures themselves.
 
-Peak RSS comes from the kernel, not from sampling: ``os.wait4`` returns the ``ru_maxrss`` of the
-one child waited for (``resource.RUSAGE_CHILDREN`` would mix every child of the run together).
-
-Trap: ``ru_maxrss`` covers the child and the descendants *it* waited for; a component that
-forks workers and never reaps them would be under-reported. Ours do not fork.
+Peak RSS of a child is the kernel's ``VmHWM`` of that process, sampled (see ``PeakRss`` for
+why ``wait4``'s ``ru_maxrss`` is wrong for children of a large parent).
 """
 
 from __future__ import annotations
@@ -15,6 +12,7 @@ import os
 import resource
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,9 +102,43 @@ class ChildResult:
         return self
 
 
+class PeakRss(threading.Thread):
+    """Samples ``VmHWM`` (the kernel's own RSS high-water mark) of one process every 20 ms.
+
+    Trap: ``ru_maxrss`` from ``wait4`` cannot be used for our children: a child forked from
+    the benchmark process (which holds the corpus) keeps the pre-``exec`` high-water mark of
+    that copy, so every child would report the benchmark's own size. ``VmHWM`` belongs to the
+    process image after ``exec``. Growth in the last 20 ms before exit can be missed.
+    """
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.path = Path(f"/proc/{pid}/status")
+        self.peak_kb = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        """Sample until the process is gone or ``done`` is set."""
+        while not self.done.is_set():
+            try:
+                text = self.path.read_text()
+            except OSError:
+                return
+            for line in text.splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+                    break
+            self.done.wait(0.02)
+
+    @property
+    def peak_mb(self) -> float:
+        """The highest ``VmHWM`` seen, in MiB."""
+        return self.peak_kb / 1024
+
+
 @dataclass
 class Child:
-    """A component run as a child process, reaped with ``os.wait4`` for its own peak RSS.
+    """A component run as a child process, with its wall time and peak RSS.
 
     Output goes to ``log`` (never to a pipe nobody reads: a full pipe would stall the child and
     the benchmark would measure the stall).
@@ -118,6 +150,7 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     result: ChildResult | None = field(default=None, repr=False)
+    rss: PeakRss | None = field(default=None, repr=False)
 
     def start(self) -> Child:
         """Start the process; its stdout and stderr go to ``log``."""
@@ -127,49 +160,39 @@ class Child:
             self.proc = subprocess.Popen(
                 self.argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
+        self.rss = PeakRss(self.proc.pid)
+        self.rss.start()
         return self
 
     def wait(self, timeout: float) -> ChildResult:
         """Wait for the exit (killing the child after ``timeout`` seconds) and collect its cost."""
-        assert self.proc is not None  # noqa: S101 - start() first
+        assert self.proc is not None and self.rss is not None  # noqa: S101 - start() first
         if self.result is not None:
             return self.result
-        deadline = time.monotonic() + timeout
-        status, usage = 0, None
-        while True:
-            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                _, status, usage = os.wait4(self.proc.pid, 0)
-                break
-            time.sleep(0.01)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
         seconds = time.perf_counter() - self.started
-        self.proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
+        self.rss.done.set()
+        self.rss.join(1)
         self.result = ChildResult(
-            self.argv, self.proc.returncode, seconds, usage.ru_maxrss / 1024, self.log
+            self.argv, self.proc.returncode, seconds, self.rss.peak_mb, self.log
         )
         return self.result
 
     def stop(self, timeout: float = 20.0) -> ChildResult:
         """SIGTERM (the components' graceful stop), then wait; SIGKILL after ``timeout``."""
         assert self.proc is not None  # noqa: S101 - start() first
-        if self.result is None and self.proc.returncode is None:
+        if self.result is None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
         return self.wait(timeout)
 
     def alive(self) -> bool:
-        """True while the process runs (reaping is left to ``wait``)."""
-        if self.proc is None or self.result is not None:
-            return False
-        try:
-            # WNOWAIT: look without reaping, so wait() still gets the rusage.
-            state = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return False
-        return state is None
+        """True while the process runs."""
+        return self.proc is not None and self.result is None and self.proc.poll() is None
 
     def tail(self, lines: int = 20) -> str:
         """The end of the child's output (for error messages)."""

@@ -53,7 +53,13 @@ def producer_stage(run: Run) -> None:
     components.producer_setup(bookmarks, run.path("logs/producer-setup.log"))
     result = (
         components.producer(
-            source, run.stack.bootstrap, topics, bookmarks, run.path("logs/producer.log"), once=True
+            source,
+            run.stack.bootstrap,
+            topics,
+            bookmarks,
+            run.path("logs/producer.log"),
+            once=True,
+            profile=run.profile_out("producer"),
         )
         .wait(900)
         .ok("producer")
@@ -158,6 +164,7 @@ def consumer_stage(run: Run) -> None:
                 group,
                 run.path(f"logs/consumer-{members}-{k}.log"),
                 once=True,
+                profile=run.profile_out("consumer") if members == 1 else None,
             )
             for k in range(members)
         ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import latency, pipeline, stages
+from bench import latency, pipeline, rotation, stages
 from bench.run import Stage
 
 STAGES: tuple[Stage, ...] = (
@@ -62,5 +62,14 @@ STAGES: tuple[Stage, ...] = (
         "e2e",
         latency.e2e_stage,
         (("end to end (log → audit_data)", "highest steady rate (of the steps tried)"),),
+    ),
+    Stage(
+        "rotation",
+        rotation.rotation_stage,
+        (
+            ("rotation (RENAME under inserts)", "longest insert pause"),
+            ("dump + upload (OCI test server)", "rows/s"),
+            ("dump + upload (OCI test server)", "MB/s (uncompressed TSV)"),
+        ),
     ),
 )

@@ -82,6 +82,8 @@ class Run:
     corpus: Corpus | None = None
     source: EmulatedServer | None = None
     failed: dict[str, str] = field(default_factory=dict)
+    profile: frozenset[str] = frozenset()
+    profiles: dict[str, Path] = field(default_factory=dict)
 
     def add(self, figure: Figure, ref: str | None = None) -> Figure:
         """Record a figure (and, under ``ref``, its value for later ratios)."""
@@ -104,6 +106,17 @@ class Run:
         if self.corpus is None or self.source is None:
             raise Blocked(self.failed.get("corpus", "the corpus stage did not run"))
         return self.corpus, self.source
+
+    def profile_out(self, component: str) -> Path | None:
+        """Where to write ``component``'s py-spy profile, the first time it is asked for.
+
+        Only the first measured run of each component is profiled (``--profile``).
+        """
+        if component not in self.profile or component in self.profiles:
+            return None
+        out = self.path(f"profiles/{component}.txt")
+        self.profiles[component] = out
+        return out
 
     def path(self, name: str) -> Path:
         """A fresh path under the run's work directory."""

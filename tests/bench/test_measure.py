@@ -38,3 +38,13 @@ def test_ratios():
     assert f.vs_baseline == 10
     assert f.vs_limit == 0.75
     assert Figure("x", "y", None, "").vs_limit is None
+
+
+def test_child_of_a_large_parent_reports_its_own_peak(tmp_path):
+    # The benchmark holds its corpus in memory; a child must not inherit that as its peak
+    # (wait4's ru_maxrss does: it keeps the pre-exec copy's high-water mark).
+    ballast = bytearray(300 * 1024 * 1024)
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    result = run([sys.executable, "-c", "import time; time.sleep(0.3)"], tmp_path / "c.log", 60)
+    assert result.peak_rss_mb < 100
+    del ballast
