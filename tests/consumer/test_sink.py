@@ -94,6 +94,21 @@ def test_rows_and_offsets_land_together_and_raw_is_byte_exact(
     ]
 
 
+def test_awkward_text_round_trips_exactly(
+    member: Member, records: RecordFactory, sql_query: Query
+) -> None:
+    recs = records(SERVER, 3)
+    awkward = "select '\\N', 'tab\there', 'line\nbreak', 'nul\x00', 'back\\slash' -- ‘q’ 😀"
+    recs[1]["query"] = awkward
+    recs[2]["query"] = "\\N"
+    member.write(batch_of(recs, 0))
+    assert sql_query("SELECT query FROM audit_data ORDER BY kafka_offset") == [
+        (recs[0]["query"],),
+        (awkward,),
+        ("\\N",),
+    ]
+
+
 def test_a_member_with_stale_offsets_is_fenced_and_writes_nothing(
     member: Member, archive: MySQLDsn, records: RecordFactory, sql_query: Query
 ) -> None:
