@@ -129,12 +129,13 @@ def _field(value: Any) -> str:
     if kind is str:
         # The hot path: most values need no escaping, and `in` is much cheaper than translate.
         if "\\" in value or "\t" in value or "\n" in value or "\0" in value:
-            return (
+            escaped: str = (
                 value.replace("\\", "\\\\")
                 .replace("\t", "\\t")
                 .replace("\n", "\\n")
                 .replace("\0", "\\0")
             )
+            return escaped
         return value  # type: ignore[no-any-return]
     if value is None:
         return "\\N"
