@@ -47,7 +47,7 @@ def run(settings: VerifySettings, out: TextIO) -> int:
         dsn = archive
 
         def from_tables() -> Iterable[Link]:
-            return tables.read(dsn, only or None, extras=_dead_letters(settings))
+            return tables.read(dsn, only or None, _dead_letters(settings), since=since, until=until)
 
         stores.append((f"archive {dsn}", from_tables, []))
     if settings.target is not None:

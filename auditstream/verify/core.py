@@ -15,7 +15,8 @@ decide that data is not intact):
 2. ``inserted``: the link fails, and the next one verifies against the link *before* it.
 3. ``deleted``: the link fails and its ``seq`` skips numbers (the missing count is reported).
 4. ``swapped``: two failed events both verify once their raw texts are exchanged.
-5. ``altered``: any other failure (the chain resumes after it: this link's content changed).
+5. ``altered``: any other failure: this link's content, or the chain value stored with the link
+   before it, was changed (the chain resumes after it).
 6. ``dead_lettered``: a link the reader found in the dead-letter topic: reported, not a break.
 
 Trap: a break right after the start of a range cannot be told apart from a wrong start; give the
@@ -121,7 +122,9 @@ class _Verifier:
         if _ok(s.prev, link):
             self._accept(s, link)
             return
-        kind, detail = "altered", "content does not hash to the stored chain value"
+        kind = "altered"
+        detail = "does not hash to its chain value from the previous link's (this row changed, "
+        detail += "or the previous row's chain value)"
         if link.seq is not None and s.prev_seq is not None and link.seq > s.prev_seq + 1:
             missing = link.seq - s.prev_seq - 1
             kind = "deleted"

@@ -25,6 +25,7 @@ from auditstream.mysql import Connection, Error, connect
 from auditstream.sqlident import ROTATED_TABLE, ident
 from auditstream.verify.core import interleave
 from auditstream.verify.report import NotChained
+from auditstream.verify.scope import Bookmark
 
 EVENT_TABLE = "audit_data"
 CONTROL_TABLE = "audit_control"
@@ -32,6 +33,8 @@ CHAIN_COLUMNS = ("chain", "chain_seq")
 #: What the consumer's DDL must add (to audit_data_template and audit_control).
 CHAIN_DDL = "chain CHAR(64) CHARACTER SET ascii NULL, chain_seq BIGINT UNSIGNED NULL"
 
+_AFTER = " AND (ts > %s OR (ts = %s AND id > %s))"
+_FROM = " AND (ts > %s OR (ts = %s AND id >= %s))"
 _COLUMNS = (
     "SELECT table_name, column_name FROM information_schema.columns "
     "WHERE table_schema = DATABASE() AND column_name IN ('chain', 'chain_seq')"
@@ -76,18 +79,33 @@ def servers(conn: Connection, tables: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
-def events(conn: Connection, table: str, server: str, page_rows: int = 5000) -> Iterator[Link]:
-    """The event links of ``server`` in ``table``, in ``(ts, id)`` order (Step 3)."""
+def events(
+    conn: Connection,
+    table: str,
+    server: str,
+    page_rows: int = 5000,
+    since: Bookmark | None = None,
+    until: Bookmark | None = None,
+) -> Iterator[Link]:
+    """The event links of ``server`` in ``table``, in ``(ts, id)`` order (Step 3).
+
+    ``since``/``until`` narrow the read (``until`` to its second; ``scope.in_range`` is exact).
+    """
     base = f"SELECT ts, id, raw, chain, chain_seq FROM {ident(table)} WHERE server_uuid = %s"
+    params: list[Any] = [server]
+    if until is not None:
+        base += " AND ts <= %s"
+        params.append(until[0])
     order = f" ORDER BY ts, id LIMIT {int(page_rows)}"
-    after = " AND (ts > %s OR (ts = %s AND id > %s))"
     last: tuple[Any, Any] | None = None
     while True:
         cur = conn.cursor()
-        if last is None:
-            cur.execute(base + order, (server,))
+        if last is not None:
+            cur.execute(base + _AFTER + order, (*params, last[0], last[0], last[1]))
+        elif since is not None:
+            cur.execute(base + _FROM + order, (*params, since[0], since[0], since[1]))
         else:
-            cur.execute(base + after + order, (server, last[0], last[0], last[1]))
+            cur.execute(base + order, tuple(params))
         rows: list[Any] = list(cur.fetchall())
         conn.commit()
         for ts, id_, raw, chain, seq in rows:
@@ -162,6 +180,8 @@ def read(
     only: Iterable[str] | None = None,
     extras: Iterable[Link] = (),
     page_rows: int = 5000,
+    since: Bookmark | None = None,
+    until: Bookmark | None = None,
 ) -> Iterator[Link]:
     """Every link in the archive (Steps 1-3), server by server.
 
@@ -170,6 +190,8 @@ def read(
         only: restrict to these servers.
         extras: links found elsewhere (dead letters), slotted in by ``seq``.
         page_rows: rows per keyset page.
+        since: read from this bookmark on (the range itself is cut by ``scope.in_range``).
+        until: read up to this bookmark's second.
 
     Raises:
         NotChained: a table lacks the chain columns.
@@ -188,7 +210,9 @@ def read(
         wanted = sorted(set(only)) if only else servers(conn, tables)
         for server in wanted:
             # Step 3
-            stream = (link for t in tables for link in events(conn, t, server, page_rows))
+            stream = (
+                link for t in tables for link in events(conn, t, server, page_rows, since, until)
+            )
             mine = [x for x in extra if x.server_uuid == server]
             yield from interleave(stream, gaps(conn, server) + mine)
     except Error as exc:

@@ -12,6 +12,7 @@ consumer that commits nothing, so verifying never disturbs a consumer group. Tra
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -26,6 +27,7 @@ from auditstream.errors import BrokerError, DecodeError
 from auditstream.verify.core import interleave
 from schemas.codec import Codec, decode
 
+log = logging.getLogger(__name__)
 _DLQ_SOURCE = ("dlq.source.topic", "dlq.source.partition", "dlq.source.offset")
 
 
@@ -96,7 +98,11 @@ def links(
             where += f" (dead letter of {src[0]}/{src[1]}@{src[2]})"
         try:
             name, record = decode(msg.value(), topic, codec)
-        except DecodeError:
+        except DecodeError as exc:
+            # not a link anyone can check; a break next to it may be this message
+            log.warning(
+                "undecodable message skipped: %s", exc.message, extra={"ctx": {"where": where}}
+            )
             continue
         link = Link.from_record(name, record, where)
         if link is not None:

@@ -75,9 +75,10 @@ def test_a_range_is_verified_with_a_trusted_start(
     archive: Archive, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(capsys, "--archive-dsn", archive[0].url(reveal=True), "--server-uuid", A,
-                       "--since", "2020-10-19 19:27:45", "--until", "2020-10-19 19:31:31#0")  # fmt: skip
+                       "--since", "2020-10-19 19:27:45#1", "--until", "2020-10-19 19:31:40#1")  # fmt: skip
     assert code == 0, out
-    assert "start trusted" in out and f"server {B}" not in out
+    assert f"server {A}: 17 links (seq 6..22 " in out and "start trusted" in out
+    assert f"server {B}" not in out
 
 
 def test_topic_archive_and_dumps_in_one_run(
