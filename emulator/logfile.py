@@ -20,9 +20,8 @@ import logging
 import re
 import shutil
 import threading
-import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -252,11 +251,14 @@ class AuditLogWriter:
                 return None
             self._file.write(b"]\n")
             self._file.close()
+            stamp = datetime.strptime(self.last[0], _TS_FORMAT).replace(tzinfo=UTC)
             target = self.directory / rotated_name(self.basename, self.suffix, self.last[0])
             while target.exists() or target.with_name(target.name + ".gz").exists():
-                # Two rotations within one second: the plugin's name would collide; wait it out.
-                time.sleep(0.01)
-                target = self.directory / rotated_name(self.basename, self.suffix, self.clock())
+                # Two rotations within one second would collide: take the next free second.
+                stamp += timedelta(seconds=1)
+                target = self.directory / rotated_name(
+                    self.basename, self.suffix, stamp.strftime(_TS_FORMAT)
+                )
             self.path.replace(target)
             if self.compress:
                 gz = target.with_name(target.name + ".gz")
