@@ -116,6 +116,8 @@ class _Verifier:
                 )
             s.prev, s.prev_seq, s.prev_position = None, link.seq, link.position
             return
+        if s.prev is None and link.seq == 1:  # a chain started after unchained rows (upgrade)
+            s.prev, s.prev_seq = genesis(link.server_uuid), 0
         if s.prev is None:  # unanchored start (or after an unchained link): trust the stored hash
             self._accept(s, link)
             return

@@ -114,6 +114,12 @@ def test_a_run_of_links_without_hashes_is_one_finding() -> None:
     [f] = verify(links).findings
     assert (f.kind, f.server_uuid, f.where) == ("unchained", B, "b-row-0")
     assert f.detail == "4 links without a chain value, up to 2024-01-01 00:00:03#0"
+    # a producer upgraded to chaining starts at link 1 from the genesis value, and is checked so
+    later = chained(B, 3)
+    later[0] = later[0].with_raw("{}")  # link 1 no longer hashes from the genesis value
+    legacy = [replace(x, chain=None, seq=None) for x in chained(B, 4)]
+    assert [f.kind for f in verify(legacy + chained(B, 3)).findings] == ["unchained"]
+    assert [f.kind for f in verify(legacy + later).findings] == ["unchained", "altered"]
 
 
 def test_start_state_and_anchor() -> None:
