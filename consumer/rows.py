@@ -25,13 +25,14 @@ AUDIT_COLUMNS: tuple[str, ...] = (
     "server_id", "os_version", "mysql_version", "startup_args",
     "query_time", "rows_sent", "rows_examined", "bytes_received", "bytes_sent",
     "message_component", "message_producer", "message", "message_map", "unix_time",
-    "raw", "kafka_partition", "kafka_offset",
+    "raw", "kafka_partition", "kafka_offset", "chain", "chain_seq",
 )  # fmt: skip
 
 CONTROL_COLUMNS: tuple[str, ...] = (
     "topic", "kafka_partition", "kafka_offset", "server_uuid", "kind", "at",
     "bookmark_timestamp", "bookmark_id", "reason", "from_timestamp", "from_id",
     "to_timestamp", "to_id", "events", "size", "sha256", "lag_seconds", "detail",
+    "chain", "chain_seq",
 )  # fmt: skip
 
 _MIN_TS = datetime(1000, 1, 1, tzinfo=UTC)
@@ -89,6 +90,7 @@ def audit_row(
         _json(get("startup_args")),
         *(get(c) for c in AUDIT_COLUMNS[26:34]),
         _json(get("message_map")), get("unix_time"), record["raw"], partition, offset,
+        get("chain"), get("chain_seq"),
     )  # fmt: skip
 
 

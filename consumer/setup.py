@@ -5,11 +5,12 @@ Steps (each safe to repeat; a crash part-way is repaired by running setup again)
 1. Create the DSN's database if missing.
 2. Run every archive DDL file (``CREATE TABLE IF NOT EXISTS``); ``archive/audit_rotation`` only
    when that file exists.
-3. Migrate: the template file may have gained columns since the tables were created. The file is
-   created under a scratch name, and each column it has that ``audit_data_template`` or
-   ``audit_data`` lacks is added (``ALTER TABLE ... ADD COLUMN ... AFTER``), so new rotated tables,
-   created LIKE the template, have it too. Columns are only ever added: a column that changed
-   type or disappeared from the file is reported, never altered or dropped (rows would be lost).
+3. Migrate: a DDL file may have gained columns since its table was created. The file is run
+   under a scratch table name, and each column it has that the table lacks is added
+   (``ALTER TABLE ... ADD COLUMN ... AFTER``). The template's new columns also go into
+   ``audit_data``, so it stays identical to new rotated tables, created LIKE the template.
+   Columns are only ever added: a column that changed type or disappeared from the file is
+   reported, never altered or dropped (rows would be lost).
    Rotated tables are history and keep the shape they were written with.
 """
 
@@ -36,10 +37,14 @@ DDL_FILES = (
     "archive/audit_control",
 )
 OPTIONAL_DDL_FILES = ("archive/audit_rotation",)
-MIGRATED_TABLES = ("audit_data_template", "audit_data")
+#: DDL file → the table it creates, then the tables that must have the same columns.
+MIGRATED = {
+    "archive/audit_data_template": ("audit_data_template", "audit_data"),
+    "archive/audit_control": ("audit_control",),
+    "archive/audit_offsets": ("audit_offsets",),
+    "archive/audit_high_water": ("audit_high_water",),
+}
 
-_TEMPLATE_HEAD = "CREATE TABLE IF NOT EXISTS audit_data_template"
-_SCRATCH = "audit_data_template_next"
 _COLUMN = re.compile(r"\s+`(?P<name>[A-Za-z0-9_]+)` (?P<definition>.*?),?$")
 
 
@@ -75,32 +80,46 @@ def setup(dsn: MySQLDsn) -> list[str]:
 
 
 def migrate(cur: Any) -> list[str]:
-    """Add the template file's missing columns to the template and audit_data (see Step 3)."""
-    (ddl,) = sql.statements("archive/audit_data_template")
-    if not ddl.startswith(_TEMPLATE_HEAD):
-        raise ConfigError("archive/audit_data_template.sql must start with " + _TEMPLATE_HEAD)
-    cur.execute(f"DROP TABLE IF EXISTS {_SCRATCH}")
-    cur.execute(ddl.replace(_TEMPLATE_HEAD, f"CREATE TABLE {_SCRATCH}", 1))
-    try:
-        wanted = _columns(cur, _SCRATCH)
-    finally:
-        cur.execute(f"DROP TABLE IF EXISTS {_SCRATCH}")
+    """Add each DDL file's missing columns to its tables (see Step 3); return ``table.column``."""
     added: list[str] = []
-    for table in MIGRATED_TABLES:
-        have = _columns(cur, table)
-        previous = None
-        for name, definition in wanted.items():
-            if name not in have:
-                place = f" AFTER {ident(previous)}" if previous else " FIRST"
-                cur.execute(f"ALTER TABLE {table} ADD COLUMN {ident(name)} {definition}{place}")
-                added.append(f"{table}.{name}")
-                log.info("added column", extra={"ctx": {"table": table, "column": name}})
-            elif have[name] != definition:
-                log.warning(
-                    "column differs from the template file; left as it is (add-only migration)",
-                    extra={"ctx": {"table": table, "column": name, "have": have[name]}},
-                )
-            previous = name
+    for name, tables in MIGRATED.items():
+        wanted = _wanted_columns(cur, name, tables[0])
+        for table in tables:
+            added += _add_missing(cur, table, wanted)
+    return added
+
+
+def _wanted_columns(cur: Any, name: str, table: str) -> dict[str, str]:
+    """The columns ``sql/<name>.sql`` defines, read from a scratch copy of its table."""
+    (ddl,) = sql.statements(name)
+    head = f"CREATE TABLE IF NOT EXISTS {table} ("
+    if not ddl.startswith(head):
+        raise ConfigError(f"sql/{name}.sql must start with {head}")
+    scratch = ident(f"{table}_next")
+    cur.execute(f"DROP TABLE IF EXISTS {scratch}")
+    cur.execute(ddl.replace(head, f"CREATE TABLE {scratch} (", 1))
+    try:
+        return _columns(cur, f"{table}_next")
+    finally:
+        cur.execute(f"DROP TABLE IF EXISTS {scratch}")
+
+
+def _add_missing(cur: Any, table: str, wanted: dict[str, str]) -> list[str]:
+    have = _columns(cur, table)
+    added = []
+    previous = None
+    for name, definition in wanted.items():
+        if name not in have:
+            place = f" AFTER {ident(previous)}" if previous else " FIRST"
+            cur.execute(f"ALTER TABLE {ident(table)} ADD COLUMN {ident(name)} {definition}{place}")
+            added.append(f"{table}.{name}")
+            log.info("added column", extra={"ctx": {"table": table, "column": name}})
+        elif have[name] != definition:
+            log.warning(
+                "column differs from its DDL file; left as it is (add-only migration)",
+                extra={"ctx": {"table": table, "column": name, "have": have[name]}},
+            )
+        previous = name
     return added
 
 

@@ -1,6 +1,7 @@
 -- Control events from the producers (gaps, heartbeats, kinds added later), so the archive shows
 -- its own holes. Never rotated. (topic, kafka_partition, kafka_offset) identifies the message:
 -- a replay after a crash cannot record an event twice. at is the producer's clock, UTC.
+-- chain/chain_seq: a gap's tamper-evidence link (docs/tamper-evidence.md), NULL if unchained.
 CREATE TABLE IF NOT EXISTS audit_control (
   topic               VARCHAR(249)     CHARACTER SET ascii NOT NULL,
   kafka_partition     INT              NOT NULL,
@@ -20,6 +21,8 @@ CREATE TABLE IF NOT EXISTS audit_control (
   sha256              CHAR(64)         CHARACTER SET ascii NULL,
   lag_seconds         DOUBLE           NULL,
   detail              MEDIUMTEXT       NULL,
+  chain               CHAR(64)         CHARACTER SET ascii NULL,
+  chain_seq           BIGINT UNSIGNED  NULL,
   PRIMARY KEY (topic, kafka_partition, kafka_offset),
   KEY ix_server_kind (server_uuid, kind, at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

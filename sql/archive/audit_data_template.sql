@@ -1,7 +1,10 @@
 -- One row per audit event. audit_data and every rotated audit_data_<UTC ts> are created LIKE it.
 -- ts is DATETIME in UTC (never TIMESTAMP: no session time zone, no 2038 limit); id is the
 -- server's counter (per second on Oracle, global on Percona). raw is the event exactly as
--- received, as text: the JSON type would re-order keys and normalise numbers.
+-- received, as text: the JSON type would re-order keys and normalise numbers. kafka_partition
+-- and kafka_offset say where the consumer read it; chain/chain_seq are the tamper-evidence link
+-- (docs/tamper-evidence.md), NULL when the producer does not chain. Change this file by adding
+-- columns only: `consumer setup` adds them to the template and audit_data (consumer/setup.py).
 CREATE TABLE IF NOT EXISTS audit_data_template (
   server_uuid           VARCHAR(64)      CHARACTER SET ascii NOT NULL,
   ts                    DATETIME         NOT NULL,
@@ -42,6 +45,8 @@ CREATE TABLE IF NOT EXISTS audit_data_template (
   raw                   LONGTEXT         NOT NULL,
   kafka_partition       INT              NULL,
   kafka_offset          BIGINT           NULL,
+  chain                 CHAR(64)         CHARACTER SET ascii NULL,
+  chain_seq             BIGINT UNSIGNED  NULL,
   PRIMARY KEY (server_uuid, ts, id),
   KEY ix_ts (ts),
   KEY ix_account (account_user, account_host, ts),

@@ -51,6 +51,7 @@ def test_migration_adds_missing_columns_and_keeps_rows(mysql_db: MySQLDsn) -> No
     # An archive created by an older template: two columns missing from both tables.
     for table in ("audit_data_template", "audit_data"):
         query(mysql_db, f"ALTER TABLE {table} DROP COLUMN kafka_offset, DROP COLUMN message_map")
+    query(mysql_db, "ALTER TABLE audit_control DROP COLUMN chain, DROP COLUMN chain_seq")
     query(
         mysql_db,
         "INSERT INTO audit_data (server_uuid, ts, id, class, event, raw) "
@@ -58,6 +59,8 @@ def test_migration_adds_missing_columns_and_keeps_rows(mysql_db: MySQLDsn) -> No
     )
     added = setup(mysql_db)
     assert sorted(added) == [
+        "audit_control.chain",
+        "audit_control.chain_seq",
         "audit_data.kafka_offset",
         "audit_data.message_map",
         "audit_data_template.kafka_offset",

@@ -109,6 +109,18 @@ def test_awkward_text_round_trips_exactly(
     ]
 
 
+def test_tamper_evidence_links_are_kept(
+    member: Member, records: RecordFactory, sql_query: Query
+) -> None:
+    recs = records(SERVER, 2)
+    recs[0].update(chain="ab" * 32, chain_seq=7)
+    member.write(batch_of(recs, 0))
+    assert sql_query("SELECT chain, chain_seq FROM audit_data ORDER BY kafka_offset") == [
+        ("ab" * 32, 7),
+        (None, None),
+    ]
+
+
 def test_a_member_with_stale_offsets_is_fenced_and_writes_nothing(
     member: Member, archive: MySQLDsn, records: RecordFactory, sql_query: Query
 ) -> None:
