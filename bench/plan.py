@@ -46,7 +46,7 @@ STAGES: tuple[Stage, ...] = (
         pipeline.producer_stage,
         tuple(
             ("producer (emulator → broker)", m)
-            for m in ("events/s", "MB/s", "page cycle (mean)", "peak RSS")
+            for m in ("events/s", "MB/s (source bytes)", "page cycle (mean)", "peak RSS")
         ),
     ),
     Stage(
