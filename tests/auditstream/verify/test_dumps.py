@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -127,4 +128,25 @@ def test_the_documented_hand_check_verifies_an_export(
         done.returncode == 1
         and done.stderr.startswith("line ")
         and f"of {A} does not match" in done.stderr
+    )
+
+
+def test_the_manifests_first_and_last_links_are_checked(dumped: tuple[Path, Connection]) -> None:
+    """The rotation manifest records each server's first and last link (integration proposal)."""
+    root, conn = dumped
+    path = root / ROTATED / "manifest.json"
+    manifest = json.loads(path.read_bytes())
+    links = [x for x in DumpReader(root, [ROTATED]).links() if x.server_uuid == A]
+    entry = manifest["bookmarks"][A]
+    entry["first_link"] = [links[0].seq, links[0].chain]
+    entry["last_link"] = [links[-1].seq, links[-1].chain]
+    path.write_text(json.dumps(manifest))
+    reader, findings = check(root, conn)
+    assert findings == [] and reader.findings == []
+    entry["last_link"] = [links[-2].seq, links[-2].chain]  # a row appended after the dump
+    path.write_text(json.dumps(manifest))
+    reader, _ = check(root, conn)
+    [f] = reader.findings
+    assert f.where == f"object {ROTATED}/manifest.json" and f.detail.startswith(
+        f"last_link of {A} is [14, "
     )
