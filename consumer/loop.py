@@ -74,6 +74,7 @@ class ConsumerLoop:
         once: stop, returning 0, when every assigned partition is caught up.
         backoff_max: longest wait between retries of a failed write (s).
         tasks: periodic tasks called between batches.
+        tick_interval: least time between two rounds of periodic tasks (s).
         lag: where per-partition lag is kept for the metrics module.
     """
 
@@ -91,6 +92,7 @@ class ConsumerLoop:
         once: bool = False,
         backoff_max: float = 30.0,
         tasks: Sequence[PeriodicTask] = (),
+        tick_interval: float = 1.0,
         lag: Lag | None = None,
     ) -> None:
         self.consumer, self.sink, self.dlq, self.codec = consumer, sink, dlq, codec
@@ -99,6 +101,7 @@ class ConsumerLoop:
         self.linger = batch_linger_ms / 1000
         self.once, self.backoff_max = once, backoff_max
         self.tasks = list(tasks)
+        self.tick_interval = tick_interval
         self.lag = lag or Lag()
         self.batch = Batch()
         self.expected: dict[TopicPartition, int | None] = {}  # what the archive holds for us
@@ -106,7 +109,7 @@ class ConsumerLoop:
         self.eof: dict[TopicPartition, int] = {}
         self._stop = False
         self._writing = False
-        self._last_tick = 0.0
+        self._last_tick: float | None = None
 
     def stop(self) -> None:
         """Ask the loop to finish the current batch and return (signal-safe)."""
@@ -349,7 +352,7 @@ class ConsumerLoop:
         if not self.tasks or self.batch:
             return
         now = time.monotonic()
-        if now - self._last_tick < 1.0:
+        if self._last_tick is not None and now - self._last_tick < self.tick_interval:
             return
         self._last_tick = now
         for task in self.tasks:

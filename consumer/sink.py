@@ -28,6 +28,7 @@ but 1062 (duplicate key) as bad content. ``insert`` needs no ``local_infile``.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -94,6 +95,8 @@ class Sink:
         self.method = method
         self._conn: db.Connection | None = None
         self._file = Path(tempfile.mkdtemp(prefix="auditstream-load-")) / "batch.tsv"
+        # Only this file is ever sent: the client allows LOCAL INFILE, so a compromised server
+        # could ask for others; the archive server is trusted like the data it holds.
 
     def _cursor(self) -> Any:
         if self._conn is None:
@@ -121,8 +124,7 @@ class Sink:
             except DB_ERRORS:
                 log.debug("close failed", exc_info=True)
             self._conn = None
-        self._file.unlink(missing_ok=True)
-        self._file.parent.rmdir()
+        shutil.rmtree(self._file.parent, ignore_errors=True)
 
     def stored_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
         """The next offsets stored for ``tps`` (None: nothing archived yet), creating rows."""

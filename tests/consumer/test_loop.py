@@ -13,6 +13,7 @@ import fastavro
 import pytest
 
 from auditstream.dsn import MySQLDsn
+from auditstream.errors import ArchiveError
 from consumer.__main__ import build
 from consumer.setup import setup
 from schemas import registry
@@ -147,18 +148,21 @@ def test_archive_restart_is_waited_out_without_loss_or_duplicates(
         )
         runner = threading.Thread(target=loop.run)
         runner.start()
+        seen_lag: list[int] = []
         try:
-            _wait(lambda: _count(dsn) >= 300)
+            _wait(lambda: bool(seen_lag.append(loop.lag.total())) or _count(dsn) >= 300)
             server.kill()  # the archive dies mid-stream (no clean shutdown)
             produce(bootstrap, names["topic"], events[1000:])
             time.sleep(2)
             server.start()
             _wait(lambda: _count(dsn) == 2000, timeout=60)
+            _wait(lambda: loop.lag.total() == 0)
         finally:
             loop.stop()
             runner.join(30)
             loop.sink.close()
         assert not runner.is_alive()
+        assert max(seen_lag) > 0  # lag was visible while the member was behind
         assert query(
             dsn, "SELECT COUNT(DISTINCT server_uuid, ts, id), COUNT(*) FROM audit_data"
         ) == [(2000, 2000)]
@@ -167,6 +171,35 @@ def test_archive_restart_is_waited_out_without_loss_or_duplicates(
         ) == [(2000,)]
     finally:
         server.cleanup()
+
+
+class Recorder:
+    """A periodic task that notes when it ran, failing (retriably) the first time."""
+
+    def __init__(self) -> None:
+        self.calls: list[datetime] = []
+
+    def tick(self, now: datetime) -> None:
+        self.calls.append(now)
+        if len(self.calls) == 1:
+            raise ArchiveError("rotation lock busy")
+
+
+def test_periodic_tasks_run_between_batches_and_survive_retriable_errors(
+    bootstrap: str, archive: MySQLDsn, records: RecordFactory, names: dict[str, str]
+) -> None:
+    create_topics(bootstrap, names["topic"], names["control"], partitions=1)
+    produce(bootstrap, names["topic"], records(SERVERS[0], 100))
+    task = Recorder()
+    loop = build(settings(bootstrap, archive.url(reveal=True), names, once=True), tasks=[task])
+    loop.tick_interval = 0.0
+    try:
+        assert loop.run() == 0
+    finally:
+        loop.sink.close()
+    assert len(task.calls) >= 2
+    assert all(c.tzinfo is UTC for c in task.calls)
+    assert query(archive, "SELECT COUNT(*) FROM audit_data") == [(100,)]
 
 
 def test_kafka_committed_offsets_are_never_trusted(
