@@ -35,7 +35,12 @@ from pathlib import Path
 
 from auditstream import mysql, sqlident
 from auditstream.dsn import MySQLDsn
-from auditstream.errors import ArchiveError, AuditStreamError, ChecksumMismatch
+from auditstream.errors import (
+    ArchiveContentError,
+    ArchiveError,
+    AuditStreamError,
+    ChecksumMismatch,
+)
 from consumer.dump import MANIFEST, DumpObject, Manifest, dump_table
 from consumer.ledger import Entry, Ledger, archive_errors
 from consumer.rotation import Rotator, Schedule
@@ -177,9 +182,10 @@ class Archiver:
         except ArchiveError as exc:
             if exc.context.get("gone"):
                 ledger.advance(table, "rotated", "missing", now)
-                ledger.fail(table, exc, now, retriable=False)
-                log.warning("rotated table gone before its dump", extra={"ctx": {"table": table}})
-                return False
+                raise ArchiveContentError(
+                    "the rotated table is gone (dropped by hand?) and was never dumped",
+                    table=table,
+                ) from exc
             raise
         self._hook(table, "dump-written")
         data = manifest.to_json()

@@ -42,7 +42,6 @@ import zstandard
 
 from auditstream import mysql, sqlident
 from auditstream.errors import ArchiveError, ObjectStoreError
-from consumer.ledger import archive_errors
 
 MANIFEST = "manifest.json"
 FORMAT = "auditstream-dump/1"
@@ -170,7 +169,7 @@ def dump_table(
         if out_dir.exists():
             shutil.rmtree(out_dir)
         out_dir.mkdir(parents=True)
-        with archive_errors("reading table definition", table=table):
+        try:
             cur = conn.cursor()
             cur.execute(f"SHOW CREATE TABLE {quoted}")
             ddl = str(cur.fetchall()[0][1])  # type: ignore[index]
@@ -178,6 +177,8 @@ def dump_table(
             columns = [d[0] for d in cur.description or ()]
             cur.fetchall()
             conn.commit()
+        except mysql.Error as exc:
+            raise _read_error(exc, table) from exc
         objects: list[DumpObject] = []
         bookmarks: dict[str, dict[str, Any]] = {}
         rows = 0
@@ -298,14 +299,17 @@ def _pages(
             page: list[tuple[Any, ...]] = list(cur.fetchall())  # type: ignore[arg-type]
             conn.commit()
         except mysql.Error as exc:
-            gone = getattr(exc, "errno", None) == mysql.errorcode.ER_NO_SUCH_TABLE
-            raise ArchiveError(
-                f"cannot read the rotated table: {exc}", table=table, gone=gone or None
-            ) from exc
+            raise _read_error(exc, table) from exc
         if not page:
             return
         yield page
         last = page[-1]
+
+
+def _read_error(exc: Exception, table: str) -> ArchiveError:
+    """``context["gone"]`` is True when the table does not exist (dropped by hand)."""
+    gone = getattr(exc, "errno", None) == mysql.errorcode.ER_NO_SUCH_TABLE
+    return ArchiveError(f"cannot read the rotated table: {exc}", table=table, gone=gone or None)
 
 
 def _track(bookmarks: dict[str, dict[str, Any]], row: Sequence[Any], columns: list[str]) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import oci
+from circuitbreaker import CircuitBreakerError  # type: ignore[import-untyped]  # oci dependency, untyped
 from oci._vendor.requests.exceptions import RequestException
 from oci.exceptions import ClientError, MultipartUploadError, ServiceError
 from oci.object_storage.transfer.internal.multipart_object_assembler import (
@@ -49,6 +50,8 @@ class OciOptions:
 
     ``endpoint`` overrides the region's service endpoint (tests, private endpoints). The retry
     fields shape the SDK's retry strategy for every call (exponential backoff, full jitter).
+    The SDK's circuit breaker (on by default) fails calls fast for 30 s after a burst of
+    failures; those failures are retriable ``ObjectStoreError``s like any other.
     """
 
     auth: Auth = "config"
@@ -60,6 +63,7 @@ class OciOptions:
     retry_attempts: int = 8
     retry_base_seconds: float = 1.0
     retry_max_wait_seconds: float = 30.0
+    circuit_breaker: bool = True
 
 
 def make_client(options: OciOptions) -> Any:
@@ -76,6 +80,8 @@ def make_client(options: OciOptions) -> Any:
         backoff_type=oci.retry.BACKOFF_FULL_JITTER_VALUE,
     ).get_retry_strategy()
     kwargs: dict[str, Any] = {"retry_strategy": retry}
+    if not options.circuit_breaker:
+        kwargs["circuit_breaker_strategy"] = oci.circuit_breaker.NoCircuitBreakerStrategy()
     if options.endpoint:
         kwargs["service_endpoint"] = options.endpoint
     try:
@@ -136,7 +142,13 @@ class OciStore:
                 ) from exc
             self._abort_unfinished(name, quiet=True)
             raise _store_error("upload", name, exc) from exc
-        except (MultipartUploadError, RequestException, ClientError, OSError) as exc:
+        except (
+            MultipartUploadError,
+            RequestException,
+            ClientError,
+            CircuitBreakerError,
+            OSError,
+        ) as exc:
             self._abort_unfinished(name, quiet=True)
             raise _store_error("upload", name, exc) from exc
         return True
@@ -185,7 +197,7 @@ class OciStore:
             if exc.status == 404:
                 return None
             raise _store_error("head", name, exc) from exc
-        except RequestException as exc:
+        except (RequestException, CircuitBreakerError) as exc:
             raise _store_error("head", name, exc) from exc
         sha = resp.headers.get("opc-content-sha256")
         return ObjectInfo(
@@ -198,38 +210,54 @@ class OciStore:
         try:
             resp = self.client.get_object(self.namespace, self.target.bucket, name)
             yield from resp.data.raw.stream(MIB, decode_content=False)
-        except (ServiceError, RequestException) as exc:
+        except (ServiceError, RequestException, CircuitBreakerError) as exc:
             raise _store_error("download", name, exc) from exc
 
     def list(self, prefix: str) -> list[str]:
         """Names of the objects under ``prefix`` (all pages)."""
+        names: list[str] = []
+        start = None
         try:
-            resp = oci.pagination.list_call_get_all_results(
-                self.client.list_objects, self.namespace, self.target.bucket, prefix=prefix
-            )
-        except (ServiceError, RequestException) as exc:
+            while True:
+                kwargs: dict[str, Any] = {"prefix": prefix}
+                if start:
+                    kwargs["start"] = start
+                page = self.client.list_objects(self.namespace, self.target.bucket, **kwargs).data
+                names += [o.name for o in page.objects]
+                start = page.next_start_with
+                if not start:
+                    return sorted(names)
+        except (ServiceError, RequestException, CircuitBreakerError) as exc:
             raise _store_error("list", prefix, exc) from exc
-        return sorted(o.name for o in resp.data.objects)
 
     def _abort_unfinished(self, name: str, *, quiet: bool = False) -> None:
         try:
-            uploads = oci.pagination.list_call_get_all_results(
-                self.client.list_multipart_uploads, self.namespace, self.target.bucket
-            ).data
-            for upload in uploads:
+            for upload in self._uploads():
                 if upload.object == name:
                     self.client.abort_multipart_upload(
                         self.namespace, self.target.bucket, name, upload.upload_id
                     )
                     log.info("aborted an unfinished upload", extra={"ctx": {"object": name}})
-        except (ServiceError, RequestException) as exc:
+        except (ServiceError, RequestException, CircuitBreakerError) as exc:
             if not quiet:
                 raise _store_error("abort unfinished uploads", name, exc) from exc
+
+    def _uploads(self) -> Iterator[Any]:
+        # Not oci.pagination: it wraps every page in DEFAULT_RETRY_STRATEGY on top of the
+        # client's own retries (up to 8 x 8 attempts with 30 s waits in a 503 storm).
+        page = None
+        while True:
+            kwargs: dict[str, Any] = {"page": page} if page else {}
+            resp = self.client.list_multipart_uploads(self.namespace, self.target.bucket, **kwargs)
+            yield from resp.data
+            page = resp.headers.get("opc-next-page")
+            if not page:
+                return
 
     def _call(self, method: str, what: str) -> Any:
         try:
             return getattr(self.client, method)()
-        except (ServiceError, RequestException) as exc:
+        except (ServiceError, RequestException, CircuitBreakerError) as exc:
             raise _store_error(what, self.target.bucket, exc) from exc
 
 
