@@ -14,7 +14,8 @@ decide that data is not intact):
    break.
 2. ``inserted``: the link fails, and the next one verifies against the link *before* it.
 3. ``deleted``: the link fails and its ``seq`` skips numbers (the missing count is reported).
-4. ``swapped``: two failed events both verify once their raw texts are exchanged.
+4. ``swapped``: two failed events both verify once their raw texts (or everything but their
+   keys) are exchanged back.
 5. ``altered``: any other failure: this link's content, or the chain value stored with the link
    before it, was changed (the chain resumes after it).
 6. ``dead_lettered``: a link the reader found in the dead-letter topic: reported, not a break.
@@ -212,14 +213,13 @@ class _Verifier:
                 fb, b = s.altered[j]
                 if i in used or j in used:
                     continue
-                if _ok(a.prev, a.link.with_raw(b.link.fields[-1])) and _ok(
-                    b.prev, b.link.with_raw(a.link.fields[-1])
-                ):
+                what = _exchanged(a, b)
+                if what is not None:
                     used |= {i, j}
                     idx = self.report.findings.index(fa)
                     self.report.findings[idx] = Finding(
                         "swapped", s.uuid, a.link.seq, a.link.position, a.link.where,
-                        f"content exchanged with seq={b.link.seq} bookmark={b.link.position} "
+                        f"{what} exchanged with seq={b.link.seq} bookmark={b.link.position} "
                         f"at {b.link.where}",
                     )  # fmt: skip
                     self.report.findings.remove(fb)
@@ -228,6 +228,40 @@ class _Verifier:
         finding = Finding(kind, s.uuid, link.seq, link.position, link.where, detail)
         self.report.findings.append(finding)
         return finding
+
+
+def _exchanged(a: _Pending, b: _Pending) -> str | None:
+    """What two broken event links exchanged, if exchanging it back repairs both."""
+    raw_a, raw_b = a.link.fields[-1], b.link.fields[-1]
+    if _ok(a.prev, a.link.with_raw(raw_b)) and _ok(b.prev, b.link.with_raw(raw_a)):
+        return "raw text"
+    # every column but the key: the rows hold each other's content under their own key
+    key_a, key_b = a.link.fields[:2], b.link.fields[:2]
+    if _ok(a.prev, replace(a.link, fields=(*key_b, raw_a))) and _ok(
+        b.prev, replace(b.link, fields=(*key_a, raw_b))
+    ):
+        return "content (all but the key)"
+    return None
+
+
+def ordered(links: Iterable[Link], window: int = 10_000) -> Iterator[Link]:
+    """``links`` in chain order (by ``seq``, per server) when they arrive in key order.
+
+    Stores are read in key order ``(ts, id)``, which is chain order unless someone moved rows
+    (e.g. exchanged everything but the key of two rows); sorting within a sliding ``window``
+    puts moved links back where their number says, so a move reads as two changed rows, not as
+    a cascade of breaks. The servers' order is kept; a link without ``seq`` stays where it is.
+    """
+    heap: list[tuple[str, int, int, Link]] = []
+    last: dict[str, int] = {}
+    for n, link in enumerate(links):
+        seq = link.seq if link.seq is not None else last.get(link.server_uuid, 0)
+        last[link.server_uuid] = seq
+        heapq.heappush(heap, (link.server_uuid, seq, n, link))
+        if len(heap) > window:
+            yield heapq.heappop(heap)[3]
+    while heap:
+        yield heapq.heappop(heap)[3]
 
 
 def _ok(prev: bytes, link: Link) -> bool:

@@ -30,7 +30,7 @@ import zstandard
 from auditstream.chain import Link
 from auditstream.errors import ConfigError, ObjectStoreError
 from auditstream.sqlident import ROTATED_TABLE
-from auditstream.verify.core import interleave
+from auditstream.verify.core import interleave, ordered
 from auditstream.verify.report import Finding, NotChained
 
 MANIFEST = "manifest.json"
@@ -95,7 +95,7 @@ class DumpReader:
 
     def links(self, extras: Iterable[Link] = ()) -> Iterator[Link]:
         """Every event link of every dump, in chain order per server, ``extras`` slotted in."""
-        return interleave((x for t in self.tables for x in self._dump(t)), extras)
+        return interleave(ordered(x for t in self.tables for x in self._dump(t)), extras)
 
     def _dump(self, table: str) -> Iterator[Link]:
         # Step 1

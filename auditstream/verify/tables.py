@@ -6,8 +6,8 @@ Steps (``read``):
    names come from a UTC clock, so name order is time order), then ``audit_data``.
 2. Check that each has the ``chain``/``chain_seq`` columns (``NotChained`` says what to add).
 3. Per server, stream its rows table after table in ``(ts, id)`` order, one keyset page at a
-   time (the tables are never in memory), and slot in its gaps from ``audit_control`` and any
-   dead letters by ``seq``.
+   time (the tables are never in memory), put moved rows back in chain order (``ordered``),
+   and slot in its gaps from ``audit_control`` and any dead letters by ``seq``.
 
 Trap: ``ts`` is a DATETIME holding UTC; the session runs in UTC (``auditstream.mysql.connect``)
 and the value is hashed as the naive value's text, never converted.
@@ -23,7 +23,7 @@ from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError
 from auditstream.mysql import Connection, Error, connect
 from auditstream.sqlident import ROTATED_TABLE, ident
-from auditstream.verify.core import interleave
+from auditstream.verify.core import interleave, ordered
 from auditstream.verify.report import NotChained
 from auditstream.verify.scope import Bookmark
 
@@ -214,7 +214,7 @@ def read(
                 link for t in tables for link in events(conn, t, server, page_rows, since, until)
             )
             mine = [x for x in extra if x.server_uuid == server]
-            yield from interleave(stream, gaps(conn, server) + mine)
+            yield from interleave(ordered(stream), gaps(conn, server) + mine)
     except Error as exc:
         raise ArchiveError(f"cannot read the archive: {exc}", database=dsn.database) from exc
     finally:

@@ -39,15 +39,18 @@ def chained_records(server: str, n: int = 31) -> list[tuple[str, dict[str, Any]]
     return out
 
 
-def add_chain_columns(conn: Connection, table: str) -> None:
-    """What the consumer's DDL will add (see auditstream.verify.tables.CHAIN_DDL)."""
+def chain_columns(conn: Connection, table: str, present: bool) -> None:
+    """Add (as sql/archive does now) or drop (an archive from before the chain) the columns."""
     cur = conn.cursor()
     cur.execute(f"SHOW COLUMNS FROM `{table}` LIKE 'chain%'")
-    if not cur.fetchall():
+    have = bool(cur.fetchall())
+    if present and not have:
         cur.execute(
             f"ALTER TABLE `{table}` ADD COLUMN chain CHAR(64) CHARACTER SET ascii NULL, "
             "ADD COLUMN chain_seq BIGINT UNSIGNED NULL"
         )
+    elif have and not present:
+        cur.execute(f"ALTER TABLE `{table}` DROP COLUMN chain, DROP COLUMN chain_seq")
 
 
 def create_archive(conn: Connection, chained: bool = True) -> None:
@@ -55,9 +58,8 @@ def create_archive(conn: Connection, chained: bool = True) -> None:
     for name in ("archive/audit_data_template", "archive/audit_control"):
         for statement in sql.statements(name):
             cur.execute(statement)
-    if chained:
-        add_chain_columns(conn, "audit_data_template")
-        add_chain_columns(conn, "audit_control")
+    chain_columns(conn, "audit_data_template", chained)
+    chain_columns(conn, "audit_control", chained)
     for statement in sql.statements("archive/audit_data"):
         cur.execute(statement)
     cur.execute(f"CREATE TABLE `{ROTATED}` LIKE audit_data_template")

@@ -84,6 +84,26 @@ def test_swapped_contents_of_two_rows_are_named_as_a_pair(
     assert f"table audit_data row (ts={b[0]}, id={b[1]})" in f.detail
 
 
+def test_rows_that_exchanged_everything_but_their_key_are_named_as_a_pair(
+    archive: Archive, sql_exec: Callable[..., int]
+) -> None:
+    conn = archive[1]
+    cur = conn.cursor()
+    cur.execute(
+        "SELECT ts, id, raw, chain, chain_seq FROM audit_data WHERE server_uuid = %s AND chain_seq IN (18, 27) ORDER BY chain_seq",
+        (A,),
+    )
+    a, b = cur.fetchall()
+    conn.commit()
+    update = "UPDATE audit_data SET raw = %s, chain = %s, chain_seq = %s WHERE server_uuid = %s AND ts = %s AND id = %s"
+    sql_exec(update, b[2], b[3], b[4], A, a[0], a[1])
+    sql_exec(update, a[2], a[3], a[4], A, b[0], b[1])
+    [f] = verify(tables.read(archive[0])).findings
+    assert (f.kind, f.seq) == ("swapped", 18)
+    assert f.detail.startswith("content (all but the key) exchanged with seq=27")
+    assert f.where == f"table audit_data row (ts={b[0]}, id={b[1]})"  # link 18 now sits in b's row
+
+
 def test_a_deleted_gap_row_is_a_missing_link(
     archive: Archive, sql_exec: Callable[..., int]
 ) -> None:
