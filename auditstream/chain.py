@@ -31,10 +31,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
-
-from schemas.mapping import TIMESTAMP_FORMAT, format_timestamp
 
 Kind = Literal["event", "gap"]
 
@@ -71,8 +69,10 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        # naive values come from DATETIME columns, which hold UTC
-        return value.strftime(TIMESTAMP_FORMAT) if value.tzinfo is None else format_timestamp(value)
+        # naive values come from DATETIME columns, which hold UTC; the year is always 4 digits
+        # (strftime writes year 999 as "999", the server writes "0999")
+        v = value if value.tzinfo is None else value.astimezone(UTC)
+        return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}"
     return str(value)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
@@ -66,6 +66,18 @@ def test_a_datetime_and_the_servers_text_give_the_same_link() -> None:
         Link.event(UUID, ts, 0, "{}").canonical()
         == Link.event(UUID, "2020-10-19 19:21:33", 0, "{}").canonical()
     )
+
+
+@pytest.mark.parametrize(
+    ("ts", "text"),
+    [
+        (datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC), "0999-01-02 03:04:05"),
+        (datetime(999, 1, 2, 3, 4, 5), "0999-01-02 03:04:05"),  # noqa: DTZ001 - a DATETIME value
+        (datetime(2024, 1, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=2))), "2023-12-31 23:00:00"),
+    ],
+)
+def test_datetimes_are_written_as_the_server_writes_timestamps(ts: datetime, text: str) -> None:
+    assert Link.event(UUID, ts, 1, "{}").fields[0] == text
 
 
 def test_a_gap_hashes_what_the_source_says_not_when_it_was_sent() -> None:
