@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 Flavor = Literal["oracle", "percona"]
 Event = dict[str, Any] | str | bytes
 
-_HEAD = re.compile(rb'^\{\s*"timestamp"\s*:\s*"([^"]*)"\s*,\s*"id"\s*:\s*(\d+)')
+HEAD = re.compile(rb'\{\s*"timestamp"\s*:\s*"([^"]*)"\s*,\s*"id"\s*:\s*(\d+)')
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S"
 _FIRST_KEYS = ("timestamp", "id", "class", "event")
 
@@ -48,7 +48,7 @@ def event_key(raw: bytes) -> tuple[str, int]:
     Raises:
         ValueError: the text is not a JSON object with a string ``timestamp`` and integer ``id``.
     """
-    match = _HEAD.match(raw)
+    match = HEAD.match(raw)
     if match:
         return match.group(1).decode(), int(match.group(2))
     try:

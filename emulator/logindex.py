@@ -5,7 +5,9 @@
 2. Check each file holds JSON audit events; an unreadable or corrupt file is skipped with a logged
    reason (once per file), as the plugin ignores unreadable files.
 3. Order files by the timestamp of their **first** event (then its id; the open file last).
-4. Index each file once: offsets, lengths, timestamps and ids of its events. The open file is
+4. Index each file once: offsets, lengths, timestamps and ids of its events. A line shaped
+   like the plugin's (``{ "timestamp": ..., "id": ...`` ... ``},``) is trusted; any other line
+   is parsed whole and skipped with a logged reason when it is not a JSON event. The open file is
    indexed incrementally from where the last refresh stopped; a torn last line (a crash mid-write)
    is not indexed until its newline arrives.
 
@@ -17,6 +19,7 @@ Traps:
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import logging
 import os
@@ -26,6 +29,9 @@ from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+
+from emulator.logfile import HEAD as _HEAD
 from emulator.logfile import event_key
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,8 @@ class IndexedFile:
     ids: array[int] = field(default_factory=lambda: array("Q"))
     ts: list[str] = field(default_factory=list)
     scanned: int = 0
+    #: events not followed by exactly ",\n" and the next event (sorted); see ``contiguous``
+    irregular: list[int] = field(default_factory=list)
     data: bytes | None = None
     inode: tuple[int, int] = (0, 0)
 
@@ -65,6 +73,19 @@ class IndexedFile:
     def ident(self) -> FileId | None:
         """The first event's bookmark: stable across rotation renames and gzip."""
         return (self.ts[0], self.ids[0]) if self.ids else None
+
+    def _mark(self, i: int) -> None:
+        if not self.irregular or self.irregular[-1] != i:
+            self.irregular.append(i)
+
+    def contiguous(self, first: int, last: int) -> bool:
+        r"""Whether events ``first..last`` are stored as ``ev,\nev,\n...`` with nothing between."""
+        k = bisect.bisect_left(self.irregular, first)
+        return k == len(self.irregular) or self.irregular[k] >= last
+
+    def end(self, i: int) -> int:
+        """The file offset just after event ``i``."""
+        return int(self.offsets[i] + self.lengths[i])
 
     def read_range(self, first: int, last: int) -> bytes:
         """The bytes from event ``first`` to the end of event ``last`` (inclusive), as stored."""
@@ -85,30 +106,42 @@ class IndexedFile:
         """
         pos = 0
         end = blob.rfind(b"\n") + 1
+        offsets, lengths, ids, stamps = self.offsets, self.lengths, self.ids, self.ts
+        last_raw_ts, last_ts = b"", ""
         while pos < end:
             nl = blob.index(b"\n", pos)
-            line_end = nl
-            if line_end > pos and blob[line_end - 1 : line_end] == b"\r":
-                line_end -= 1
-            if blob[pos : pos + 1] == b"{":
-                stop = line_end
-                while stop > pos and blob[stop - 1] in b" \t":
-                    stop -= 1
-                if blob[stop - 1 : stop] == b",":
-                    stop -= 1
-                raw = blob[pos:stop]
-                try:
-                    ts, ident = event_key(raw)
-                except ValueError as exc:
-                    log.warning(
-                        "skipping an unreadable event line",
-                        extra={"ctx": {"file": self.path.name, "offset": base + pos, "why": exc}},
-                    )
+            if blob[pos] != 0x7B:  # "{": "[", "]" and blank lines carry no event
+                pos = nl + 1
+                continue
+            if nl - pos > 2 and blob[nl - 1] == 0x2C and blob[nl - 2] == 0x7D:  # "},\n"
+                stop, regular = nl - 1, True
+            else:
+                stop, regular = _trim(blob, pos, nl), False
+            head = _HEAD.match(blob, pos, stop) if regular else None
+            try:
+                if head is None:  # an unusual line: parse it whole
+                    orjson.loads(memoryview(blob)[pos:stop])
+                    ts, ident = event_key(blob[pos:stop])
                 else:
-                    self.offsets.append(base + pos)
-                    self.lengths.append(stop - pos)
-                    self.ts.append(ts)
-                    self.ids.append(ident)
+                    raw_ts = head.group(1)
+                    if raw_ts != last_raw_ts:
+                        last_raw_ts, last_ts = raw_ts, raw_ts.decode()
+                    ts, ident = last_ts, int(head.group(2))
+            except (ValueError, orjson.JSONDecodeError) as exc:
+                log.warning(
+                    "skipping an unreadable event line",
+                    extra={"ctx": {"file": self.path.name, "offset": base + pos, "why": exc}},
+                )
+            else:
+                n = len(offsets)
+                if n and offsets[n - 1] + lengths[n - 1] + 2 != base + pos:
+                    self._mark(n - 1)
+                offsets.append(base + pos)
+                lengths.append(stop - pos)
+                stamps.append(ts)
+                ids.append(ident)
+                if not regular:
+                    self._mark(n)
             pos = nl + 1
         return end
 
@@ -190,6 +223,18 @@ class AuditLogIndex:
         if entry.scanned == 0:
             _check_head(blob, entry.path)
         entry.scanned += entry.scan(blob, entry.scanned)
+
+
+def _trim(blob: bytes, pos: int, nl: int) -> int:
+    r"""End of the event on the line ``blob[pos:nl]``: without ``\r``, spaces and one ``,``."""
+    stop = nl
+    while stop > pos and blob[stop - 1] in b" \t\r":
+        stop -= 1
+    if blob[stop - 1 : stop] == b",":
+        stop -= 1
+        while stop > pos and blob[stop - 1] in b" \t":
+            stop -= 1
+    return stop
 
 
 def _same(entry: IndexedFile, size: int, path: Path) -> bool:

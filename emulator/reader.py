@@ -227,17 +227,12 @@ class ReadSequence:
                         continue
                 break
             # Take the longest run of this file's events that fits, in one read.
-            last = idx
             used += extra
-            while (
-                last + 1 < f.count
-                and (limit is None or count + (last - idx) + 1 < limit)
-                and used + len(_SEP) + f.lengths[last + 1] <= buffer_size
-            ):
-                last += 1
-                used += len(_SEP) + f.lengths[last]
+            last, used = _run_end(
+                f, idx, used, buffer_size, None if limit is None else limit - count
+            )
             blob = f.read_range(idx, last)
-            parts.append(_normalise(f, idx, last, blob))
+            parts.append(blob if f.contiguous(idx, last) else _split_join(f, idx, last, blob))
             count += last - idx + 1
             idx = last + 1
         body = _SEP.join(parts)
@@ -279,16 +274,33 @@ def _bisect_key(f: IndexedFile, key: tuple[str, int]) -> int:
     return lo
 
 
-def _normalise(f: IndexedFile, first: int, last: int, blob: bytes) -> bytes:
-    r"""The events as ``ev,\\nev``: the file's own bytes when its separators are canonical."""
+def _run_end(
+    f: IndexedFile, idx: int, used: int, buffer_size: int, left: int | None
+) -> tuple[int, int]:
+    """The last event of the run from ``idx`` that still fits, and the page size with it.
+
+    ``idx`` itself already fits (``used`` counts it).
+
+    On a contiguous stretch the page grows by exactly the file's bytes, so the end is found by
+    bisecting the events' end offsets; elsewhere event by event.
+    """
+    top = f.count - 1 if left is None else min(f.count - 1, idx + left - 1)
+    cap = f.end(idx) + (buffer_size - used)
+    last = bisect.bisect_right(range(idx, top + 1), cap, key=f.end) + idx - 1
+    if last <= idx:
+        return idx, used
+    if f.contiguous(idx, last):
+        return last, used + f.end(last) - f.end(idx)
+    last, size = idx, used
+    while last < top and size + len(_SEP) + f.lengths[last + 1] <= buffer_size:
+        last += 1
+        size += len(_SEP) + f.lengths[last]
+    return last, size
+
+
+def _split_join(f: IndexedFile, first: int, last: int, blob: bytes) -> bytes:
+    r"""Events ``first..last`` joined by ``,\n`` when the file stores them otherwise."""
     start = f.offsets[first]
-    offsets, lengths = f.offsets, f.lengths
-    if all(
-        offsets[i] + lengths[i] + 2 == offsets[i + 1]
-        and blob[offsets[i] + lengths[i] - start : offsets[i + 1] - start] == _SEP
-        for i in range(first, last)
-    ):
-        return blob
     return _SEP.join(
         blob[f.offsets[i] - start : f.offsets[i] - start + f.lengths[i]]
         for i in range(first, last + 1)

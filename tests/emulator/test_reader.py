@@ -163,3 +163,17 @@ def test_malformed_arguments_get_the_servers_errors(arg: str, errno: int) -> Non
 def test_start_date_alone_means_midnight_and_unknown_keys_are_ignored() -> None:
     args = parse_argument('{"start": {"timestamp": "2024-02-03"}, "colour": "blue"}')
     assert args.start == "2024-02-03 00:00:00" and args.bookmark is None
+
+
+def test_irregular_separators_still_give_exact_pages_within_the_buffer(tmp_path: Path) -> None:
+    events = [f'{{ "timestamp": "{TS}", "id": {i}, "q": "{"y" * 3000}" }}' for i in range(40)]
+    seps = [",\r\n", " ,\n", ",\n\n", "\n", ",  \n"]
+    body = "[\n" + "".join(e + seps[i % len(seps)] for i, e in enumerate(events))
+    (tmp_path / "audit.log").write_text(body)
+    reader = ReadSequence(AuditLogIndex(tmp_path))
+    pages = [reader.read(bookmark(0), 32768).payload]
+    while not pages[-1].endswith(b"null\n]"):
+        pages.append(reader.read(None, 32768).payload)
+    assert all(len(p) <= 32768 for p in pages)
+    got = [raw for p in pages for raw in p[2:-2].split(b",\n") if raw != b"null"]
+    assert got == [e.encode() for e in events]
