@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("emulator.__main__:main", "serve an emulated MySQL Enterprise Audit source"),
     "verify": ("auditstream.verify:main", "check the per-server hash chains of the stores"),
     "demo": ("auditstream.demo:main", "run the whole pipeline end to end on embedded components"),
+    "reconcile": ("auditstream.reconcile.command:main", "prove nothing is lost: source vs stores"),
     "status": (
         "auditstream.status:main",
         "bookmarks, lag, partitions, rotations and pending uploads",

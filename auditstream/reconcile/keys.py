@@ -1,0 +1,109 @@
+"""Event keys ``(server_uuid, timestamp, id)``, the range reconciled, and the event digest.
+
+Traps:
+
+- The timestamp is compared as the server's text (``YYYY-MM-DD hh:mm:ss``, UTC): that text
+  orders like time, and every store gives it back unchanged (DATETIME columns are formatted the
+  same way), so no time zone ever enters a key.
+- The digest is SHA-256 of the raw text's UTF-8 bytes, the same value a gap control event
+  carries in ``sha256``: a gap names the very event it stands for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from auditstream.errors import ConfigError
+from schemas.mapping import TIMESTAMP_FORMAT
+
+_BOOKMARK = re.compile(r"(\d{4}-\d\d-\d\d)(?:[ T](\d\d:\d\d:\d\d))?(?:#(\d{1,20}))?")
+MAX_ID = 2**64 - 1
+
+Position = tuple[str, int]
+
+
+def digest(raw: str) -> bytes:
+    """SHA-256 of ``raw``'s UTF-8 bytes (what a gap's ``sha256`` holds, as hex)."""
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).digest()
+
+
+def ts_text(value: object) -> str:
+    """A timestamp as the server writes it; naive datetimes (DATETIME columns) are UTC."""
+    if isinstance(value, datetime):
+        return value.strftime(TIMESTAMP_FORMAT)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("ascii")
+    return str(value)
+
+
+def parse_bookmark(text: str, *, upper: bool) -> Position:
+    """``'YYYY-MM-DD[ hh:mm:ss][#id]'`` as a position; missing parts widen the range.
+
+    Args:
+        text: the flag's value.
+        upper: fill missing parts for the end of a range (23:59:59, the largest id).
+
+    Raises:
+        ConfigError: the text is not such a bookmark.
+    """
+    match = _BOOKMARK.fullmatch(text.strip())
+    if match is None:
+        raise ConfigError("a bookmark looks like 'YYYY-MM-DD[ hh:mm:ss][#id]' (UTC)", bookmark=text)
+    day, time_, ident = match.groups()
+    ts = f"{day} {time_ or ('23:59:59' if upper else '00:00:00')}"
+    try:
+        datetime.strptime(ts, TIMESTAMP_FORMAT)  # noqa: DTZ007 - validation only, UTC text
+    except ValueError as exc:
+        raise ConfigError(f"not a valid time: {exc}", bookmark=text) from None
+    if ident is None:
+        return ts, MAX_ID if upper else 0
+    return ts, int(ident)
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """The keys reconciled: one server (or all) between two positions, both inclusive.
+
+    Attributes:
+        server_uuid: only this server; None means every server a store holds.
+        start: the first position, None for the beginning of the log.
+        end: the last position, None for "as far as the stores go" (the command sets it to
+            the source's newest bookmark when it reads the source, so events written while
+            it runs are left out everywhere).
+    """
+
+    server_uuid: str | None = None
+    start: Position | None = None
+    end: Position | None = None
+
+    def __post_init__(self) -> None:
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ConfigError(
+                "the range ends before it starts", start=_fmt(self.start), end=_fmt(self.end)
+            )
+
+    def holds(self, server_uuid: str, ts: str, id_: int) -> bool:
+        """True when the key lies in the range."""
+        if self.server_uuid is not None and server_uuid != self.server_uuid:
+            return False
+        pos = (ts, id_)
+        if self.start is not None and pos < self.start:
+            return False
+        return self.end is None or pos <= self.end
+
+    def past(self, ts: str, id_: int) -> bool:
+        """True when a position lies after the end (readers in key order stop there)."""
+        return self.end is not None and (ts, id_) > self.end
+
+    def __str__(self) -> str:
+        server = self.server_uuid or "every server"
+        start = _fmt(self.start) if self.start else "the beginning"
+        end = _fmt(self.end) if self.end else "the end"
+        return f"{server}, {start} .. {end}"
+
+
+def _fmt(pos: Position) -> str:
+    return f"{pos[0]}#{pos[1]}"
