@@ -76,9 +76,8 @@ def _serve(directory: Path, rounds: int) -> tuple[float, float, int, float]:
         cur = conn.cursor()
         cur.execute(f"SET SESSION audit_log_read_buffer_size = {PAGE}")
         warm = time.perf_counter()
-        cur.execute(
-            """SELECT audit_log_read('{"max_array_length": 1, "start": {"timestamp": "2000-01-01"}}')"""
-        )
+        first = '{"max_array_length": 1, "start": {"timestamp": "2000-01-01"}}'
+        cur.execute("SELECT audit_log_read(%s)", (first,))
         cur.fetchall()
         warmup = time.perf_counter() - warm  # the server indexes the files on the first read
         nbytes = events = 0
