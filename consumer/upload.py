@@ -21,12 +21,13 @@ import base64
 import copy
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import oci
-from circuitbreaker import CircuitBreakerError  # type: ignore[import-untyped]  # oci dependency, untyped
+from circuitbreaker import CircuitBreakerError  # type: ignore[import-untyped]  # untyped oci dep
 from oci._vendor.requests.exceptions import RequestException
 from oci.exceptions import ClientError, MultipartUploadError, ServiceError
 from oci.object_storage.transfer.internal.multipart_object_assembler import (
@@ -186,7 +187,15 @@ class OciStore:
         )
         retry.make_retrying_call(assembler.new_upload)
         assembler.add_parts_from_file(str(path))
-        assembler.upload(retry_strategy=retry)
+        # assembler.upload() would leak its thread pool when a part fails; same calls, our pool.
+        parts = list(enumerate(assembler.manifest["parts"], start=1))
+        with ThreadPoolExecutor(self.options.parallel, thread_name_prefix="oci-part") as pool:
+            futures = [
+                pool.submit(assembler._upload_part, num, part, retry_strategy=retry)
+                for num, part in parts
+            ]
+            for future in futures:
+                future.result()
         assembler.commit(retry_strategy=retry)
 
     def stat(self, name: str) -> ObjectInfo | None:

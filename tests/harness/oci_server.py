@@ -79,6 +79,7 @@ class OciTestServer:
         self.uploads: dict[str, Upload] = {}
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, int]] = []
+        self.authorizations: list[str] = []
         self._httpd: ThreadingHTTPServer | None = None
 
     @property
@@ -105,6 +106,7 @@ class OciTestServer:
             self.uploads.clear()
             self.faults.clear()
             self.requests.clear()
+            self.authorizations.clear()
 
     def create_bucket(self, name: str) -> None:
         with self.lock:
@@ -181,6 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
         if "authorization" not in self.headers:
             self._error(401, "NotAuthenticated", "missing authorization header")
             return
+        self.state.authorizations.append(self.headers["authorization"])
         parts = path.split("/")
         try:
             self._route(method, parts, query, body)
