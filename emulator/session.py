@@ -178,6 +178,12 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
             row.append(_encode(value))
         return Result(columns=columns, rows=[row])
 
+    async def substitute(self, sql: str) -> str:
+        """``sql`` with audit functions and owned variables replaced by their values."""
+        tokens = tokenize(sql)
+        spans = _local_spans(tokens)
+        return await self._substitute(sql, tokens, spans) if spans else sql
+
     async def _substitute(self, sql: str, tokens: list[Token], spans: list[tuple[int, int]]) -> str:
         out: list[str] = []
         last = 0

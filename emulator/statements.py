@@ -78,7 +78,8 @@ async def set_statement(session: AuditSession, sql: str, tokens: list[Token]) ->
             actions.append((scope, name, str(raw).upper()))
     result = Result()
     if others and session.backend.dsn is not None:
-        result = await session.backend.execute("SET " + ", ".join(others))
+        rest = await session.substitute("SET " + ", ".join(others))
+        result = await session.backend.execute(rest)
     # Without a backend, session settings (SET NAMES, autocommit, time_zone ...) are accepted
     # and ignored: clients send them while connecting.
     for scope, name, new in actions:

@@ -287,3 +287,21 @@ def test_proxied_transactions_and_warnings(emulator, mysql_db) -> None:
         cur.close()
     finally:
         conn.close()
+
+
+def test_the_manuals_examples_work(emulator) -> None:
+    for i in range(3):
+        emulator.writer.write({"class": "general", "event": "status", "n": i})
+    conn = connect(emulator.archiver_dsn)
+    try:
+        page = json.loads(query(conn, "SELECT audit_log_read(audit_log_read_bookmark())")[0][0])
+        assert [e and e["n"] for e in page] == [2, None]
+        query(conn, "SET @mark := audit_log_read_bookmark()")
+        query(conn, "SET @mark := JSON_SET(CONVERT(@mark USING utf8mb4), '$.max_array_length', 1)")
+        page = json.loads(query(conn, "SELECT audit_log_read(@mark)")[0][0])
+        assert [e["n"] for e in page] == [2]
+        ident = query(conn, "SELECT JSON_EXTRACT(audit_log_read_bookmark(), '$.id') AS i")[0][0]
+        assert int(ident) == 2
+        assert query(conn, "SELECT CONNECTION_ID() > 0, CURRENT_USER()") == [(1, "archiver@%")]
+    finally:
+        conn.close()
