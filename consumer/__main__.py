@@ -25,7 +25,7 @@ from consumer.config import ArchiveSettings, ConsumerSettings
 from consumer.dlq import DeadLetterQueue
 from consumer.loop import ConsumerLoop, PeriodicTask
 from consumer.sink import Sink
-from schemas.codec import for_settings
+from schemas.codec import Codec, for_settings
 
 log = logging.getLogger("consumer")
 
@@ -79,8 +79,13 @@ def consume_main(argv: Sequence[str]) -> int:
         loop.sink.close()
 
 
-def build(s: ConsumerSettings, tasks: Sequence[PeriodicTask] = ()) -> ConsumerLoop:
-    """The parts of one member, wired (tests call this with settings built directly)."""
+def build(
+    s: ConsumerSettings, tasks: Sequence[PeriodicTask] = (), codec: Codec | None = None
+) -> ConsumerLoop:
+    """The parts of one member, wired (tests call this with settings built directly).
+
+    ``codec`` defaults to the one the settings select (``--schema-registry-url``).
+    """
     member = f"{socket.gethostname()}:{os.getpid()}"
     DeadLetterQueue.ensure(s.admin(), s.dlq_topic)
     log.info(
@@ -91,7 +96,7 @@ def build(s: ConsumerSettings, tasks: Sequence[PeriodicTask] = ()) -> ConsumerLo
         Consumer(s.kafka()),
         Sink(s.archive(), member, s.insert_method),
         DeadLetterQueue(s.dlq_producer(), s.dlq_topic),
-        for_settings(s.schema_registry_url),
+        codec or for_settings(s.schema_registry_url),
         (s.topic, s.control_topic),
         batch_rows=s.batch_rows,
         batch_bytes=s.batch_bytes,

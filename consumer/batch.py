@@ -12,7 +12,7 @@ TopicPartition = tuple[str, int]
 
 @dataclass(slots=True)
 class Item:
-    """One polled message; ``schema``/``record`` are set once it decoded."""
+    """One polled message; ``schema``/``record`` are set once it decoded, ``error`` if it cannot."""
 
     topic: str
     partition: int
@@ -22,6 +22,7 @@ class Item:
     headers: list[tuple[str, bytes]] | None
     schema: str | None = None
     record: dict[str, Any] | None = None
+    error: Exception | None = None
 
     @property
     def tp(self) -> TopicPartition:
@@ -40,30 +41,21 @@ class DeadLetter:
 
 @dataclass
 class Batch:
-    """Messages in poll order (per partition: offset order), with their dead letters."""
+    """Messages in poll order (per partition: offset order), decoded or not yet."""
 
     items: list[Item] = field(default_factory=list)
-    dead: list[DeadLetter] = field(default_factory=list)
     size: int = 0
     started: float | None = None
 
     def add(self, item: Item) -> None:
-        """Append a decoded message."""
-        self._touch(item)
-        self.items.append(item)
-
-    def reject(self, item: Item, error: BaseException) -> None:
-        """Append a message that failed to decode or validate (it goes to the DLQ)."""
-        self._touch(item)
-        self.dead.append(DeadLetter(item, type(error).__name__, str(error)))
-
-    def _touch(self, item: Item) -> None:
+        """Append a polled message."""
         if self.started is None:
             self.started = time.monotonic()
         self.size += len(item.value or b"")
+        self.items.append(item)
 
     def __len__(self) -> int:
-        return len(self.items) + len(self.dead)
+        return len(self.items)
 
     def full(self, rows: int, size: int) -> bool:
         """True when a bound on rows or bytes is reached."""
@@ -76,7 +68,7 @@ class Batch:
     def next_offsets(self) -> dict[TopicPartition, int]:
         """Per partition, the offset after the last message in the batch (what gets stored)."""
         out: dict[TopicPartition, int] = {}
-        for item in [*self.items, *(d.item for d in self.dead)]:
+        for item in self.items:
             out[item.tp] = max(out.get(item.tp, -1), item.offset + 1)
         return out
 
@@ -84,9 +76,6 @@ class Batch:
         """Forget every message of ``partitions`` (revoked or fenced: someone else archives it)."""
         gone = set(partitions)
         self.items = [i for i in self.items if i.tp not in gone]
-        self.dead = [d for d in self.dead if d.item.tp not in gone]
-        self.size = sum(len(i.value or b"") for i in self.items) + sum(
-            len(d.item.value or b"") for d in self.dead
-        )
+        self.size = sum(len(i.value or b"") for i in self.items)
         if not self:
             self.started = None

@@ -1,21 +1,32 @@
 """Step 2 of the consumer guarantee: messages → decoded records → rows, or dead letters.
 
 Nothing here touches the database: a record that cannot be decoded (garbage bytes, an unknown
-schema fingerprint, a corrupt body) or that fails validation (a timestamp MySQL cannot store
-exactly, a key naming another server, an audit record on the control topic) becomes a dead letter
-with its bytes intact. Rows the database then rejects are isolated by the sink.
+schema fingerprint or registry id, a corrupt body) or that fails validation (a timestamp MySQL
+cannot store exactly, a key naming another server, an audit record on the control topic) becomes
+a dead letter with its bytes intact. Rows the database then rejects are isolated by the sink.
+
+Trap: a Schema Registry that cannot be reached is an outage, not poison. The codec reports both
+as ``DecodeError``; ``prepare`` tells them apart by the cause and raises a retriable
+``BrokerError`` for an outage, so the batch is kept and retried, never dead-lettered. Decoding
+happens in ``prepare`` (not at poll time) for that reason; a decoded item keeps its record, so a
+retry does not decode again.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from auditstream.errors import DecodeError
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from auditstream.errors import BrokerError, DecodeError
 from consumer.batch import Batch, DeadLetter, Item
 from consumer.rows import InvalidRecord, audit_row, check_key, control_row, identity
 from consumer.sink import Prepared
 from schemas import codec as avro
 from schemas.registry import AUDIT_EVENT, CONTROL_EVENT
+
+#: Registry answers that mean "this value names a schema I do not have": the record is poison.
+_POISON_STATUS = {404, 422}
 
 
 def item_of(msg: Any) -> Item:
@@ -31,23 +42,47 @@ def item_of(msg: Any) -> Item:
     )
 
 
-def decode_into(batch: Batch, item: Item, codec: avro.Codec) -> None:
-    """Decode ``item`` and add it to ``batch``, as a record or as a dead letter."""
+def decode(item: Item, codec: avro.Codec) -> None:
+    """Decode ``item`` once: sets ``schema``/``record``, or ``error`` for poison.
+
+    Raises:
+        BrokerError: the Schema Registry is unreachable or failing (retriable).
+    """
+    if item.record is not None or item.error is not None:
+        return
     try:
         item.schema, item.record = avro.decode(item.value, item.topic, codec)
     except DecodeError as exc:
+        if registry_outage(exc):
+            raise BrokerError(f"schema registry unavailable: {exc.__cause__}") from exc
         exc.context.update(partition=item.partition, offset=item.offset)
-        batch.reject(item, exc)
-        return
-    batch.add(item)
+        item.error = exc
 
 
-def prepare(batch: Batch, control_topic: str) -> Prepared:
-    """Rows for the sink from the batch's decoded records; invalid ones become dead letters."""
-    out = Prepared(dead=list(batch.dead), next_offsets=batch.next_offsets())
+def registry_outage(exc: DecodeError) -> bool:
+    """True when ``exc`` comes from a registry that failed, not from a value it does not know."""
+    cause = exc.__cause__
+    if isinstance(cause, SchemaRegistryError):
+        status = cause.http_status_code
+        return status not in _POISON_STATUS
+    names = {k.__name__ for k in type(cause).__mro__}
+    return isinstance(cause, OSError) or bool(names & {"TransportError", "TimeoutException"})
+
+
+def prepare(batch: Batch, control_topic: str, codec: avro.Codec) -> Prepared:
+    """Rows for the sink from the batch; undecodable or invalid records become dead letters.
+
+    Raises:
+        BrokerError: the Schema Registry is unreachable (retry the batch later).
+    """
+    out = Prepared(next_offsets=batch.next_offsets())
     for item in batch.items:
+        decode(item, codec)
+        if item.error is not None:
+            out.dead.append(DeadLetter(item, type(item.error).__name__, str(item.error)))
+            continue
         record = item.record
-        assert record is not None  # noqa: S101 - only decoded items are in batch.items
+        assert record is not None  # noqa: S101 - decode sets record or error
         try:
             if item.topic == control_topic:
                 _expect(item, CONTROL_EVENT)

@@ -42,7 +42,7 @@ from auditstream import metrics
 from auditstream.errors import AuditStreamError, BrokerError
 from auditstream.kafka import check
 from consumer.batch import Batch, TopicPartition
-from consumer.decode import decode_into, item_of, prepare
+from consumer.decode import item_of, prepare
 from consumer.dlq import DeadLetterQueue
 from consumer.errors import Fenced
 from consumer.lag import Lag
@@ -171,7 +171,7 @@ class ConsumerLoop:
         if item.tp not in self.expected:
             return  # revoked while in flight: the new owner reads it
         self.positions[item.tp] = item.offset + 1
-        decode_into(self.batch, item, self.codec)
+        self.batch.add(item)
 
     def flush(self) -> None:
         """Steps 3 and 4 for the current batch; retries infrastructure failures with backoff."""
@@ -180,10 +180,11 @@ class ConsumerLoop:
         self._writing = True
         try:
             while self.batch:
-                prepared = prepare(self.batch, self.topics[1])
-                expected = {tp: self.expected.get(tp) for tp in prepared.next_offsets}
                 started = time.monotonic()
                 try:
+                    # Step 2 (decode: a registry outage is retried like a database outage).
+                    prepared = prepare(self.batch, self.topics[1], self.codec)
+                    expected = {tp: self.expected.get(tp) for tp in prepared.next_offsets}
                     # Step 3: one transaction for rows, marks and offsets.
                     result = self.sink.write(prepared, expected, self.dlq.send)
                 except Fenced as exc:
@@ -300,7 +301,7 @@ class ConsumerLoop:
 
     def flush_once(self) -> None:
         """One write attempt of the current batch, no retries (used while partitions go)."""
-        prepared = prepare(self.batch, self.topics[1])
+        prepared = prepare(self.batch, self.topics[1], self.codec)
         expected = {tp: self.expected.get(tp) for tp in prepared.next_offsets}
         try:
             result = self.sink.write(prepared, expected, self.dlq.send)

@@ -9,12 +9,13 @@ import pytest
 
 from auditstream.dsn import MySQLDsn
 from auditstream.embedded import free_port
-from auditstream.errors import DeliveryError
+from auditstream.errors import BrokerError, DeliveryError
 from auditstream.kafka import producer_config
 from consumer.batch import Batch, DeadLetter, Item
 from consumer.decode import prepare
 from consumer.dlq import DeadLetterQueue
 from consumer.sink import Sink
+from schemas.codec import RegistryCodec
 from tests.consumer.conftest import RecordFactory, query
 from tests.consumer.kafkatools import CODEC, read_all
 
@@ -54,12 +55,27 @@ def test_unreachable_dlq_rolls_the_batch_back_and_keeps_offsets(
     for n, record in enumerate(records("s-1", 5)):
         batch.add(Item("audit", 0, n, b"s-1", CODEC.encode("audit_event", record, "audit"), None,
                        "audit_event", record))  # fmt: skip
-    batch.reject(Item("audit", 0, 5, b"s-1", b"garbage", None), ValueError("garbage"))
+    batch.add(Item("audit", 0, 5, b"s-1", b"garbage", None))
     try:
         with pytest.raises(DeliveryError) as err:
-            sink.write(prepare(batch, "control"), expected, dlq.send)
+            sink.write(prepare(batch, "control", CODEC), expected, dlq.send)
         assert err.value.retriable
     finally:
         sink.close()
     assert query(archive, "SELECT COUNT(*) FROM audit_data") == [(0,)]
     assert query(archive, "SELECT next_offset FROM audit_offsets") == [(None,)]
+
+
+def test_registry_outage_is_retriable_and_never_dead_lettered() -> None:
+    """Confluent-framed values and a registry that does not answer: an outage, not poison."""
+    codec = RegistryCodec(f"http://127.0.0.1:{free_port()}")
+    batch = Batch()
+    batch.add(Item("audit", 0, 0, b"s-1", b"\x00\x00\x00\x00\x07" + b"body", None))
+    with pytest.raises(BrokerError) as err:
+        prepare(batch, "control", codec)
+    assert err.value.retriable
+    assert batch.items[0].error is None  # still undecided: decoded again on the retry
+    # An id the (reachable) registry does not know is poison.
+    mock = RegistryCodec("mock://unknown-ids")
+    prepared = prepare(batch, "control", mock)
+    assert [d.error_class for d in prepared.dead] == ["DecodeError"]

@@ -17,6 +17,7 @@ from auditstream.errors import ArchiveError
 from consumer.__main__ import build
 from consumer.setup import setup
 from schemas import registry
+from schemas.codec import RegistryCodec
 from tests.consumer.conftest import RecordFactory, query
 from tests.consumer.kafkatools import committed, create_topics, produce, read_all, settings
 from tests.harness.mariadb import PrivateMariaDB
@@ -171,6 +172,30 @@ def test_archive_restart_is_waited_out_without_loss_or_duplicates(
         ) == [(2000,)]
     finally:
         server.cleanup()
+
+
+def test_both_framings_in_one_topic(
+    bootstrap: str, archive: MySQLDsn, records: RecordFactory, names: dict[str, str]
+) -> None:
+    """Values written with and without a Schema Registry decode side by side."""
+    create_topics(bootstrap, names["topic"], names["control"], partitions=1)
+    codec = RegistryCodec("mock://both-framings")  # in-process: shared with the loop below
+    events = records(SERVERS[0], 60)
+    produce(bootstrap, names["topic"], events[:30])  # single-object encoding
+    confluent = [
+        (e["server_uuid"].encode(), codec.encode("audit_event", e, names["topic"]))
+        for e in events[30:]
+    ]
+    assert all(v[0] == 0 for _, v in confluent)
+    produce(bootstrap, names["topic"], [], raw_values=confluent)
+    loop = build(settings(bootstrap, archive.url(reveal=True), names, once=True), codec=codec)
+    try:
+        assert loop.run() == 0
+    finally:
+        loop.sink.close()
+    assert {r[0] for r in query(archive, "SELECT raw FROM audit_data")} == {
+        e["raw"] for e in events
+    }
 
 
 class Recorder:

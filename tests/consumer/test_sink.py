@@ -53,7 +53,7 @@ class Member:
         self.expected.update(self.sink.stored_offsets([(TOPIC, p) for p in partitions]))
 
     def write(self, batch: Batch) -> Any:
-        prepared = prepare(batch, CONTROL)
+        prepared = prepare(batch, CONTROL, CODEC)
         result = self.sink.write(prepared, dict(self.expected), self.dead.extend)
         self.expected.update(prepared.next_offsets)
         return result
