@@ -9,6 +9,7 @@ Extensions over mysql-mimic 3.0.5:
    16 MiB or more into several packets (mimic's batch writer does not).
 4. Errors carry the real SQLSTATE (mimic derives it from a short table).
 5. Every statement goes to ``AuditSession.execute``; mimic's sqlglot session is not used.
+6. Packet headers are read exactly (mimic's stream assumes a 4-byte ``read`` returns 4 bytes).
 
 Trap: a client that disconnects mid-result raises inside a write; the connection task ends
 quietly and the server keeps serving the others.
@@ -24,7 +25,7 @@ from typing import Any
 from mysql_mimic import packets
 from mysql_mimic.connection import Connection
 from mysql_mimic.results import ResultColumn, ResultSet
-from mysql_mimic.stream import ConnectionClosed
+from mysql_mimic.stream import ConnectionClosed, MysqlStream
 from mysql_mimic.types import Capabilities, ColumnType
 from mysql_mimic.utils import nonce
 
@@ -72,6 +73,38 @@ def column_definition(col: Column) -> bytes:
             b"\x00\x00",
         )
     )
+
+
+class Stream:
+    """mimic's stream, reading packet headers exactly (mimic's ``read(4)`` may return fewer).
+
+    mimic's ``MysqlStream`` is compiled (mypyc) and cannot be subclassed: this wraps it and
+    replaces ``read``; everything else is delegated.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.inner = MysqlStream(reader, writer)
+        self.reader, self.writer = reader, writer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def read(self) -> bytes:
+        """One (possibly multi-packet) payload."""
+        data = b""
+        while True:
+            try:
+                header = await self.reader.readexactly(4)
+            except asyncio.IncompleteReadError as exc:
+                raise ConnectionClosed from exc
+            length = header[0] | header[1] << 8 | header[2] << 16
+            expected = next(self.inner.seq)
+            if header[3] != expected:
+                raise UdfError(1835, f"Malformed packet: expected seq({expected}) got {header[3]}")
+            if length:
+                data += await self.reader.readexactly(length)
+            if length < 0xFFFFFF:
+                return data
 
 
 class AuditConnection(Connection):  # type: ignore[misc]  # mimic is untyped

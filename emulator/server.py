@@ -15,10 +15,9 @@ from typing import Self
 
 from mysql_mimic.control import LocalControl
 from mysql_mimic.server import MysqlServer
-from mysql_mimic.stream import MysqlStream
 
 from emulator.accounts import Accounts
-from emulator.protocol import AuditConnection
+from emulator.protocol import AuditConnection, Stream
 from emulator.session import AuditSession
 from emulator.state import EmulatorConfig, ServerState
 
@@ -39,7 +38,7 @@ class _Server(MysqlServer):  # type: ignore[misc]  # mimic is untyped
     ) -> None:
         self.clients.add(writer)
         connection = AuditConnection(
-            stream=MysqlStream(reader, writer),
+            stream=Stream(reader, writer),
             session=AuditSession(self.state),
             control=self.control,
             identity_provider=self.identity_provider,
