@@ -1,15 +1,23 @@
 r"""Steps 1-4 of the producer guarantee for one page: warnings, drop, produce, wait for acks.
 
 ``Batcher.batches(page, bookmark)`` yields once per acknowledged batch with the position the
-bookmark may move to (None when the batch held only gap events). The caller stores it
-(step 5) before asking for the next batch. Traps:
+bookmark may move to and the hash-chain state at that position (``(None, None)`` when the batch
+held only gap events). The caller stores both (step 5) before asking for the next batch.
 
+Every published event and gap is a link of the server's hash chain (docs/tamper-evidence.md,
+``auditstream.chain``), in log order. Traps:
+
+- The chain must be a function of the log, not of sends: a re-send after a crash or a broker
+  outage must carry the hash it had the first time. So the state stored with the bookmark is
+  the one right after the element AT the bookmark (a trailing gap is re-found and re-linked on
+  the same predecessor), and after a failure the in-memory chain rewinds to it (``rewind``).
+- A skipped-event warning names the event's position when the server says it (the emulator
+  does); its gap is linked right before the first event after that position, so a re-read that
+  starts mid-page links it identically. A warning without a position is linked at page start.
 - Step 2 drops by position, but an unidentifiable element has none: it is kept only when the
-  last identified event before it was at or after the bookmark (so a re-read does not publish
-  its gap twice, except after a crash, like any batch).
+  last identified event before it was at or after the bookmark.
 - ``raw`` goes out exactly as read; when a flat field cannot be encoded (a lone surrogate from a
-  ``\\ud800`` escape), only the flat copy is scrubbed, never ``raw``.
-- A skipped-event warning repeats on every re-read of the same position: it is reported once.
+  ``\ud800`` escape), only the flat copy is scrubbed, never ``raw``.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from auditstream import metrics
+from auditstream.chain import ChainState
 from producer.control import Control
 from producer.page import Event, Page, Position
 from producer.publisher import MessageTooLarge, Publisher
@@ -29,12 +38,13 @@ from schemas.registry import AUDIT_EVENT
 if TYPE_CHECKING:
     from producer.loop import Options
 
-_WARN_TS = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\D+?(\d+)")
+_WARN_POS = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\D+?(\d+)")
 _ENCODE_ERRORS = (InvalidEventError, ValueError, TypeError, OverflowError)
+Skipped = tuple[Position | None, str]
 
 
 class Batcher:
-    """Publish one server's pages in acknowledged batches.
+    """Publish one server's pages in acknowledged, chained batches.
 
     Args:
         server_uuid: the key of every message.
@@ -43,6 +53,7 @@ class Batcher:
         control: gap and heartbeat events (same publisher).
         options: topic, batch size, message size limit.
         ack_timeout: seconds to wait for acks right now (shorter once stopping).
+        chain: the chain state stored with the bookmark (genesis for a new server).
     """
 
     def __init__(
@@ -53,6 +64,7 @@ class Batcher:
         control: Control,
         options: Options,
         ack_timeout: Callable[[], float] | None = None,
+        chain: ChainState | None = None,
     ) -> None:
         self.server_uuid = server_uuid
         self.publisher = publisher
@@ -62,7 +74,9 @@ class Batcher:
         self._batch = options.batch_events
         self._max = options.max_message_bytes
         self._timeout = ack_timeout or (lambda: options.ack_timeout)
-        self._reported: set[tuple[Position | None, str]] = set()
+        self._chain = chain or ChainState.start(server_uuid)
+        self._stored_chain = self._chain
+        self._reported: set[Skipped] = set()
         self._prev: Position | None = None
         self._past = True
         self._bookmark: Position | None = None
@@ -84,8 +98,20 @@ class Batcher:
         """The sequence ended; a missing bookmark with nothing after it waits for the next."""
         self._missing = None
 
-    def batches(self, page: Page, bookmark: Position | None) -> Iterator[Position | None]:
-        """Publish ``page``; yield the last position of each acknowledged batch.
+    def stored(self, chain: ChainState) -> None:
+        """The bookmark was stored with ``chain``: a later failure rewinds to it."""
+        self._stored_chain = chain
+
+    def rewind(self) -> None:
+        """After a failure: forget what was not bookmarked (it is read and linked again)."""
+        self._chain = self._stored_chain
+        self._reported.clear()
+        self.publisher.reset()
+
+    def batches(
+        self, page: Page, bookmark: Position | None
+    ) -> Iterator[tuple[Position | None, ChainState | None]]:
+        """Publish ``page``; yield the bookmark and chain state of each acknowledged batch.
 
         Raises:
             DeliveryError: a message was not acknowledged (nothing yielded for that batch).
@@ -94,7 +120,7 @@ class Batcher:
         metrics.PAGES.labels(self.server_uuid).inc()
         metrics.EVENTS_READ.labels(self.server_uuid).inc(len(page.events))
         # Step 1: every warning of the call is a skipped event.
-        gaps = self._warnings(page.warnings)
+        skipped = self._skipped(page.warnings, bookmark)
         # Step 2: drop what the bookmark already covers (the read is inclusive).
         kept: list[Event] = []
         for event in page.events:
@@ -109,21 +135,29 @@ class Batcher:
             else:
                 self._past = pos >= bookmark
                 self._prev = pos
+        for text in [text for at, text in skipped if at is None]:
+            self._gap_skipped(None, text)
+        pending = sorted((s for s in skipped if s[0] is not None), key=lambda s: s[0] or ())
         if not kept:
-            if gaps:
+            for at, text in pending:
+                self._gap_skipped(at, text)
+            if skipped:
                 self._wait(0)
-                yield None
+                yield None, None
             return
         size = self._batch or len(kept)
         for i in range(0, len(kept), size):
-            last, count = self._send(kept[i : i + size])
+            last, state, count = self._send(kept[i : i + size], pending, i + size >= len(kept))
             # Step 4: every message of the batch acknowledged, or DeliveryError.
             self._wait(count)
-            yield last
+            yield last, state
 
-    def _send(self, chunk: list[Event]) -> tuple[Position | None, int]:
+    def _send(
+        self, chunk: list[Event], pending: list[Skipped], final: bool
+    ) -> tuple[Position | None, ChainState | None, int]:
         # Step 3: encode and produce; what cannot be published becomes a gap in this batch.
-        last = None
+        last: Position | None = None
+        state: ChainState | None = None
         count = 0
         publisher, topic, codec, uuid = self.publisher, self._topic, self._codec, self.server_uuid
         for event in chunk:
@@ -131,31 +165,40 @@ class Batcher:
             if pos is None:
                 self._gap_for("invalid_event", event, self._prev, event.error)
                 continue
+            while pending and (pending[0][0] or pos) < pos:
+                self._gap_skipped(*pending.pop(0))
             if self._missing is not None:
-                self.control.gap(self._reason, self._bookmark, start=self._missing, end=pos)
+                self._gap(self._reason, start=self._missing, end=pos)
                 self._missing = None
-            value: bytes | None
+            value: bytes | None = None
+            link = self._chain.advance_event(pos.ts, pos.id, event.raw)
             try:
-                value = codec.encode(AUDIT_EVENT, to_record(uuid, event.raw, event.obj), topic)
+                record = to_record(uuid, event.raw, event.obj)
+                value = codec.encode(AUDIT_EVENT, link.stamp(record), topic)
             except _ENCODE_ERRORS as exc:
-                value = self._encode_scrubbed(event, exc)
+                value = self._encode_scrubbed(event, link, exc)
             if value is not None:
                 if len(value) > self._max:
                     self._gap_for("too_large_for_topic", event, pos, f"{len(value)} bytes")
                 else:
                     try:
                         publisher.send(topic, value, event)
+                        self._chain = link
                         count += 1
                     except MessageTooLarge as exc:
                         self._gap_for("too_large_for_topic", event, pos, exc.message)
-            last = self._prev = pos
-        return last, count
+            last, state = pos, self._chain
+            self._prev = pos
+        if final:
+            while pending:
+                self._gap_skipped(*pending.pop(0))
+        return last, state, count
 
-    def _encode_scrubbed(self, event: Event, exc: Exception) -> bytes | None:
+    def _encode_scrubbed(self, event: Event, link: ChainState, exc: Exception) -> bytes | None:
         try:
             record = to_record(self.server_uuid, event.raw, event.obj)
             record = {k: v if k == "raw" else _scrub(v) for k, v in record.items()}
-            return self._codec.encode(AUDIT_EVENT, record, self._topic)
+            return self._codec.encode(AUDIT_EVENT, link.stamp(record), self._topic)
         except _ENCODE_ERRORS:
             self._gap_for("invalid_event", event, event.pos, f"{type(exc).__name__}: {exc}")
             return None
@@ -163,6 +206,8 @@ class Batcher:
     def _wait(self, count: int) -> None:
         refused = self.publisher.wait(self._timeout())
         for event in refused:
+            # The broker refused a message the client accepted (topic limit below the client's):
+            # the event's link is already in the chain, so a verifier will see it missing.
             self._gap_for("too_large_for_topic", event, event.pos, "refused by the broker")
         if refused:
             self.publisher.wait(self._timeout())
@@ -173,9 +218,8 @@ class Batcher:
     def _gap_for(
         self, reason: str, event: Event, start: Position | None, detail: str | None
     ) -> None:
-        self.control.gap(
+        self._gap(
             reason,
-            self._bookmark,
             start=start,
             end=event.pos,
             events=1,
@@ -184,22 +228,28 @@ class Batcher:
             detail=detail,
         )
 
-    def _warnings(self, warnings: list[str]) -> int:
-        count = 0
+    def _gap_skipped(self, at: Position | None, text: str) -> None:
+        self._gap("oversized", start=at or self._prev, end=at, events=1, detail=text)
+
+    def _gap(self, reason: str, **fields: Any) -> None:
+        self._chain = self.control.gap(reason, self._bookmark, chain=self._chain, **fields)
+
+    def _skipped(self, warnings: list[str], bookmark: Position | None) -> list[Skipped]:
+        """The page's warnings not reported yet (a re-read repeats them) and not covered."""
+        out: list[Skipped] = []
         for text in warnings:
-            found = _WARN_TS.search(text)
+            found = _WARN_POS.search(text)
             at = Position(found[1], int(found[2])) if found else None
+            if at is not None and bookmark is not None and at <= bookmark:
+                continue
             key = (at or self._prev, text)
             if key in self._reported:
                 continue
             if len(self._reported) > 10_000:
                 self._reported.clear()
             self._reported.add(key)
-            self.control.gap(
-                "oversized", self._bookmark, start=at or self._prev, end=at, events=1, detail=text
-            )
-            count += 1
-        return count
+            out.append((at, text))
+        return out
 
 
 def _scrub(value: Any) -> Any:

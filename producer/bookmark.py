@@ -15,9 +15,12 @@ was acknowledged by the broker. Traps:
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
+from typing import NamedTuple
 
 import sql
+from auditstream.chain import ChainState
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError
 from auditstream.mysql import Connection, Error, connect
@@ -28,13 +31,22 @@ from schemas.mapping import TIMESTAMP_FORMAT
 
 log = logging.getLogger(__name__)
 
-_SELECT = "SELECT ts, id FROM audit_config WHERE server_uuid = %s"
+_SELECT = "SELECT ts, id, chain, chain_seq FROM audit_config WHERE server_uuid = %s"
 # VALUES() rather than the row alias: MariaDB 10.11 has no alias syntax.
 _UPSERT = (
-    "INSERT INTO audit_config (server_uuid, ts, id, updated_at) "
-    "VALUES (%s, %s, %s, UTC_TIMESTAMP(6)) "
-    "ON DUPLICATE KEY UPDATE ts = VALUES(ts), id = VALUES(id), updated_at = VALUES(updated_at)"
+    "INSERT INTO audit_config (server_uuid, ts, id, chain, chain_seq, updated_at) "
+    "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(6)) "
+    "ON DUPLICATE KEY UPDATE ts = VALUES(ts), id = VALUES(id), chain = VALUES(chain), "
+    "chain_seq = VALUES(chain_seq), updated_at = VALUES(updated_at)"
 )
+_ADDS = re.compile(r"ADD COLUMN (\w+)")
+
+
+class Stored(NamedTuple):
+    """A stored bookmark and the hash chain's state at it."""
+
+    bookmark: Position
+    chain: ChainState
 
 
 class BookmarkStore:
@@ -70,6 +82,16 @@ class BookmarkStore:
                 cur.execute(f"USE {ident(self._database)}")
                 for statement in sql.statements("archive/audit_config"):
                     cur.execute(statement)
+                cur.execute(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = %s AND table_name = 'audit_config'",
+                    (self._database,),
+                )
+                have = {str(name).lower() for (name,) in cur.fetchall()}
+                for statement in sql.statements("archive/audit_config_upgrade"):
+                    column = _ADDS.search(statement)
+                    if column and column[1] not in have:
+                        cur.execute(statement)
                 conn.commit()
             finally:
                 conn.close()
@@ -80,6 +102,17 @@ class BookmarkStore:
 
     def load(self, server_uuid: str) -> Position | None:
         """The stored bookmark of ``server_uuid``, or None.
+
+        Raises:
+            ArchiveError: the store is unreachable or the table is missing (run ``setup``).
+        """
+        stored = self.load_state(server_uuid)
+        return stored.bookmark if stored is not None else None
+
+    def load_state(self, server_uuid: str) -> Stored | None:
+        """The stored bookmark and hash-chain state of ``server_uuid``, or None.
+
+        A row without a chain (written before chaining) continues from the genesis value.
 
         Raises:
             ArchiveError: the store is unreachable or the table is missing (run ``setup``).
@@ -95,13 +128,17 @@ class BookmarkStore:
             raise ArchiveError(f"cannot read the bookmark: {exc}", server_uuid=server_uuid) from exc
         if row is None:
             return None
-        ts, ident_ = row
+        ts, ident_, chain, seq = row
         assert isinstance(ts, datetime)  # noqa: S101 - DATETIME column
         # Naive and UTC already: formatting it directly avoids any local-time conversion.
-        return Position(ts.strftime(TIMESTAMP_FORMAT), int(str(ident_)))
+        position = Position(ts.strftime(TIMESTAMP_FORMAT), int(str(ident_)))
+        state = ChainState.start(server_uuid)
+        if chain is not None and seq is not None:
+            state = ChainState(server_uuid, str(chain), int(str(seq)), (position.ts, position.id))
+        return Stored(position, state)
 
-    def store(self, server_uuid: str, position: Position) -> None:
-        """Upsert the bookmark of ``server_uuid`` and commit.
+    def store(self, server_uuid: str, position: Position, chain: ChainState | None = None) -> None:
+        """Upsert the bookmark of ``server_uuid`` (and its chain state) and commit.
 
         Raises:
             ArchiveError: not stored (the caller retries; the old bookmark stays valid).
@@ -109,7 +146,8 @@ class BookmarkStore:
         try:
             conn = self._session()
             cur = conn.cursor()
-            cur.execute(_UPSERT, (server_uuid, position.ts, position.id))
+            link = (chain.hash, chain.seq) if chain is not None else (None, None)
+            cur.execute(_UPSERT, (server_uuid, position.ts, position.id, *link))
             cur.close()
             conn.commit()
         except Error as exc:

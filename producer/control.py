@@ -12,8 +12,10 @@ A **gap** says which events a subscriber will never see and why (schema ``contro
   SHA-256 let an operator find it in the server's log.
 
 Gaps travel in the batch they belong to: the bookmark moves past them only once they are
-acknowledged, like events. A **heartbeat** carries the bookmark and the event-time lag (newest
-event written minus bookmark) so a subscriber can alert on a silent or stuck server.
+acknowledged, like events; each gap is a link of the server's hash chain (``chain``,
+``chain_seq``; docs/tamper-evidence.md). A **heartbeat** (not a link) carries the bookmark and
+the event-time lag (newest event written minus bookmark) so a subscriber can alert on a silent
+or stuck server.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditstream import metrics
+from auditstream.chain import ChainState
 from producer.page import Position
 from producer.publisher import Publisher
 from schemas.codec import Codec
@@ -58,8 +61,13 @@ class Control:
         size: int | None = None,
         sha256: str | None = None,
         detail: str | None = None,
-    ) -> None:
-        """Queue a gap event (the caller's next ``Publisher.wait`` acknowledges it)."""
+        chain: ChainState,
+    ) -> ChainState:
+        """Queue a gap event (the caller's next ``Publisher.wait`` acknowledges it).
+
+        The gap is the next link of ``chain``: it is stamped with, and the call returns, the
+        chain's state after it.
+        """
         record = self._base("gap", bookmark)
         record.update(
             reason=reason,
@@ -72,6 +80,8 @@ class Control:
             sha256=sha256,
             detail=detail,
         )
+        chain = chain.advance_gap(record)
+        chain.stamp(record)
         self._publisher.send(self._topic, self._codec.encode(CONTROL_EVENT, record, self._topic))
         metrics.GAPS.labels(self._uuid, reason).inc()
         log.warning(
@@ -89,6 +99,7 @@ class Control:
                 }
             },
         )
+        return chain
 
     def heartbeat(self, bookmark: Position | None, lag_seconds: float | None) -> None:
         """Queue a heartbeat with the bookmark and the event-time lag."""

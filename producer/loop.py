@@ -30,8 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from auditstream.chain import ChainState
 from auditstream.errors import ArchiveError, AuditStreamError, BrokerError, SourceConfigError
 from producer.batch import Batcher
+from producer.bookmark import Stored
 from producer.control import Control
 from producer.page import Page, Position
 from producer.publisher import Publisher
@@ -47,12 +49,12 @@ EARLIEST = "1970-01-01 00:00:00"
 class BookmarkStore(Protocol):
     """What the loop needs from the bookmark store (``producer.bookmark.BookmarkStore``)."""
 
-    def load(self, server_uuid: str) -> Position | None:
-        """The stored bookmark, or None."""
+    def load_state(self, server_uuid: str) -> Stored | None:
+        """The stored bookmark and chain state, or None."""
         ...
 
-    def store(self, server_uuid: str, position: Position) -> None:
-        """Upsert the bookmark."""
+    def store(self, server_uuid: str, position: Position, chain: ChainState | None = None) -> None:
+        """Upsert the bookmark with the chain state at it."""
         ...
 
 
@@ -130,7 +132,7 @@ class Loop:
                 first = False
                 self._heartbeat(batcher)
             except AuditStreamError as exc:
-                self._recover(exc, batcher.publisher)
+                self._recover(exc, batcher)
                 continue
             self._failures = 0
             if self._opts.once:
@@ -144,18 +146,24 @@ class Loop:
         uuid = self._source.server_uuid
         publisher = self._publisher_for(uuid)
         control = Control(uuid, self._codec, publisher, self._opts.control_topic)
-        self.bookmark = self._store.load(uuid)
-        if self.bookmark is None and self._opts.start_from == "latest":
+        stored = self._store.load_state(uuid)
+        chain = ChainState.start(uuid)
+        if stored is not None:
+            self.bookmark, chain = stored
+        elif self._opts.start_from == "latest":
             newest = self._source.latest()
             if newest is not None:
                 # Like the predecessor: the newest event counts as sent; stream what follows.
-                self._store.store(uuid, newest)
+                # The chain starts at genesis with the first event published.
+                self._store.store(uuid, newest, chain)
                 self.bookmark = newest
         log.info(
             "starting",
             extra={"ctx": {"server_uuid": uuid, "bookmark": _text(self.bookmark)}},
         )
-        self.batcher = Batcher(uuid, self._codec, publisher, control, self._opts, self._ack_timeout)
+        self.batcher = Batcher(
+            uuid, self._codec, publisher, control, self._opts, self._ack_timeout, chain
+        )
         return self.batcher
 
     def _ack_timeout(self) -> float:
@@ -207,19 +215,21 @@ class Loop:
         return bookmark if first > bookmark else None
 
     def _process(self, batcher: Batcher, page: Page) -> None:
-        for last in batcher.batches(page, self.bookmark):
+        for last, chain in batcher.batches(page, self.bookmark):
             # Step 4 happened in the batcher; Step 5: only now store the bookmark.
-            self._bookmark_to(batcher.server_uuid, last)
+            self._bookmark_to(batcher, last, chain)
             if self._stopping.is_set():
                 return
 
-    def _bookmark_to(self, uuid: str, position: Position | None) -> None:
+    def _bookmark_to(
+        self, batcher: Batcher, position: Position | None, chain: ChainState | None
+    ) -> None:
         # Step 5: upsert after every ack; a failing store stops reading and is retried in place.
         if position is None or (self.bookmark is not None and position <= self.bookmark):
             return
         while True:
             try:
-                self._store.store(uuid, position)
+                self._store.store(batcher.server_uuid, position, chain)
                 break
             except ArchiveError as exc:
                 if self._opts.once or time.monotonic() >= self._deadline:
@@ -228,6 +238,8 @@ class Loop:
                 log.warning("bookmark store unavailable; retrying", extra={"ctx": exc.context})
                 self._stopping.wait(self._delay())
         self.bookmark = position
+        if chain is not None:
+            batcher.stored(chain)
 
     def _heartbeat(self, batcher: Batcher) -> None:
         now = time.monotonic()
@@ -244,7 +256,7 @@ class Loop:
         batcher.control.heartbeat(self.bookmark, lag)
         batcher.publisher.wait(self._opts.ack_timeout)
 
-    def _recover(self, exc: AuditStreamError, publisher: Publisher) -> None:
+    def _recover(self, exc: AuditStreamError, batcher: Batcher) -> None:
         if not exc.retriable or self._opts.once:
             raise exc
         self._failures += 1
@@ -255,9 +267,9 @@ class Loop:
             delay,
             extra={"ctx": {**exc.context, "bookmark": _text(self.bookmark)}},
         )
-        if isinstance(exc, BrokerError):
-            publisher.reset()
-        else:
+        # What was not bookmarked is read, linked and sent again, exactly as the first time.
+        batcher.rewind()
+        if not isinstance(exc, BrokerError):
             self._source.close()
             self._connected = False
         self._stopping.wait(delay)

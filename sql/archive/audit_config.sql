@@ -2,11 +2,16 @@
 -- the broker acknowledged. Written only after every event of a batch was acknowledged, so a
 -- crash re-sends at most one batch. ts is DATETIME in UTC (never TIMESTAMP: no session time
 -- zone, no 2038 limit); id is BIGINT UNSIGNED (Percona's counter is global).
--- The predecessor's table had the same name and key; CREATE ... IF NOT EXISTS keeps it.
+-- chain/chain_seq: the server's hash chain at the bookmark (docs/tamper-evidence.md), written in
+-- the same statement, so a restart continues the chain and a re-send repeats its hashes.
+-- The predecessor's table had the same name and key; CREATE ... IF NOT EXISTS keeps it and
+-- archive/audit_config_upgrade adds the columns it lacks.
 CREATE TABLE IF NOT EXISTS audit_config (
   server_uuid  VARCHAR(64)      CHARACTER SET ascii NOT NULL,
   ts           DATETIME         NOT NULL,
   id           BIGINT UNSIGNED  NOT NULL,
-  updated_at   DATETIME(6)      NOT NULL,
+  chain        CHAR(64)         CHARACTER SET ascii NULL,
+  chain_seq    BIGINT UNSIGNED  NULL,
+  updated_at   DATETIME(6)      NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
   PRIMARY KEY (server_uuid)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

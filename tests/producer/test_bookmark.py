@@ -5,6 +5,7 @@ from __future__ import annotations
 import mysql.connector
 import pytest
 
+from auditstream.chain import ChainState
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError
 from producer.bookmark import BookmarkStore
@@ -33,7 +34,34 @@ def test_setup_is_idempotent_and_creates_the_documented_table(mysql_db: MySQLDsn
     cols = columns(mysql_db)
     assert cols["ts"] == "datetime"
     assert cols["id"] == "bigint(20) unsigned" or cols["id"] == "bigint unsigned"
-    assert set(cols) == {"server_uuid", "ts", "id", "updated_at"}
+    assert set(cols) == {"server_uuid", "ts", "id", "chain", "chain_seq", "updated_at"}
+
+
+def test_setup_upgrades_the_predecessors_table_in_place(mysql_db: MySQLDsn) -> None:
+    conn = mysql.connector.connect(**mysql_db.connect_kwargs())
+    cur = conn.cursor()
+    cur.execute(
+        "CREATE TABLE audit_config (server_uuid VARCHAR(64) PRIMARY KEY, ts TIMESTAMP, id INT)"
+    )
+    cur.execute("INSERT INTO audit_config VALUES ('old', '2021-01-15 14:06:33', 5)")
+    conn.commit()
+    conn.close()
+    store = BookmarkStore(mysql_db)
+    store.setup()
+    assert {"chain", "chain_seq", "updated_at"} <= set(columns(mysql_db))
+    stored = store.load_state("old")
+    assert stored is not None
+    assert stored.bookmark == Position("2021-01-15 14:06:33", 5)
+    assert stored.chain == ChainState.start("old")  # no chain yet: continue from genesis
+
+
+def test_chain_state_is_stored_with_the_bookmark(store: BookmarkStore) -> None:
+    state = ChainState.start(UUID).advance_event("2024-01-01 00:00:00", 0, "{}")
+    store.store(UUID, Position("2024-01-01 00:00:00", 0), state)
+    stored = store.load_state(UUID)
+    assert stored is not None
+    assert (stored.chain.hash, stored.chain.seq) == (state.hash, 1)
+    assert stored.chain.bookmark == ("2024-01-01 00:00:00", 0)
 
 
 def test_load_store_upsert_round_trip(store: BookmarkStore, mysql_db: MySQLDsn) -> None:

@@ -27,6 +27,7 @@ from emulator.traffic import write_events
 from producer.bookmark import BookmarkStore
 from producer.page import Position
 from tests.harness.emulator_fixtures import EmulatorHandle
+from tests.producer.conftest import assert_chain_intact
 from tests.producer.test_e2e import log_lines
 
 Reader = Callable[..., list[tuple[str, dict[str, Any], Any]]]
@@ -121,8 +122,11 @@ def run_kill_trials(
     final = spawn(emu, bootstrap, topics, log, "--once")
     assert final.wait(120) == 0, log.read_text(errors="replace")[-3000:]
     expected = log_lines(emu.log_dir)
-    got = [r["raw"] for _, r, _ in read_topic(topics[0], len(expected), timeout=60)]
+    messages = read_topic(topics[0], len(expected), timeout=60)
+    got = [r["raw"] for _, r, _ in messages]
     assert_complete_with_bounded_duplicates(got, expected, stored)
+    # Every re-send repeated its hash: one intact chain from the first event to the last.
+    assert assert_chain_intact(emu.server_uuid, messages) == len(expected)
     assert len(stored - {None}) >= 2  # the kills did land mid-stream
     assert store.load(emu.server_uuid) == pos(expected[-1])
 

@@ -26,6 +26,7 @@ from producer.page import Position
 from producer.source import MySQLSource
 from schemas import registry
 from tests.harness.emulator_fixtures import EmulatorHandle
+from tests.producer.conftest import assert_chain_intact
 
 Reader = Callable[..., list[tuple[str, dict[str, Any], Any]]]
 START = datetime(2024, 3, 1, tzinfo=UTC)
@@ -69,8 +70,6 @@ def run_producer(emu: EmulatorHandle, bootstrap: str, topics: tuple[str, str], *
     argv = [
         "--source-dsn",
         f"mysql://archiver@127.0.0.1:{emu.port}",
-        "--source-password",
-        password.get_secret_value(),
         "--bootstrap-servers",
         bootstrap,
         "--topic",
@@ -80,7 +79,10 @@ def run_producer(emu: EmulatorHandle, bootstrap: str, topics: tuple[str, str], *
         "--once",
         *extra,
     ]
-    return main(argv)
+    # The documented way: the password in the environment, never on the command line.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AUDITSTREAM_SOURCE_PASSWORD", password.get_secret_value())
+        return main(argv)
 
 
 @pytest.fixture
@@ -131,6 +133,7 @@ def test_every_event_across_rotated_and_gzipped_files_reaches_the_topic(
     assert [r["raw"] for _, r, _ in got] == expected
     assert {key for key, _, _ in got} == {emu.server_uuid}
     assert all(decode_with_schema_files(m.value())["raw"] == r["raw"] for _, r, m in got)
+    assert assert_chain_intact(emu.server_uuid, got) == len(expected)
     last = json.loads(expected[-1])
     assert store.load(emu.server_uuid) == Position(last["timestamp"], last["id"])
 
@@ -233,3 +236,5 @@ def test_oversized_events_become_gaps_never_silence(
     assert (gap["to_timestamp"], gap["to_id"]) == big
     if flavor == "percona":
         assert gap["size"] > 200_000 and len(gap["sha256"]) == 64
+    events = read_topic(topics[0], 40)
+    assert assert_chain_intact(emu.server_uuid, events, read_topic(topics[1], 1)) == 41

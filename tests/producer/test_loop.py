@@ -15,15 +15,22 @@ from typing import Any
 import orjson
 import pytest
 
+from auditstream.chain import ChainState
 from auditstream.embedded import free_port
 from auditstream.errors import DeliveryError, PageError, SourceUnavailable
 from auditstream.kafka import producer_config
-from producer.bookmark import BookmarkStore
+from producer.bookmark import BookmarkStore, Stored
 from producer.loop import Loop, Options
 from producer.page import Position
 from producer.publisher import Publisher, ensure
 from schemas.codec import SingleObjectCodec
-from tests.producer.conftest import UUID, FakeSource, make_events, sample_events
+from tests.producer.conftest import (
+    UUID,
+    FakeSource,
+    assert_chain_intact,
+    make_events,
+    sample_events,
+)
 
 Reader = Callable[..., list[tuple[str, dict[str, Any], Any]]]
 
@@ -38,14 +45,14 @@ class CrashingStore:
     def __init__(self, real: BookmarkStore, after: int) -> None:
         self.real, self.after, self.calls = real, after, 0
 
-    def load(self, server_uuid: str) -> Position | None:
-        return self.real.load(server_uuid)
+    def load_state(self, server_uuid: str) -> Stored | None:
+        return self.real.load_state(server_uuid)
 
-    def store(self, server_uuid: str, position: Position) -> None:
+    def store(self, server_uuid: str, position: Position, chain: ChainState | None = None) -> None:
         self.calls += 1
         if self.calls > self.after:
             raise Crash
-        self.real.store(server_uuid, position)
+        self.real.store(server_uuid, position, chain)
 
 
 @pytest.fixture
@@ -132,6 +139,8 @@ def test_crash_after_acks_before_the_bookmark_resends_at_most_one_batch(
     assert sorted(set(got)) == sorted(events)  # nothing missing
     duplicates = [e for e in got if got.count(e) > 1]
     assert set(duplicates) == set(events[30:40])  # only after the stored bookmark, one batch
+    # The re-sent batch carries the hashes it had the first time: the chain is intact.
+    assert assert_chain_intact(UUID, read_topic(topics[0], 70)) == 60
 
 
 def test_broker_unavailable_never_advances_the_bookmark(
@@ -215,6 +224,9 @@ def test_oracle_skipped_oversized_event_becomes_a_gap_with_the_warning(
     assert raws(read_topic(topics[0], 5)) == [*events[:3], *events[4:]]
     (gap,) = gaps(read_topic, topics[1], 1)
     assert gap["reason"] == "oversized" and "does not fit" in gap["detail"]
+    # The gap is a link between the events around the skipped one.
+    assert assert_chain_intact(UUID, read_topic(topics[0], 5), read_topic(topics[1], 1)) == 6
+    assert gap["chain_seq"] == 4
     assert (gap["from_timestamp"], gap["from_id"]) == tuple(source.positions[3])
     assert gap["server_uuid"] == UUID
     # Re-reading the same position does not report the same warning again.
