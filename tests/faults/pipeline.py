@@ -104,6 +104,10 @@ class Pipeline:
         self.procs.append(proc)
         return proc
 
+    def run(self, argv: Sequence[str], name: str, timeout: float = 120.0) -> int:
+        """Run ``argv`` to its end; return its exit code."""
+        return self.spawn(argv, name).wait(timeout)
+
     def spawn_producer(self, *extra: str, port: int | None = None) -> subprocess.Popen[bytes]:
         """A producer that keeps following the log."""
         return self.spawn(self.producer_argv(*extra, port=port), "producer")
@@ -158,6 +162,37 @@ class Pipeline:
             assert loop.run() == 0
         finally:
             loop.sink.close()
+
+    # ------------------------------------------------------------------ rotation, upload
+
+    def rotate_argv(self, *extra: str) -> list[str]:
+        """``python -m consumer rotate`` (now, unless audit_data is empty)."""
+        return [sys.executable, "-m", "consumer", "rotate",
+                "--archive-dsn", self.archive.url(reveal=True), *extra]  # fmt: skip
+
+    def rotate(self) -> None:
+        """Rotate now; fail with the log otherwise."""
+        assert self.run(self.rotate_argv(), "rotate") == 0, self.log("rotate")
+
+    def upload_argv(self, target: str, *extra: str) -> list[str]:
+        """``python -m consumer upload`` to ``target`` (staging under the work dir)."""
+        return [sys.executable, "-m", "consumer", "upload",
+                "--archive-dsn", self.archive.url(reveal=True), "--target", target,
+                "--staging-dir", str(self.workdir / "staging"), "--chunk-rows", "150",
+                *extra]  # fmt: skip
+
+    def upload(self, target: str, *extra: str) -> None:
+        """Dump, upload and verify every pending table; fail with the log otherwise."""
+        assert self.run(self.upload_argv(target, *extra), "upload") == 0, self.log("upload")
+
+    def file_target(self) -> str:
+        """A ``file://`` target in the work dir; ``dumps`` is set to read it back."""
+        from consumer.targets import FileStore
+
+        root = self.workdir / "objects"
+        root.mkdir(exist_ok=True)
+        self.dumps = (FileStore(root), TargetUrl.parse(f"file://{root}"))
+        return f"file://{root}"
 
     # ------------------------------------------------------------------ checks
 
@@ -226,6 +261,11 @@ class Pipeline:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 kill9(proc)
+
+
+def crashing(argv: Sequence[str], at: str) -> list[str]:
+    """``argv`` (``python -m <command> ...``) run so that it SIGKILLs itself at ``at``."""
+    return [sys.executable, "-m", "tests.faults.crashpoint", at, argv[2], *argv[3:]]
 
 
 def kill9(proc: subprocess.Popen[bytes]) -> None:
