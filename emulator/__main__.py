@@ -48,6 +48,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--compress", action="store_true", help="gzip rotated files")
     p.add_argument("--max-size", type=int, default=0)
     p.add_argument("--prune-seconds", type=int, default=0)
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate: offer TLS to clients")
+    p.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--log-json", action="store_true")
     return p
@@ -76,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         compress=args.compress,
         max_size=args.max_size,
         prune_seconds=args.prune_seconds,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
     server = EmulatorServer(config)
     asyncio.run(_serve(server))

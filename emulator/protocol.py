@@ -180,6 +180,8 @@ class AuditConnection(Connection):  # type: ignore[misc]  # mimic is untyped
         ):
             if account.password:
                 await self.stream.write(b"\x01" + FAST_AUTH_SUCCESS)
+            tls = self.stream.writer.transport.get_extra_info("ssl_object") is not None
+            self.session.connection_type = "ssl" if tls else "tcp/ip"
             self.session.start(account, self.connection_id, host, dict(connect_attrs))
             await self.stream.write(self.ok())
             return

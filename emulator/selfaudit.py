@@ -63,7 +63,7 @@ def connect(session: AuditSession, status: int) -> None:
         "connection",
         "connect",
         connection_data={
-            "connection_type": "tcp/ip",
+            "connection_type": session.connection_type,
             "status": status,
             "db": session.database or "",
             "connection_attributes": dict(session.connect_attrs),
@@ -73,7 +73,12 @@ def connect(session: AuditSession, status: int) -> None:
 
 def disconnect(session: AuditSession) -> None:
     """``connection/disconnect``."""
-    _write(session, "connection", "disconnect", connection_data={"connection_type": "tcp/ip"})
+    _write(
+        session,
+        "connection",
+        "disconnect",
+        connection_data={"connection_type": session.connection_type},
+    )
 
 
 def statement(

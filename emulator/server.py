@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import threading
 from typing import Self
 
@@ -28,7 +29,7 @@ class _Server(MysqlServer):  # type: ignore[misc]  # mimic is untyped
     """mysql-mimic's server building ``AuditConnection``s over one ``ServerState``."""
 
     def __init__(self, state: ServerState) -> None:
-        super().__init__(identity_provider=Accounts(state.config.users))
+        super().__init__(identity_provider=Accounts(state.config.users), ssl=_tls(state))
         self.state = state
         self.control = LocalControl()
         self.clients: set[asyncio.StreamWriter] = set()
@@ -43,6 +44,7 @@ class _Server(MysqlServer):  # type: ignore[misc]  # mimic is untyped
             control=self.control,
             identity_provider=self.identity_provider,
             server_capabilities=self.capabilities,
+            ssl=self.ssl,
         )
         connection_id = await self.control.add(connection)
         connection.connection_id = connection_id
@@ -58,6 +60,16 @@ class _Server(MysqlServer):  # type: ignore[misc]  # mimic is untyped
                 await connection.session.close()
             writer.close()
             await self.control.remove(connection_id)
+
+
+def _tls(state: ServerState) -> ssl.SSLContext | None:
+    """A server TLS context when a certificate is configured (clients may then use TLS)."""
+    cert, key = state.config.tls_cert, state.config.tls_key
+    if cert is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
 
 
 class EmulatorServer:

@@ -57,6 +57,7 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
         self.connection_id = 0
         self.client_host = "127.0.0.1"
         self.connect_attrs: dict[str, str] = {}
+        self.connection_type = "tcp/ip"
         self.read_seq = ReadSequence(state.index, state.flavor)
         buffer = state.globals[buffer_variable(state.flavor)]
         self.session_buffer = int(buffer)

@@ -43,6 +43,8 @@ class EmulatorConfig(BaseModel):
     compress: bool = False
     max_size: int = 0
     prune_seconds: int = 0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
 class ServerState:

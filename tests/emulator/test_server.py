@@ -305,3 +305,21 @@ def test_the_manuals_examples_work(emulator) -> None:
         assert query(conn, "SELECT CONNECTION_ID() > 0, CURRENT_USER()") == [(1, "archiver@%")]
     finally:
         conn.close()
+
+
+def test_tls_is_offered_and_logged_as_ssl(emulator_factory) -> None:
+    handle = emulator_factory(tls=True)
+    conn = mysql.connect(handle.dsn("app"), ssl_disabled=False, ssl_verify_cert=False)
+    try:
+        assert query(conn, "SELECT 7") == [(7,)]
+    finally:
+        conn.close()
+    admin = connect(handle.archiver_dsn)
+    try:
+        page = json.loads(read(admin, '{"start": {"timestamp": "2000-01-01"}}'))
+    finally:
+        admin.close()
+    types = {
+        e["connection_data"]["connection_type"] for e in page if e and e["class"] == "connection"
+    }
+    assert types == {"ssl"}

@@ -1,7 +1,7 @@
 """Fixtures: emulated MySQL Enterprise Audit sources (``emulator`` package) over the MySQL protocol.
 
 ``emulator_factory(flavor="oracle", *, users=None, audit_log_format="JSON",
-log_nothing_for_archiver=True, subprocess=False) -> EmulatorHandle``; ``emulator`` is the default
+log_nothing_for_archiver=True, subprocess=False, tls=False) -> EmulatorHandle``; ``emulator`` is the default
 (Oracle, in-process). The backend for proxied statements is the session's ``mysql_server``.
 
 Accounts (unless ``users`` is given as ``NAME:PASSWORD[:PRIV,...]`` strings): ``archiver``
@@ -58,6 +58,7 @@ class EmulatorHandle:
     backend: MySQLDsn | None
     audit_log_format: str = "JSON"
     subprocess: bool = False
+    tls: tuple[Path, Path] | None = None
     _server: EmulatorServer | None = None
     _proc: sp.Popen[bytes] | None = None
     _writer: AuditLogWriter | None = None
@@ -97,6 +98,8 @@ class EmulatorHandle:
             backend_dsn=self.backend,
             users=tuple(self.accounts.values()),
             audit_log_format=self.audit_log_format,  # type: ignore[arg-type]
+            tls_cert=self.tls[0] if self.tls else None,
+            tls_key=self.tls[1] if self.tls else None,
         )
 
     def start(self) -> EmulatorHandle:
@@ -120,6 +123,8 @@ class EmulatorHandle:
             ]
             if self.backend is not None:
                 cmd += ["--backend-dsn", self.backend.url(reveal=True)]
+            if self.tls:
+                cmd += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
             for a in self.accounts.values():
                 privs = ",".join(sorted(a.privileges)) or "NONE"
                 cmd += ["--user", f"{a.name}:{a.password}:{privs}"]
@@ -174,6 +179,33 @@ def _writer_for(handle: EmulatorHandle) -> AuditLogWriter:
     return AuditLogWriter(handle.log_dir, flavor=handle.flavor, basename=basename, suffix=suffix)  # type: ignore[arg-type]
 
 
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    directory.mkdir()
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    sp.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        stdout=sp.DEVNULL,
+        stderr=sp.DEVNULL,
+    )
+    return cert, key
+
+
 def make_emulator(
     base: Path,
     backend: MySQLDsn | None,
@@ -183,8 +215,9 @@ def make_emulator(
     audit_log_format: str = "JSON",
     log_nothing_for_archiver: bool = True,
     subprocess: bool = False,
+    tls: bool = False,
 ) -> EmulatorHandle:
-    """Create the log dir, the accounts and filters, and start a server."""
+    """Create the log dir, the accounts and filters, and start a server (TLS: self-signed)."""
     accounts = {a.name: a for a in (Account.parse(u) for u in (users or DEFAULT_USERS))}
     log_dir = base / f"emulator-{uuid.uuid4().hex[:8]}"
     log_dir.mkdir(parents=True)
@@ -203,6 +236,7 @@ def make_emulator(
         backend=backend,
         audit_log_format=audit_log_format,
         subprocess=subprocess,
+        tls=_self_signed(log_dir.parent / f"{log_dir.name}-tls") if tls else None,
     )
     handle.start()
     if not subprocess:
