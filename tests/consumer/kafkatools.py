@@ -95,6 +95,5 @@ def settings(bootstrap: str, archive: str, names: dict[str, str], **extra: Any) 
         dlq_topic=names["dlq"],
         group=names["group"],
         kafka_config={k: str(v) for k, v in FAST_GROUP.items()},
-        batch_linger_ms=50,
-        **extra,
+        **{"batch_linger_ms": 50, **extra},
     )

@@ -15,11 +15,14 @@ import pytest
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError
 from consumer.__main__ import build
+from consumer.batch import Batch, Item
+from consumer.decode import prepare
 from consumer.setup import setup
+from consumer.sink import Sink
 from schemas import registry
 from schemas.codec import RegistryCodec
 from tests.consumer.conftest import RecordFactory, query
-from tests.consumer.kafkatools import committed, create_topics, produce, read_all, settings
+from tests.consumer.kafkatools import CODEC, committed, create_topics, produce, read_all, settings
 from tests.harness.mariadb import PrivateMariaDB
 
 SERVERS = [f"00000000-0000-0000-0000-00000000000{n}" for n in range(3)]
@@ -196,6 +199,42 @@ def test_both_framings_in_one_topic(
     assert {r[0] for r in query(archive, "SELECT raw FROM audit_data")} == {
         e["raw"] for e in events
     }
+
+
+def test_a_member_that_lost_its_partition_does_not_overwrite_newer_offsets(
+    bootstrap: str, archive: MySQLDsn, records: RecordFactory, names: dict[str, str]
+) -> None:
+    """While A holds a batch, B (the partition's new owner) archives it and moves the offset on.
+
+    A's write is fenced: it writes nothing, the offset row still names B, and A re-seeks.
+    """
+    create_topics(bootstrap, names["topic"], names["control"], partitions=1)
+    events = records(SERVERS[0], 100)
+    produce(bootstrap, names["topic"], events)
+    a = build(settings(bootstrap, archive.url(reveal=True), names, batch_linger_ms=3000))
+    runner = threading.Thread(target=a.run)
+    runner.start()
+    b = Sink(archive, "member-B")
+    try:
+        _wait(lambda: len(a.batch) == 100)
+        tp = (names["topic"], 0)
+        expected = b.stored_offsets([tp])
+        batch = Batch()
+        for n, event in enumerate(events):
+            batch.add(
+                Item(tp[0], 0, n, event["server_uuid"].encode(), b"", None, "audit_event", event)
+            )
+        b.write(prepare(batch, names["control"], CODEC), expected, lambda letters: None)
+        _wait(lambda: len(a.batch) == 0 and a.expected.get(tp) == 100)
+    finally:
+        a.stop()
+        runner.join(30)
+        a.sink.close()
+        b.close()
+    assert query(
+        archive, "SELECT next_offset, member FROM audit_offsets WHERE topic = %s", (names["topic"],)
+    ) == [(100, "member-B")]
+    assert query(archive, "SELECT COUNT(*) FROM audit_data") == [(100,)]
 
 
 class Recorder:
