@@ -63,6 +63,7 @@ class _Server:
     # the same chain and hashes to it from the same predecessor (no raw texts kept in memory)
     recent: OrderedDict[int | str, tuple[str, bytes | None]] = field(default_factory=OrderedDict)
     unchained: int = 0  # links without a hash in the current run (reported once per run)
+    unchained_at: int = 0  # index of that run's finding (findings are only removed in finish)
     altered: list[tuple[Finding, _Pending]] = field(default_factory=list)
 
 
@@ -110,10 +111,12 @@ class _Verifier:
             s.unchained += 1
             if s.unchained == 1:
                 self._find(s, "unchained", link, "the store holds no chain value for this link")
+                s.unchained_at = len(self.report.findings) - 1
             else:  # one finding per run of unchained links (e.g. rows older than the chain)
-                last = self.report.findings[-1]
-                self.report.findings[-1] = replace(
-                    last, detail=f"{s.unchained} links without a chain value, up to {link.position}"
+                first = self.report.findings[s.unchained_at]
+                self.report.findings[s.unchained_at] = replace(
+                    first,
+                    detail=f"{s.unchained} links without a chain value, up to {link.position}",
                 )
             s.prev, s.prev_seq, s.prev_position = None, link.seq, link.position
             return

@@ -111,7 +111,9 @@ def test_a_link_missing_its_hash_breaks_the_chain() -> None:
 def test_a_run_of_links_without_hashes_is_one_finding() -> None:
     """E.g. rows archived before the producer chained: verify from --since after them."""
     links = [replace(x, chain=None, seq=None) for x in chained(B, 4)] + chained(A, 3)
-    [f] = verify(links).findings
+    links.insert(2, replace(chained(A, 3)[0], dead_lettered=True))  # another server's note
+    f, note = verify(links).findings
+    assert note.kind == "dead_lettered"
     assert (f.kind, f.server_uuid, f.where) == ("unchained", B, "b-row-0")
     assert f.detail == "4 links without a chain value, up to 2024-01-01 00:00:03#0"
     # a producer upgraded to chaining starts at link 1 from the genesis value, and is checked so
