@@ -158,7 +158,8 @@ class Archiver:
             # Step 3
             if current.state == "uploaded":
                 for obj in _objects(current):
-                    verify(self.store, self.target.object_name(table, obj.name), obj)
+                    name = self.target.object_name(table, obj.name)
+                    verify(self.store, name, obj, self.staging / table / obj.name)
                 ledger.advance(table, "uploaded", "verified", now)
                 self._hook(table, "verified")
                 shutil.rmtree(self.staging / table, ignore_errors=True)
@@ -218,7 +219,8 @@ class Archiver:
         for obj in _objects(entry):
             name = self.target.object_name(table, obj.name)
             if not self.store.put_file(name, self.staging / table / obj.name, obj):
-                verify(self.store, name, obj)  # ours from before a crash, or a conflict
+                # ours from before a crash, or a conflict
+                verify(self.store, name, obj, self.staging / table / obj.name)
                 log.info("object already there and matches", extra={"ctx": {"object": name}})
             self._hook(table, f"put:{obj.name}")
 

@@ -10,6 +10,7 @@ own earlier upload; anything else is a conflict an operator must see).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shutil
@@ -77,10 +78,17 @@ class TargetUrl:
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """What a store says about a stored object; ``sha256`` (hex) only if it keeps one."""
+    """What a store says about a stored object.
+
+    ``sha256`` (hex): the whole object's checksum, if the store keeps one. ``multipart_sha256``:
+    OCI's ``<base64 SHA-256 of the parts' SHA-256s>-<parts>`` of a multipart object, with the
+    ``part_size`` this store writes (an upload with another part size simply will not match).
+    """
 
     size: int
     sha256: str | None = None
+    multipart_sha256: str | None = None
+    part_size: int | None = None
 
 
 class ObjectStore(Protocol):
@@ -156,10 +164,13 @@ class FileStore:
         return path
 
 
-def verify(store: ObjectStore, name: str, expected: DumpObject) -> None:
+def verify(store: ObjectStore, name: str, expected: DumpObject, local: Path | None = None) -> None:
     """Check that ``name`` in ``store`` has the manifest's size and SHA-256.
 
-    Uses the store's own checksum when it keeps one, otherwise reads the object back.
+    Uses the store's own checksum when it keeps one. For a multipart object, the service's
+    checksum of part checksums is compared with the same computed from ``local`` (the staged file,
+    itself checked against the manifest). Otherwise, or when that does not match, the object is
+    read back and hashed: only the stored bytes decide a mismatch.
 
     Raises:
         ChecksumMismatch: the object is absent, or its size or checksum differ.
@@ -175,6 +186,8 @@ def verify(store: ObjectStore, name: str, expected: DumpObject) -> None:
             expected=expected.size,
         )
     digest = info.sha256
+    if digest is None and local is not None and _parts_match(info, local, expected):
+        return
     if digest is None:
         h = hashlib.sha256()
         for piece in store.read(name):
@@ -187,3 +200,19 @@ def verify(store: ObjectStore, name: str, expected: DumpObject) -> None:
             sha256=digest,
             expected=expected.sha256,
         )
+
+
+def _parts_match(info: ObjectInfo, local: Path, expected: DumpObject) -> bool:
+    """True if ``local`` is the manifest's file and its part checksums give the service's."""
+    if not (info.multipart_sha256 and info.part_size and local.exists()):
+        return False
+    whole, parts = hashlib.sha256(), []
+    with local.open("rb") as f:
+        while part := f.read(info.part_size):
+            whole.update(part)
+            parts.append(hashlib.sha256(part).digest())
+    composite = base64.b64encode(hashlib.sha256(b"".join(parts)).digest()).decode()
+    return (
+        whole.hexdigest() == expected.sha256
+        and f"{composite}-{len(parts)}" == info.multipart_sha256
+    )

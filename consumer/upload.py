@@ -7,8 +7,8 @@
   objects the manifest's SHA-256 is sent as ``opc-content-sha256``: the service rejects a body
   that differs, and the SDK does not read the whole file into memory to compute it.
 * Verification (``targets.verify``) uses ``stat``: the service's ``opc-content-sha256`` when it
-  kept one (single-part), otherwise the object is read back and hashed (multipart objects only
-  carry a checksum of part checksums).
+  kept one (single-part); for multipart objects its ``opc-multipart-sha256`` (a checksum of the
+  part checksums) against the staged file; otherwise the object is read back and hashed.
 
 Traps: ``upload_file`` leaves a failed multipart upload behind (its parts cost storage), so every
 upload first aborts this object's unfinished uploads. A 412 means the name is taken: that is
@@ -212,6 +212,8 @@ class OciStore:
         return ObjectInfo(
             size=int(resp.headers["content-length"]),
             sha256=base64.b64decode(sha).hex() if sha else None,
+            multipart_sha256=resp.headers.get("opc-multipart-sha256"),
+            part_size=self.options.part_size,
         )
 
     def read(self, name: str) -> Iterator[bytes]:

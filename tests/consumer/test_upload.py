@@ -123,3 +123,30 @@ def test_staged_file_differing_from_manifest_is_rejected_by_the_service(
 def test_missing_config_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         OciStore(TargetUrl.parse("oci://b@n/p"), OciOptions(config_file=tmp_path / "none"))
+
+
+def test_multipart_verified_by_the_service_part_checksums(
+    oci_server: OciTestServer, oci_config: Path, tmp_path: Path
+) -> None:
+    store = make_store(oci_server, oci_config, target=f"oci://audit@{NAMESPACE}/pre")
+    path, obj = staged(tmp_path, 3 * PART + 7)
+    assert store.put_file("pre/t/m", path, obj)
+    info = store.stat("pre/t/m")
+    assert info is not None and info.multipart_sha256 is not None
+    assert info.multipart_sha256.endswith("-4")
+    oci_server.requests.clear()
+    verify(store, "pre/t/m", obj, path)
+    assert [m for m, _, _ in oci_server.requests] == ["HEAD"]  # nothing read back
+
+    # another part size than the upload's: no match, so it reads back, and that passes
+    other = make_store(oci_server, oci_config, target=f"oci://audit@{NAMESPACE}/pre")
+    object.__setattr__(other.options, "part_size", PART * 2)
+    verify(other, "pre/t/m", obj, path)
+    assert any(m == "GET" for m, _, _ in oci_server.requests)
+
+    # replaced by another writer (same size, other bytes): read back, and it differs
+    stored = bytearray(oci_server.objects()["pre/t/m"])
+    stored[PART + 1] ^= 0x55
+    oci_server.put("pre/t/m", bytes(stored))
+    with pytest.raises(ChecksumMismatch, match="checksum"):
+        verify(store, "pre/t/m", obj, path)

@@ -234,6 +234,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("content-length") or 0))
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        # Recorded before answering: the client may look at ``requests`` as soon as it has one.
+        self.state.requests.append((self.command, urlsplit(self.path).path, status))
         self.send_response(status)
         self.send_header("opc-request-id", uuid.uuid4().hex)
         for k, v in (headers or {}).items():
@@ -243,7 +245,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        self.state.requests.append((self.command, urlsplit(self.path).path, status))
 
     def _json(self, status: int, value: Any, headers: dict[str, str] | None = None) -> None:
         self._send(
