@@ -59,6 +59,14 @@ def call(session: AuditSession, name: str, args: list[str | None]) -> bytes | st
         )
     if name in READ_FUNCTIONS and state.globals[_format_var(state.flavor)] != "JSON":
         raise udf_failed("Reading the audit log requires audit_log_format=JSON.", name)
+    if name in FILTER_FUNCTIONS:
+        return filter_function(state.filters, name, args).encode()
+    with state.index_lock:  # one reader of the shared index at a time
+        return _read_function(session, name, args)
+
+
+def _read_function(session: AuditSession, name: str, args: list[str | None]) -> bytes | None:
+    state = session.state
     if name == "audit_log_read":
         if len(args) > 1:
             raise UdfError(
@@ -77,10 +85,8 @@ def call(session: AuditSession, name: str, args: list[str | None]) -> bytes | st
             if f.count:
                 return f'{{ "timestamp": "{f.ts[-1]}", "id": {f.ids[-1]} }}'.encode()
         return None
-    if name == "audit_log_rotate":
-        rotated = state.writer.rotate()
-        return rotated.name.encode() if rotated else b""
-    return filter_function(state.filters, name, args).encode()
+    rotated = state.writer.rotate()
+    return rotated.name.encode() if rotated else b""
 
 
 def sysvar(session: AuditSession, scope: str | None, name: str) -> str | int | None:

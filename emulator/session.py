@@ -14,6 +14,7 @@ Trap: the warnings of the *last* statement are what ``SHOW WARNINGS`` returns; a
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from mysql_mimic.session import BaseSession
@@ -206,7 +207,11 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
         if inner:
             for part in split_top_level(inner):
                 args.append(await self._argument(part))
-        return functions.call(self, tok.text.lower(), args)
+        name = tok.text.lower()
+        if name in functions.READ_FUNCTIONS or name == "audit_log_rotate":
+            # Indexing a backlog or copying 4 MB must not stall the other sessions' loop.
+            return await asyncio.to_thread(functions.call, self, name, args)
+        return functions.call(self, name, args)
 
     async def _argument(self, part: list[Token]) -> str | None:
         if len(part) == 1 and part[0].kind == "str":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from pathlib import Path
 from typing import Literal
@@ -70,6 +71,7 @@ class ServerState:
             prune_seconds=config.prune_seconds,
         )
         self.index = AuditLogIndex(config.log_dir, basename, suffix)
+        self.index_lock = threading.Lock()
         self.filters = FilterStore(config.log_dir)
         self.specs = specs(config.flavor)
         self.globals: dict[str, str | int] = self._globals()
