@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from auditstream import log as logsetup
+from auditstream import metrics
 from auditstream.cli import run
 from auditstream.settings import load
 from producer.bookmark import BookmarkStore
@@ -58,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("signal %s: finishing the batch in flight", signal.Signals(signum).name)
         loop.stop()
 
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port, ready={"streaming": loop.healthy})
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         loop.run()

@@ -113,6 +113,9 @@ class ProducerSettings(BookmarkSettings):
     backoff_max: float = Field(30.0, gt=0, description="longest wait between reconnects (s)")
     shutdown_timeout: float = Field(30.0, gt=0, description="SIGTERM: seconds to wait for acks")
     once: bool = Field(False, description="drain to the end of the log, then exit")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="serve /metrics, /healthz, /readyz on this port"
+    )
 
     @field_validator("start_from")
     @classmethod

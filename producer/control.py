@@ -29,6 +29,7 @@ from auditstream.chain import ChainState
 from producer.page import Position
 from producer.publisher import Publisher
 from schemas.codec import Codec
+from schemas.mapping import TIMESTAMP_FORMAT
 from schemas.registry import CONTROL_EVENT
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,9 @@ class Control:
         self._publisher.send(self._topic, self._codec.encode(CONTROL_EVENT, record, self._topic))
         if lag_seconds is not None:
             metrics.BOOKMARK_LAG.labels(self._uuid).set(lag_seconds)
+        if bookmark is not None:
+            at = datetime.strptime(bookmark.ts, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+            metrics.BOOKMARK_TIME.labels(self._uuid).set(at.timestamp())
 
     def _base(self, kind: str, bookmark: Position | None) -> dict[str, Any]:
         return {

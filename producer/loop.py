@@ -109,6 +109,10 @@ class Loop:
         self.bookmark: Position | None = None
         self.batcher: Batcher | None = None
 
+    def healthy(self) -> bool:
+        """Readiness: started, and the last attempt did not fail (source, broker, store)."""
+        return self.batcher is not None and self._failures == 0
+
     def stop(self) -> None:
         """Stop reading; the batch in flight is acknowledged and bookmarked (signal-safe)."""
         if not self._stopping.is_set():

@@ -24,6 +24,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from auditstream import metrics
 from auditstream.errors import BrokerError, DeliveryError
 from auditstream.kafka import TopicSpec, audit_topic_config, ensure_topics
 
@@ -96,6 +97,7 @@ class Publisher:
         if self._errors:
             first, count = self._errors[0], len(self._errors)
             self._errors.clear()
+            metrics.DELIVERY_ERRORS.labels(self._key.decode()).inc(count)
             raise DeliveryError(
                 f"{count} message(s) not delivered: {first.str()}",
                 code=first.name(),

@@ -238,3 +238,27 @@ def test_oversized_events_become_gaps_never_silence(
         assert gap["size"] > 200_000 and len(gap["sha256"]) == 64
     events = read_topic(topics[0], 40)
     assert assert_chain_intact(emu.server_uuid, events, read_topic(topics[1], 1)) == 41
+
+
+def test_source_sql_filters_make_the_guard_pass(
+    emulator_factory: Callable[..., EmulatorHandle],
+) -> None:
+    import sql
+    from auditstream import mysql
+
+    emu = emulator_factory(
+        users=["audituser:audit-pw:AUDIT_ADMIN", "admin:admin-pw:ALL"],
+        log_nothing_for_archiver=False,
+    )
+    guarded = MySQLSource(emu.dsn("audituser"), read_buffer_size=65536, allow_self_audit=False)
+    with pytest.raises(SourceConfigError, match="log_all"):
+        guarded.connect()
+    conn = mysql.connect(emu.dsn("admin"))
+    cur = conn.cursor()
+    for statement in sql.statements("source/filters"):
+        cur.execute(statement)
+        cur.fetchall()
+    conn.close()
+    guarded.connect()  # assignments apply to new sessions: this one reads unaudited
+    assert guarded.flavor is not None
+    guarded.close()

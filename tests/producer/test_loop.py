@@ -23,7 +23,7 @@ from producer.bookmark import BookmarkStore, Stored
 from producer.loop import Loop, Options
 from producer.page import Position
 from producer.publisher import Publisher, ensure
-from schemas.codec import SingleObjectCodec
+from schemas.codec import RegistryCodec, SingleObjectCodec
 from tests.producer.conftest import (
     UUID,
     FakeSource,
@@ -320,3 +320,16 @@ def test_heartbeat_carries_the_bookmark_and_the_event_time_lag(
     assert beat["server_uuid"] == UUID
     assert (beat["bookmark_timestamp"], beat["bookmark_id"]) == tuple(source.positions[-1])
     assert beat["lag_seconds"] == pytest.approx(99.0)
+
+
+def test_with_a_schema_registry_values_use_confluent_framing(
+    store: BookmarkStore, bootstrap: str, topics: tuple[str, str], read_topic: Reader
+) -> None:
+    events = sample_events()
+    registry = RegistryCodec(f"mock://{topics[0]}")
+    kafka = producer_config(bootstrap, {"linger.ms": 5})
+    opts = Options(topic=topics[0], control_topic=topics[1], start_from="earliest", once=True)
+    Loop(FakeSource(events), lambda u: Publisher(kafka, u), store, registry, opts).run()
+    got = read_topic(topics[0], len(events), c=registry)
+    assert [r["raw"] for _, r, _ in got] == events
+    assert all(m.value()[0] == 0 for _, _, m in got)  # magic byte 0 + schema id

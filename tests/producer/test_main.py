@@ -53,3 +53,54 @@ def test_missing_source_is_exit_code_2_with_the_flag_named(
 ) -> None:
     assert cli.main(["producer", "--once"]) == 2
     assert "--source-dsn" in capsys.readouterr().err
+
+
+def test_metrics_endpoint_serves_producer_counters_while_running(
+    mysql_server: object, bootstrap: str, unique_name: object, tmp_path: Path
+) -> None:
+    """The readiness and the counters of a running producer (against a dead source: not ready)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from auditstream.embedded import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "producer",
+            "--source-dsn",
+            f"mysql://nobody@127.0.0.1:{free_port()}",
+            "--bootstrap-servers",
+            bootstrap,
+            "--metrics-port",
+            str(port),
+            "--backoff-max",
+            "0.5",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        status = None
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                status = 200
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError:
+                time.sleep(0.2)
+                continue
+            break
+        assert status == 503  # the source is unreachable: running, retrying, not ready
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+            assert resp.status == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            assert b"auditstream_producer_events_acked" in resp.read()
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0  # SIGTERM while retrying the start: a clean exit
