@@ -42,6 +42,11 @@ def _serve_parser() -> argparse.ArgumentParser:
         metavar="NAME:PASSWORD[:PRIV,...]",
         help="an account (test credentials only); no privilege list means ALL, NONE means none",
     )
+    p.add_argument(
+        "--component",
+        action="store_true",
+        help="name variables like the MySQL 9.x / Percona 8.4 components (audit_log.*)",
+    )
     p.add_argument("--audit-log-format", choices=("JSON", "NEW", "OLD"), default="JSON")
     p.add_argument("--log-file", help="audit log file name (default audit.log / audit_filter.log)")
     p.add_argument("--rotate-on-size", type=int, default=0)
@@ -78,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         compress=args.compress,
         max_size=args.max_size,
         prune_seconds=args.prune_seconds,
+        component=args.component,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
     )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from emulator.filters import filter_function
 from emulator.reader import UdfError, udf_failed
-from emulator.variables import buffer_variable, check_read
+from emulator.variables import check_read
 
 if TYPE_CHECKING:
     from emulator.session import AuditSession
@@ -57,7 +57,7 @@ def call(session: AuditSession, name: str, args: list[str | None]) -> bytes | st
             f"Can't initialize function '{name}'; Request ignored for '{user}'@'%'. "
             "SUPER or AUDIT_ADMIN needed to perform operation",
         )
-    if name in READ_FUNCTIONS and state.globals[_format_var(state.flavor)] != "JSON":
+    if name in READ_FUNCTIONS and state.globals[state.format_var] != "JSON":
         raise udf_failed("Reading the audit log requires audit_log_format=JSON.", name)
     if name in FILTER_FUNCTIONS:
         return filter_function(state.filters, name, args).encode()
@@ -111,12 +111,8 @@ def sysvar(session: AuditSession, scope: str | None, name: str) -> str | int | N
         raise KeyError(name)
     spec = state.specs.get(name)
     check_read(name, scope, spec)
-    if name == "audit_log_filter_id" and state.flavor == "oracle":
+    if name == state.prefix + "filter_id" and state.flavor == "oracle":
         return session.filter_id
-    if name == buffer_variable(state.flavor) and scope != "GLOBAL" and state.flavor == "oracle":
+    if name == state.buffer_var and scope != "GLOBAL" and state.flavor == "oracle":
         return session.session_buffer
     return state.globals[name]
-
-
-def _format_var(flavor: str) -> str:
-    return "audit_log_filter_format" if flavor == "percona" else "audit_log_format"

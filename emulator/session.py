@@ -35,7 +35,6 @@ from emulator.sqltext import (
     unquote,
 )
 from emulator.statements import filter_tables_query, set_statement, show_statement
-from emulator.variables import buffer_variable
 
 if TYPE_CHECKING:
     from emulator.state import ServerState
@@ -60,7 +59,7 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
         self.connect_attrs: dict[str, str] = {}
         self.connection_type = "tcp/ip"
         self.read_seq = ReadSequence(state.index, state.flavor)
-        buffer = state.globals[buffer_variable(state.flavor)]
+        buffer = state.globals[state.buffer_var]
         self.session_buffer = int(buffer)
         self.filter_id: int = 0
         self.rule: Any = None
@@ -72,7 +71,7 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
     def buffer_size(self) -> int:
         """The read buffer that applies to this session's ``audit_log_read`` calls."""
         if self.state.flavor == "percona":
-            return int(self.state.globals["audit_log_filter_read_buffer_size"])
+            return int(self.state.globals[self.state.buffer_var])
         return self.session_buffer
 
     # ----------------------------------------------------------------- lifecycle

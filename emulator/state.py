@@ -14,7 +14,7 @@ from emulator.accounts import Account
 from emulator.filters import FilterStore
 from emulator.logfile import AuditLogWriter
 from emulator.logindex import AuditLogIndex
-from emulator.variables import BUFFER_DEFAULT, buffer_variable, specs
+from emulator.variables import BUFFER_DEFAULT, buffer_variable, prefix, specs
 
 UUID_FILE = "emulator-server-uuid"
 VERSIONS = {
@@ -44,6 +44,9 @@ class EmulatorConfig(BaseModel):
     compress: bool = False
     max_size: int = 0
     prune_seconds: int = 0
+    component: bool = Field(
+        default=False, description="MySQL 9.x / Percona 8.4 component: audit_log.* variables"
+    )
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
@@ -73,7 +76,10 @@ class ServerState:
         self.index = AuditLogIndex(config.log_dir, basename, suffix)
         self.index_lock = threading.Lock()
         self.filters = FilterStore(config.log_dir)
-        self.specs = specs(config.flavor)
+        self.specs = specs(config.flavor, config.component)
+        self.prefix = prefix(config.flavor, config.component)
+        self.buffer_var = buffer_variable(config.flavor, config.component)
+        self.format_var = self.prefix + "format"
         self.globals: dict[str, str | int] = self._globals()
 
     @staticmethod
@@ -90,7 +96,7 @@ class ServerState:
 
     def _globals(self) -> dict[str, str | int]:
         c = self.config
-        p = "audit_log_filter_" if c.flavor == "percona" else "audit_log_"
+        p = prefix(c.flavor, c.component)
         values: dict[str, str | int] = {
             f"{p}buffer_size": 1048576,
             f"{p}compression": "GZIP" if c.compress else "NONE",
@@ -104,28 +110,30 @@ class ServerState:
             f"{p}prune_seconds": c.prune_seconds,
             f"{p}rotate_on_size": c.rotate_on_size,
             f"{p}strategy": "ASYNCHRONOUS",
-            buffer_variable(c.flavor): BUFFER_DEFAULT,
+            f"{p}read_buffer_size": BUFFER_DEFAULT,
         }
         if c.flavor == "percona":
-            values["audit_log_filter_handler"] = "FILE"
+            values[f"{p}handler"] = "FILE"
         else:
             values.update(
-                audit_log_filter_id=0,
-                audit_log_connection_policy="ALL",
-                audit_log_policy="ALL",
-                audit_log_statement_policy="ALL",
-                audit_log_flush="OFF",
+                {
+                    f"{p}filter_id": 0,
+                    f"{p}connection_policy": "ALL",
+                    f"{p}policy": "ALL",
+                    f"{p}statement_policy": "ALL",
+                    f"{p}flush": "OFF",
+                }
             )
         return values
 
     def default(self, name: str) -> int:
         """``SET x = DEFAULT`` for an integer audit variable: the compiled-in default."""
-        return BUFFER_DEFAULT if name == buffer_variable(self.flavor) else 0
+        return BUFFER_DEFAULT if name == self.buffer_var else 0
 
     def set_global(self, name: str, value: str | int) -> None:
         """Change a global; the writer follows its rotation and pruning settings."""
         self.globals[name] = value
-        short = name.removeprefix("audit_log_filter_").removeprefix("audit_log_")
+        short = name.removeprefix(self.prefix)
         if short in ("rotate_on_size", "max_size", "prune_seconds") and isinstance(value, int):
             setattr(self.writer, short, value)
             if short != "rotate_on_size":

@@ -16,7 +16,6 @@ from emulator.variables import (
     BUFFER_MAX,
     BUFFER_MIN,
     ER_SPECIFIC_ACCESS_DENIED,
-    buffer_variable,
     check_set,
     integer_value,
     like,
@@ -50,6 +49,8 @@ async def set_statement(session: AuditSession, sql: str, tokens: list[Token]) ->
             scope = given or scope
         elif body[0].kind == "word":
             name = body[0].text.lower()
+            if len(body) > 2 and body[1].text == "." and body[2].kind == "word":
+                name, body = f"{name}.{body[2].text.lower()}", body[2:]  # audit_log.x
         if not name.startswith("audit_log"):
             others.append(sql[item[0].start : item[-1].end])
             continue
@@ -83,7 +84,7 @@ async def set_statement(session: AuditSession, sql: str, tokens: list[Token]) ->
     # Without a backend, session settings (SET NAMES, autocommit, time_zone ...) are accepted
     # and ignored: clients send them while connecting.
     for scope, name, new in actions:
-        if scope == "SESSION" and name == buffer_variable(session.state.flavor):
+        if scope == "SESSION" and name == session.state.buffer_var:
             session.session_buffer = int(new)
         else:
             session.state.set_global(name, new)

@@ -33,9 +33,20 @@ class VarSpec:
     integer: bool = False
 
 
-def specs(flavor: str) -> dict[str, VarSpec]:
+def prefix(flavor: str, component: bool = False) -> str:
+    """The variables' common prefix.
+
+    ``audit_log_`` / ``audit_log_filter_`` for the plugins, ``audit_log.`` /
+    ``audit_log_filter.`` for the MySQL 9.x and Percona 8.4 components.
+    """
+    return ("audit_log_filter" if flavor == "percona" else "audit_log") + (
+        "." if component else "_"
+    )
+
+
+def specs(flavor: str, component: bool = False) -> dict[str, VarSpec]:
     """The audit variables of ``flavor`` (names lower-case)."""
-    p = "audit_log_filter_" if flavor == "percona" else "audit_log_"
+    p = prefix(flavor, component)
     out = {
         f"{p}buffer_size": VarSpec("global", integer=True),
         f"{p}compression": VarSpec("global"),
@@ -51,23 +62,21 @@ def specs(flavor: str) -> dict[str, VarSpec]:
         f"{p}strategy": VarSpec("global"),
     }
     if flavor == "percona":
-        out["audit_log_filter_read_buffer_size"] = VarSpec("global", dynamic=True, integer=True)
-        out["audit_log_filter_handler"] = VarSpec("global")
+        out[f"{p}read_buffer_size"] = VarSpec("global", dynamic=True, integer=True)
+        out[f"{p}handler"] = VarSpec("global")
     else:
-        out["audit_log_read_buffer_size"] = VarSpec("both", dynamic=True, integer=True)
-        out["audit_log_filter_id"] = VarSpec("session")
-        out["audit_log_connection_policy"] = VarSpec("global", dynamic=True)
-        out["audit_log_policy"] = VarSpec("global")
-        out["audit_log_statement_policy"] = VarSpec("global", dynamic=True)
-        out["audit_log_flush"] = VarSpec("global", dynamic=True)
+        out[f"{p}read_buffer_size"] = VarSpec("both", dynamic=True, integer=True)
+        out[f"{p}filter_id"] = VarSpec("session")
+        out[f"{p}connection_policy"] = VarSpec("global", dynamic=True)
+        out[f"{p}policy"] = VarSpec("global")
+        out[f"{p}statement_policy"] = VarSpec("global", dynamic=True)
+        out[f"{p}flush"] = VarSpec("global", dynamic=True)
     return out
 
 
-def buffer_variable(flavor: str) -> str:
+def buffer_variable(flavor: str, component: bool = False) -> str:
     """The read-buffer variable's name in ``flavor``."""
-    return (
-        "audit_log_filter_read_buffer_size" if flavor == "percona" else "audit_log_read_buffer_size"
-    )
+    return prefix(flavor, component) + "read_buffer_size"
 
 
 def check_read(name: str, scope: str | None, spec: VarSpec | None) -> None:

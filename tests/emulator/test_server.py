@@ -323,3 +323,27 @@ def test_tls_is_offered_and_logged_as_ssl(emulator_factory) -> None:
         e["connection_data"]["connection_type"] for e in page if e and e["class"] == "connection"
     }
     assert types == {"ssl"}
+
+
+@pytest.mark.parametrize("flavor", ["oracle", "percona"])
+def test_component_variables_are_dotted(emulator_factory, flavor: str) -> None:
+    handle = emulator_factory(flavor, component=True)
+    handle.writer.write({"class": "general", "event": "status"})
+    base = "audit_log_filter" if flavor == "percona" else "audit_log"
+    scope = "GLOBAL" if flavor == "percona" else "SESSION"
+    conn = connect(handle.archiver_dsn)
+    try:
+        names = dict(query(conn, "SHOW VARIABLES LIKE 'audit_log%'"))
+        assert names[f"{base}.format"] == "JSON" and f"{base}.read_buffer_size" in names
+        assert not any(n.startswith(f"{base}_") for n in names)
+        cur = conn.cursor()
+        cur.execute(f"SET {scope} {base}.read_buffer_size = 100")
+        assert cur.warning_count == 1
+        cur.close()
+        assert query(conn, f"SELECT @@{scope.lower()}.{base}.read_buffer_size") == [(32768,)]
+        with pytest.raises(mysql.Error) as info:
+            query(conn, f"SELECT @@{base}_read_buffer_size")
+        assert info.value.errno == 1193
+        assert json.loads(read(conn, '{"start": {"timestamp": "2000-01-01"}}'))[-1] is None
+    finally:
+        conn.close()

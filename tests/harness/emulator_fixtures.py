@@ -1,7 +1,7 @@
 """Fixtures: emulated MySQL Enterprise Audit sources (``emulator`` package) over the MySQL protocol.
 
 ``emulator_factory(flavor="oracle", *, users=None, audit_log_format="JSON",
-log_nothing_for_archiver=True, subprocess=False, tls=False) -> EmulatorHandle``; ``emulator`` is the default
+log_nothing_for_archiver=True, subprocess=False, tls=False, component=False) -> EmulatorHandle``; ``emulator`` is the default
 (Oracle, in-process). The backend for proxied statements is the session's ``mysql_server``.
 
 Accounts (unless ``users`` is given as ``NAME:PASSWORD[:PRIV,...]`` strings): ``archiver``
@@ -59,6 +59,7 @@ class EmulatorHandle:
     audit_log_format: str = "JSON"
     subprocess: bool = False
     tls: tuple[Path, Path] | None = None
+    component: bool = False
     _server: EmulatorServer | None = None
     _proc: sp.Popen[bytes] | None = None
     _writer: AuditLogWriter | None = None
@@ -98,6 +99,7 @@ class EmulatorHandle:
             backend_dsn=self.backend,
             users=tuple(self.accounts.values()),
             audit_log_format=self.audit_log_format,  # type: ignore[arg-type]
+            component=self.component,
             tls_cert=self.tls[0] if self.tls else None,
             tls_key=self.tls[1] if self.tls else None,
         )
@@ -123,6 +125,8 @@ class EmulatorHandle:
             ]
             if self.backend is not None:
                 cmd += ["--backend-dsn", self.backend.url(reveal=True)]
+            if self.component:
+                cmd.append("--component")
             if self.tls:
                 cmd += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
             for a in self.accounts.values():
@@ -216,6 +220,7 @@ def make_emulator(
     log_nothing_for_archiver: bool = True,
     subprocess: bool = False,
     tls: bool = False,
+    component: bool = False,
 ) -> EmulatorHandle:
     """Create the log dir, the accounts and filters, and start a server (TLS: self-signed)."""
     accounts = {a.name: a for a in (Account.parse(u) for u in (users or DEFAULT_USERS))}
@@ -237,6 +242,7 @@ def make_emulator(
         audit_log_format=audit_log_format,
         subprocess=subprocess,
         tls=_self_signed(log_dir.parent / f"{log_dir.name}-tls") if tls else None,
+        component=component,
     )
     handle.start()
     if not subprocess:
