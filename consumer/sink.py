@@ -58,7 +58,10 @@ DB_ERRORS: tuple[type[Exception], ...] = (db.Error, _RawError)
 
 _DUPLICATE = 1062
 _SCHEMA_ERRORS = {1146, 1054, 1142, 1143}  # no such table / column, no privilege on it
-_CHUNK = 2000
+_CHUNK_ROWS = 2000
+#: Text per statement: a multi-row INSERT must stay below max_allowed_packet (64 MiB on MySQL 8),
+#: or the server drops the connection and the batch would be retried forever as an outage.
+_CHUNK_BYTES = 16 * 1024 * 1024
 
 Rows = list[tuple[Any, ...]]
 AuditRow = tuple[Item, Identity, tuple[Any, ...]]
@@ -232,8 +235,8 @@ class Sink:
                 result.inserted += inserted
                 result.duplicates += hi - lo - inserted
 
-        for lo in range(0, len(rows), _CHUNK):
-            attempt(lo, min(lo + _CHUNK, len(rows)))
+        for lo, hi in _chunks(rows):
+            attempt(lo, hi)
         return bad
 
     def _statement(self, cur: Any, table: str, columns: Sequence[str], rows: Rows) -> int:
@@ -325,6 +328,20 @@ class Sink:
         if isinstance(exc, _RawError) or db.is_connection_error(exc):
             self.close_connection()
         return ArchiveError(f"archive write failed: {exc}", dsn=str(self._dsn))
+
+
+def _chunks(rows: Rows) -> list[tuple[int, int]]:
+    """``[lo, hi)`` ranges of at most ``_CHUNK_ROWS`` rows and about ``_CHUNK_BYTES`` of text."""
+    out = []
+    lo, size = 0, 0
+    for i, row in enumerate(rows):
+        size += sum(len(v) for v in row if v.__class__ is str)
+        if i > lo and (i - lo >= _CHUNK_ROWS or size > _CHUNK_BYTES):
+            out.append((lo, i))
+            lo, size = i, sum(len(v) for v in row if v.__class__ is str)
+    if lo < len(rows):
+        out.append((lo, len(rows)))
+    return out
 
 
 def _compare(

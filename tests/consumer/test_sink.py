@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -107,6 +108,23 @@ def test_awkward_text_round_trips_exactly(
         (awkward,),
         ("\\N",),
     ]
+
+
+def test_multi_megabyte_queries_land_whole(
+    member: Member, records: RecordFactory, sql_query: Query
+) -> None:
+    """The predecessor's query column was too short; 5 MB queries (Percona returns such events
+    whole) land unchanged, several per batch, split into statements below max_allowed_packet."""
+    recs = records(SERVER, 6)
+    big = ["select '" + chr(ord("a") + n) * (5 * 1024 * 1024) + "'" for n in range(4)]
+    for n, query in enumerate(big):
+        recs[n + 1]["query"] = query
+    result = member.write(batch_of(recs, 0))
+    assert (result.inserted, result.dead) == (6, [])
+    stored = sql_query(
+        "SELECT LENGTH(query), SHA2(query, 256) FROM audit_data ORDER BY kafka_offset"
+    )
+    assert [s[1] for s in stored[1:5]] == [hashlib.sha256(q.encode()).hexdigest() for q in big]
 
 
 def test_tamper_evidence_links_are_kept(
