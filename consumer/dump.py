@@ -14,8 +14,8 @@ Each dump ends with ``manifest.json``: table, method, row count, the bookmark ra
 Steps (``dump_table``):
 
 1. Empty the staging directory of the table (a crashed dump leaves partial files).
-2. Read the table in primary-key order, one page of ``page_rows`` at a time (keyset paging: the
-   table is never in memory, only one page and the compressor's window are).
+2. Read the table in primary-key order, one page at a time (keyset paging, pages bounded in
+   rows and bytes: the table is never in memory, only one page and the compressor's window).
 3. Write each page into the current chunk; start a new chunk after ``chunk_rows`` rows.
 4. Write the metadata, then ``manifest.json`` last: a manifest means the dump is complete.
 
@@ -44,6 +44,7 @@ from auditstream import mysql, sqlident
 from auditstream.errors import ArchiveError, ObjectStoreError
 
 MANIFEST = "manifest.json"
+PAGE_BYTES = 16 << 20
 FORMAT = "auditstream-dump/1"
 KEY = ("server_uuid", "ts", "id")
 TSV = {"fields": "\t", "enclosed": "", "escaped": "\\", "lines": "\n", "null": "\\N"}
@@ -280,15 +281,25 @@ def _write(path: Path, data: bytes, opener: Opener) -> DumpObject:
 
 
 def _pages(
-    conn: mysql.Connection, quoted: str, table: str, columns: list[str], page_rows: int
+    conn: mysql.Connection,
+    quoted: str,
+    table: str,
+    columns: list[str],
+    page_rows: int,
+    page_bytes: int = PAGE_BYTES,
 ) -> Iterator[list[tuple[Any, ...]]]:
-    """Pages of rows in primary-key order (keyset paging on ``(server_uuid, ts, id)``)."""
+    """Pages of rows in primary-key order (keyset paging on ``(server_uuid, ts, id)``).
+
+    A page holds at most ``page_rows`` rows and, going by the previous page's average row size,
+    about ``page_bytes`` bytes: events reach 4 MB, so a fixed row count alone bounds nothing.
+    """
     idx = [columns.index(k) for k in KEY]
     select = f"SELECT * FROM {quoted}"
-    order = f" ORDER BY server_uuid, ts, id LIMIT {int(page_rows)}"
     after = " WHERE server_uuid > %s OR (server_uuid = %s AND (ts > %s OR (ts = %s AND id > %s)))"
     last: tuple[Any, ...] | None = None
+    limit = 1  # the first page measures the rows
     while True:
+        order = f" ORDER BY server_uuid, ts, id LIMIT {int(limit)}"
         try:
             cur = conn.cursor()
             if last is None:
@@ -302,6 +313,8 @@ def _pages(
             raise _read_error(exc, table) from exc
         if not page:
             return
+        size = sum(len(v) for row in page for v in row if isinstance(v, str | bytes))
+        limit = max(1, min(page_rows, page_bytes * len(page) // max(size, 1)))
         yield page
         last = page[-1]
 

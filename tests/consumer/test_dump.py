@@ -155,3 +155,34 @@ def test_missing_table_says_it_is_gone(archive_dsn: MySQLDsn, tmp_path: Path) ->
     with pytest.raises(ArchiveError):
         dump_table(conn, TABLE, tmp_path / TABLE)
     conn.close()
+
+
+def test_pages_are_bounded_in_bytes_for_big_events(archive_dsn: MySQLDsn) -> None:
+    from consumer.dump import _pages
+
+    _rotated(archive_dsn, 0, 0)
+    conn = mysql.connect(archive_dsn)
+    cur = conn.cursor()
+    big = "x" * (512 * 1024)
+    for i in range(12):
+        cur.execute(
+            f"INSERT INTO {TABLE} (server_uuid, ts, id, class, event, query, raw)"
+            " VALUES ('s', '2026-01-01 00:00:00', %s, 'general', 'status', %s, '{}')",
+            (i, big),
+        )
+    conn.commit()
+    columns = table_columns(conn)
+    limit = 2 << 20
+    pages = list(_pages(conn, f"`{TABLE}`", TABLE, columns, page_rows=1000, page_bytes=limit))
+    conn.close()
+    sizes = [sum(len(r[columns.index("query")]) for r in p) for p in pages]
+    assert len(pages[0]) == 1 and max(len(p) for p in pages) > 1
+    assert max(sizes) <= limit
+    assert [r[2] for p in pages for r in p] == list(range(12))
+
+
+def table_columns(conn: mysql.Connection) -> list[str]:
+    cur = conn.cursor()
+    cur.execute(f"SELECT * FROM {TABLE} LIMIT 0")
+    cur.fetchall()
+    return [d[0] for d in cur.description or ()]
