@@ -262,3 +262,37 @@ def test_source_sql_filters_make_the_guard_pass(
     guarded.connect()  # assignments apply to new sessions: this one reads unaudited
     assert guarded.flavor is not None
     guarded.close()
+
+
+@pytest.mark.parametrize("flavor", ["oracle", "percona"])
+def test_restart_after_the_log_was_rotated_away_publishes_the_gap(
+    flavor: str,
+    emulator_factory: Callable[..., EmulatorHandle],
+    bookmarks: BookmarkStore,
+    bootstrap: str,
+    topics: tuple[str, str],
+    read_topic: Reader,
+) -> None:
+    emu = emulator_factory(flavor)
+    write_events(emu.writer, 60, seed=11, start=START)
+    assert run_producer(emu, bootstrap, topics, "--start-from", "earliest") == 0
+    first_run = log_lines(emu.log_dir)
+    bookmark = json.loads(first_run[-1])
+    pruned = [emu.writer.rotate()]
+    write_events(emu.writer, 40, seed=12, start=datetime(2024, 3, 2, tzinfo=UTC))
+    pruned.append(emu.writer.rotate())
+    write_events(emu.writer, 25, seed=13, start=datetime(2024, 3, 3, tzinfo=UTC))
+    for path in pruned:  # pruned (audit_log_max_size) before the producer came back
+        assert path is not None
+        path.unlink()
+    survivors = log_lines(emu.log_dir)
+    assert run_producer(emu, bootstrap, topics) == 0
+    got = [r["raw"] for _, r, _ in read_topic(topics[0], 60 + 25)]
+    assert got == first_run + survivors
+    (gap,) = [r for _, r, _ in read_topic(topics[1], 1) if r["kind"] == "gap"]
+    assert gap["reason"] == "rotated_away"
+    assert (gap["from_timestamp"], gap["from_id"]) == (bookmark["timestamp"], bookmark["id"])
+    first = json.loads(survivors[0])
+    assert (gap["to_timestamp"], gap["to_id"]) == (first["timestamp"], first["id"])
+    last = json.loads(survivors[-1])
+    assert bookmarks.load(emu.server_uuid) == Position(last["timestamp"], last["id"])
