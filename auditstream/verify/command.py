@@ -17,7 +17,7 @@ from auditstream.verify import tables, topic
 from auditstream.verify.config import VerifySettings
 from auditstream.verify.core import verify
 from auditstream.verify.dumps import DumpReader, target_dir
-from auditstream.verify.report import Finding, VerifyReport
+from auditstream.verify.report import Finding, VerifyReport, cross_check
 from auditstream.verify.scope import in_range, read_anchor, write_anchor
 from schemas.codec import for_settings
 
@@ -55,7 +55,7 @@ def run(settings: VerifySettings, out: TextIO) -> int:
         stores.append(
             (f"dumps {settings.target}", lambda: reader.links(_gaps(settings)), reader.findings)
         )
-    intact, last = True, dict[str, ChainState]()
+    intact, last, reports = True, dict[str, ChainState](), dict[str, VerifyReport]()
     for name, links, extra in stores:
         wanted = (x for x in links() if not only or x.server_uuid in only)
         # no range: the anchor covers the whole chain, so its end is checked too
@@ -63,9 +63,15 @@ def run(settings: VerifySettings, out: TextIO) -> int:
         report.findings[:0] = extra
         _print(name, report, out)
         intact &= report.intact
+        reports[name] = report
         for uuid, summary in report.servers.items():
             if summary.last is not None and (uuid not in last or summary.last.seq > last[uuid].seq):
                 last[uuid] = summary.last
+    if len(reports) > 1:
+        # a store rewritten with valid hashes still disagrees with the others
+        crossed = VerifyReport(findings=cross_check(reports))
+        _print("cross-check of the stores", crossed, out)
+        intact &= crossed.intact
     if intact and settings.write_anchor is not None:
         write_anchor(settings.write_anchor, last)
         print(f"anchor written: {settings.write_anchor}", file=out)

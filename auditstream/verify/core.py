@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 
 from auditstream.chain import ChainState, Link, genesis, link_hash
 from auditstream.verify.report import (
+    CHECKPOINT_EVERY,
     Finding,
     ServerSummary,
     VerifyReport,
@@ -189,7 +190,11 @@ class _Verifier:
         state = ChainState(link.server_uuid, link.chain, link.seq or 0, _bookmark(link))
         if s.summary.first is None:
             s.summary.first = state
+        if s.summary.last is not None and s.summary.last.seq % CHECKPOINT_EVERY:
+            s.summary.checkpoints.pop(s.summary.last.seq, None)  # only the last one is kept
         s.summary.last = state
+        if link.seq is not None:
+            s.summary.checkpoints[link.seq] = link.chain
         key = link.seq if link.seq is not None else link.chain
         s.recent[key] = (link.chain, before)
         if len(s.recent) > _RECENT:

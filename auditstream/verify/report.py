@@ -1,7 +1,13 @@
-"""What ``verify`` says: findings with their location, per-server summaries, the verdict."""
+"""What ``verify`` says: findings with their location, per-server summaries, the verdict.
+
+``cross_check`` compares stores with each other. A chain proves that nothing inside it changed,
+but someone with write access to one store can recompute every hash after the rows they changed;
+the other stores (the topic, the dumps) then hold different values for the same link numbers.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from auditstream.chain import ChainState
@@ -25,8 +31,12 @@ TAMPER_KINDS = frozenset(
         "anchor_mismatch",
         "truncated",
         "object_mismatch",
+        "diverged",
     }
 )
+
+#: Every link whose number is a multiple of this is remembered for ``cross_check``.
+CHECKPOINT_EVERY = 1000
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,8 @@ class ServerSummary:
     anchored_start: bool = False
     first: ChainState | None = None
     last: ChainState | None = None
+    #: chain value of every verified link numbered a multiple of CHECKPOINT_EVERY, and the last
+    checkpoints: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,3 +104,28 @@ class VerifyReport:
     def first_break(self) -> Finding | None:
         """The first finding that means tampering, or None."""
         return next((f for f in self.findings if f.tamper), None)
+
+
+def cross_check(reports: Mapping[str, VerifyReport]) -> list[Finding]:
+    """Links with the same number in two stores must have the same hash (``diverged`` if not).
+
+    Compared: the checkpoints both stores verified (every ``CHECKPOINT_EVERY``-th link and each
+    store's last one), so a consistent rewrite of one store is caught at the first checkpoint
+    after the rewritten rows that the other store also holds.
+    """
+    findings = []
+    names = list(reports)
+    for i, one in enumerate(names):
+        for other in names[i + 1 :]:
+            for uuid, mine in reports[one].servers.items():
+                theirs = reports[other].servers.get(uuid)
+                if theirs is None:
+                    continue
+                a, b = mine.checkpoints, theirs.checkpoints
+                seq = next((n for n in sorted(a.keys() & b.keys()) if a[n] != b[n]), None)
+                if seq is not None:
+                    detail = (
+                        f"link {seq} is {a[seq]} in one, {b[seq]} in the other: one was rewritten"
+                    )
+                    findings.append(Finding("diverged", uuid, seq, "-", f"{one} / {other}", detail))
+    return findings

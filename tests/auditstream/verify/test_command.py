@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from auditstream.chain import ChainState
 from auditstream.cli import main
 from auditstream.dsn import MySQLDsn
 from auditstream.kafka import TopicSpec, ensure_topics
@@ -100,7 +101,35 @@ def test_topic_archive_and_dumps_in_one_run(
         f"topic {topics['events']}: intact",
         f"archive {archive[0]}: intact",
         f"dumps file://{tmp_path}: intact",
+        "cross-check of the stores: intact",
     ]
+
+
+def test_an_archive_rewritten_with_valid_hashes_disagrees_with_the_topic(
+    archive: Archive, sql_exec: Callable[..., int], capsys: pytest.CaptureFixture[str],
+    bootstrap: str, unique_name: Callable[[str], str],
+) -> None:  # fmt: skip
+    """Someone with write access recomputes every hash after the rows they changed."""
+    topics = {"events": unique_name("ev"), "control": unique_name("ctl"), "dlq": unique_name("dlq")}
+    ensure_topics({"bootstrap.servers": bootstrap}, [TopicSpec(n, 2, 1) for n in topics.values()])
+    records = chained_records(A)
+    publish(bootstrap, topics, records)
+    state = ChainState(A, records[23][1]["chain"], 24)
+    for _, r in records[24:]:
+        raw = r["raw"].replace("audit_test", "innocent")
+        state = state.advance_event(r["timestamp"], r["id"], raw)
+        sql_exec("UPDATE audit_data SET raw = %s, chain = %s WHERE server_uuid = %s AND chain_seq = %s",
+                 raw, state.hash, A, state.seq)  # fmt: skip
+    dsn = archive[0].url(reveal=True)
+    assert run(capsys, "--archive-dsn", dsn, "--server-uuid", A)[0] == 0  # alone it looks intact
+    code, out, _ = run(capsys, "--archive-dsn", dsn, "--server-uuid", A, "--bootstrap-servers", bootstrap,
+                       "--topic", topics["events"], "--control-topic", topics["control"], "--dlq-topic", topics["dlq"])  # fmt: skip
+    assert code == 1
+    assert "cross-check of the stores: NOT INTACT" in out
+    assert (
+        f"TAMPER diverged: server={A} seq=32 bookmark=- at topic {topics['events']} / archive {archive[0]}"
+        in out
+    )
 
 
 def test_settings_and_missing_chain_columns_are_exit_2(

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from auditstream.chain import ChainState, Link
 from auditstream.verify import verify
 from auditstream.verify.core import interleave
+from auditstream.verify.report import cross_check
 
 A = "aaaaaaaa-0000-0000-0000-000000000001"
 B = "bbbbbbbb-0000-0000-0000-000000000002"
@@ -165,3 +166,19 @@ def test_interleave_slots_extras_by_seq_and_drops_those_that_do_not_join() -> No
     # ... but a gap right before or after the part joins it
     tail = [x for x in events if (x.seq or 0) >= 7]
     assert [x.seq for x in interleave(tail, gaps)] == [5, 6, 7, 8, 9, 10, 11, 12]
+
+
+def test_cross_check_finds_a_store_rewritten_with_valid_hashes() -> None:
+    original = chained(A, 2500)
+    state, rewritten = ChainState(A, original[1499].chain or "", 1500), original[:1500]
+    for link in original[1500:2200]:
+        state = state.advance(link.with_raw(link.fields[-1] + " "))
+        rewritten.append(
+            replace(link.with_raw(link.fields[-1] + " "), chain=state.hash, seq=state.seq)
+        )
+    one, two = verify(original), verify(rewritten)
+    assert one.intact and two.intact
+    assert sorted(two.servers[A].checkpoints) == [1000, 2000, 2200]
+    [f] = cross_check({"topic": one, "archive": two})
+    assert (f.kind, f.seq, f.where) == ("diverged", 2000, "topic / archive") and f.tamper
+    assert cross_check({"topic": one, "dumps": verify(original[:2200])}) == []
