@@ -136,12 +136,12 @@ class Pipeline:
         values.update(extra)
         return ConsumerSettings(**values)
 
-    def consumer_argv(self, *extra: str) -> list[str]:
-        """``python -m consumer`` flags for this pipeline."""
+    def consumer_argv(self, *extra: str, archive: MySQLDsn | None = None) -> list[str]:
+        """``python -m consumer`` flags for this pipeline (``archive``: e.g. through a proxy)."""
         kafka = [f"--kafka-config={k}={v}" for k, v in FAST_GROUP.items()]
         return [
             sys.executable, "-m", "consumer",
-            "--archive-dsn", self.archive.url(reveal=True),
+            "--archive-dsn", (archive or self.archive).url(reveal=True),
             "--bootstrap-servers", self.bootstrap,
             "--topic", self.topic, "--control-topic", self.control, "--dlq-topic", self.dlq,
             "--group", self.group, "--batch-linger-ms", "50", "--backoff-max", "1",
@@ -149,9 +149,11 @@ class Pipeline:
             *kafka, *extra,
         ]  # fmt: skip
 
-    def spawn_consumer(self, *extra: str) -> subprocess.Popen[bytes]:
+    def spawn_consumer(
+        self, *extra: str, archive: MySQLDsn | None = None
+    ) -> subprocess.Popen[bytes]:
         """A group member that keeps consuming."""
-        return self.spawn(self.consumer_argv(*extra), "consumer")
+        return self.spawn(self.consumer_argv(*extra, archive=archive), "consumer")
 
     def consumer_once(self, **extra: Any) -> None:
         """One in-process member with ``once``: archive what the topics hold, then return."""
