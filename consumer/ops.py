@@ -198,6 +198,40 @@ def restore_main(argv: Sequence[str]) -> int:
     return 0
 
 
+def build_rotation_task(
+    dsn: MySQLDsn,
+    *,
+    interval: str | None = "1d",
+    max_rows: int | None = None,
+    max_bytes: int | None = None,
+    upload: UploadSettings | None = None,
+    every: timedelta = timedelta(seconds=30),
+) -> RotationTask:
+    """The consumer's rotation task; with ``upload`` it also dumps, uploads and verifies.
+
+    Raises:
+        ConfigError: the interval or the target is invalid.
+    """
+    schedule = Schedule(
+        interval=parse_interval(interval) if interval else None,
+        max_rows=max_rows,
+        max_bytes=max_bytes,
+    )
+    archiver = None
+    if upload is not None:
+        target, store = upload.store()
+        archiver = Archiver(
+            dsn,
+            store,
+            target,
+            upload.staging_dir,
+            method=upload.method,
+            keep_tables=upload.keep_tables,
+            chunk_rows=upload.chunk_rows,
+        )
+    return RotationTask(dsn, schedule, archiver, every)
+
+
 class RotationTask:
     """The consumer loop's periodic task: rotate when due; archive in a background thread.
 

@@ -196,3 +196,22 @@ def test_periodic_task_rotates_on_schedule_while_inserts_flow(
     assert sorted(ids) == list(range(inserted))
     for t in rotated:
         assert (tmp_path / "dumps" / t / "manifest.json").exists()
+
+
+def test_build_rotation_task_from_settings(archive_dsn: MySQLDsn, tmp_path: Path) -> None:
+    from consumer.ops import UploadSettings, build_rotation_task
+
+    upload = UploadSettings(
+        archive_dsn=archive_dsn.url(reveal=True),
+        target=f"file://{tmp_path}/dumps",
+        staging_dir=tmp_path / "staging",
+        method="export",
+    )
+    task = build_rotation_task(archive_dsn, interval="1d", upload=upload)
+    insert_rows(archive_dsn, 20)
+    task.tick(datetime(2026, 1, 2, 0, 0, 3, tzinfo=UTC))  # rows are from 2026-01-01
+    task.close(60)
+    assert states(archive_dsn) == {"audit_data_20260102_000003": "verified"}
+    assert (tmp_path / "dumps/audit_data_20260102_000003/audit_data_20260102_000003.csv").exists()
+    with pytest.raises(ConfigError):
+        build_rotation_task(archive_dsn, interval="daily")
