@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emulator.logfile import AuditLogWriter
 from emulator.logindex import AuditLogIndex
@@ -177,3 +179,65 @@ def test_irregular_separators_still_give_exact_pages_within_the_buffer(tmp_path:
     assert all(len(p) <= 32768 for p in pages)
     got = [raw for p in pages for raw in p[2:-2].split(b",\n") if raw != b"null"]
     assert got == [e.encode() for e in events]
+
+
+def test_a_pruned_file_mid_sequence_continues_with_the_next(tmp_path: Path) -> None:
+    w = AuditLogWriter(tmp_path, clock=lambda: TS)
+    try:
+        write(w, 3)
+        first = w.rotate()
+        write(w, 3)
+        w.rotate()
+        write(w, 1)
+        reader = seq(w)
+        page = json.loads(
+            reader.read(
+                json.dumps({"timestamp": TS, "id": 0, "max_array_length": 1}), 32768
+            ).payload
+        )
+        assert [e["id"] for e in page] == [0]
+        assert first is not None
+        first.unlink()  # pruned before the reader got to its other events
+        rest = json.loads(reader.read(None, 32768).payload)
+        assert [e and e["id"] for e in rest] == [3, 4, 5, 6, None]
+    finally:
+        w.close()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=50_000), min_size=1, max_size=40),
+    buffer=st.sampled_from([32768, 65536, 100_000]),
+    limit=st.one_of(st.none(), st.integers(min_value=1, max_value=7)),
+    flavor=st.sampled_from(["oracle", "percona"]),
+)
+def test_pages_partition_the_log_exactly(tmp_path_factory, sizes, buffer, limit, flavor) -> None:
+    directory = tmp_path_factory.mktemp("prop")
+    w = AuditLogWriter(directory, flavor=flavor, clock=lambda: TS)
+    try:
+        raws = [r for size in sizes for r in write(w, 1, size=size)]
+    finally:
+        w.close()
+    reader = ReadSequence(AuditLogIndex(directory), flavor)
+    arg = {"timestamp": TS, "id": 0} | ({"max_array_length": limit} if limit else {})
+    pages = [reader.read(json.dumps(arg), buffer)]
+    while not pages[-1].payload.endswith(b"null\n]"):
+        pages.append(
+            reader.read(json.dumps({"max_array_length": limit}) if limit else None, buffer)
+        )
+        assert len(pages) < 200
+    got, skipped = [], 0
+    for p in pages:
+        body = p.payload[2:-2]
+        got += [raw for raw in body.split(b",\n") if raw and raw != b"null"]
+        skipped += len(p.warnings)
+        assert limit is None or p.events <= limit
+        if flavor == "oracle" or p.events > 1:
+            assert len(p.payload) <= buffer
+    fits = [r for r in raws if len(r) + 4 <= buffer]
+    if flavor == "oracle":
+        assert got == fits and skipped == len(raws) - len(fits)
+    else:
+        assert got == raws and skipped == 0
