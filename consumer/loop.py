@@ -109,6 +109,7 @@ class ConsumerLoop:
         self.eof: dict[TopicPartition, int] = {}
         self._stop = False
         self._writing = False
+        self._paused = False
         self._last_tick: float | None = None
 
     def stop(self) -> None:
@@ -124,7 +125,7 @@ class ConsumerLoop:
         started = time.monotonic()
         try:
             while not self._stop:
-                # Step 2: poll and decode until a bound is reached.
+                # Step 2: poll until a bound is reached (decoded when the batch is prepared).
                 self._poll(self._poll_timeout())
                 if self.batch and (
                     self.batch.full(self.batch_rows, self.batch_bytes)
@@ -235,6 +236,7 @@ class ConsumerLoop:
             self._poll(min(0.2, max(0.0, end - time.monotonic())))
 
     def _pause(self, pause: bool) -> None:
+        self._paused = pause
         tps = [KafkaTP(t, p) for t, p in self.expected]
         if not tps:
             return
@@ -283,6 +285,8 @@ class ConsumerLoop:
             self.eof.pop((p.topic, p.partition), None)
         log.info("assigned %s", sorted(stored.items()))
         consumer.incremental_assign(partitions)
+        if self._paused:  # assigned during a backoff: stay quiet until the batch is written
+            consumer.pause(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
