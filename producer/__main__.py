@@ -18,7 +18,7 @@ from auditstream.cli import run
 from auditstream.settings import load
 from producer.bookmark import BookmarkStore
 from producer.config import BookmarkSettings, ProducerSettings
-from producer.loop import Loop, Options
+from producer.loop import Loop
 from producer.publisher import Publisher, ensure
 from producer.source import MySQLSource
 from schemas.codec import for_settings
@@ -35,24 +35,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     logsetup.setup(json=settings.log_json)
     log.info("settings", extra={"ctx": settings.masked()})
     store = BookmarkStore(settings.bookmark())
-    ensure(
-        settings.admin(),
-        [settings.topic, settings.control_topic],
-        partitions=settings.partitions,
-        max_message_bytes=settings.max_message_bytes,
-    )
     source = MySQLSource(
         settings.source(),
         read_buffer_size=settings.read_buffer_size,
         allow_self_audit=settings.allow_self_audit,
     )
     kafka = settings.kafka()
+
+    def publisher_for(server_uuid: str) -> Publisher:
+        # Part of the loop's (retried) start: a broker that is down at start is waited for.
+        ensure(
+            settings.admin(),
+            [settings.topic, settings.control_topic],
+            partitions=settings.partitions,
+            max_message_bytes=settings.max_message_bytes,
+        )
+        return Publisher(kafka, server_uuid)
+
     loop = Loop(
-        source,
-        lambda uuid: Publisher(kafka, uuid),
-        store,
-        for_settings(settings.schema_registry_url),
-        options(settings),
+        source, publisher_for, store, for_settings(settings.schema_registry_url), settings.options()
     )
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -83,24 +84,6 @@ def setup(argv: Sequence[str]) -> int:
     store.setup()
     log.info("audit_config ready", extra={"ctx": {"database": store.database}})
     return 0
-
-
-def options(settings: ProducerSettings) -> Options:
-    """The loop's knobs from the settings."""
-    return Options(
-        topic=settings.topic,
-        control_topic=settings.control_topic,
-        start_from=settings.start_from,
-        start_timestamp=settings.start_timestamp(),
-        batch_events=settings.batch_events,
-        max_message_bytes=settings.max_message_bytes,
-        heartbeat_interval=settings.heartbeat_interval,
-        idle_min=settings.idle_min,
-        idle_max=settings.idle_max,
-        backoff_max=settings.backoff_max,
-        shutdown_timeout=settings.shutdown_timeout,
-        once=settings.once,
-    )
 
 
 def _sent(loop: Loop) -> int:

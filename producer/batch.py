@@ -36,7 +36,7 @@ from schemas.mapping import InvalidEventError, to_record
 from schemas.registry import AUDIT_EVENT
 
 if TYPE_CHECKING:
-    from producer.loop import Options
+    from producer.config import Options
 
 _WARN_POS = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\D+?(\d+)")
 _ENCODE_ERRORS = (InvalidEventError, ValueError, TypeError, OverflowError)

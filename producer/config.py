@@ -11,6 +11,7 @@ Trap: build these only in ``producer.__main__`` (``auditstream.settings.load``);
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,25 @@ def _check_dsn(value: str | None) -> str | None:
         except ConfigError as exc:
             raise ValueError(exc.message) from None
     return value
+
+
+@dataclass(frozen=True)
+class Options:
+    """The loop's knobs (``ProducerSettings`` minus the connection details)."""
+
+    topic: str = "mysql.audit.events"
+    control_topic: str = "mysql.audit.control"
+    start_from: str = "latest"
+    start_timestamp: str | None = None
+    batch_events: int | None = None
+    max_message_bytes: int = 16 * 1024 * 1024
+    heartbeat_interval: float = 30.0
+    idle_min: float = 0.2
+    idle_max: float = 5.0
+    backoff_max: float = 30.0
+    ack_timeout: float = 120.0
+    shutdown_timeout: float = 30.0
+    once: bool = False
 
 
 class BookmarkSettings(ServiceSettings):
@@ -155,6 +175,23 @@ class ProducerSettings(BookmarkSettings):
             self.kafka_config,
             message_max_bytes=self.max_message_bytes,
             message_timeout_ms=120_000,
+        )
+
+    def options(self) -> Options:
+        """The loop's knobs."""
+        return Options(
+            topic=self.topic,
+            control_topic=self.control_topic,
+            start_from=self.start_from,
+            start_timestamp=self.start_timestamp(),
+            batch_events=self.batch_events,
+            max_message_bytes=self.max_message_bytes,
+            heartbeat_interval=self.heartbeat_interval,
+            idle_min=self.idle_min,
+            idle_max=self.idle_max,
+            backoff_max=self.backoff_max,
+            shutdown_timeout=self.shutdown_timeout,
+            once=self.once,
         )
 
     def admin(self) -> dict[str, Any]:

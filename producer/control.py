@@ -29,7 +29,7 @@ from auditstream.chain import ChainState
 from producer.page import Position
 from producer.publisher import Publisher
 from schemas.codec import Codec
-from schemas.mapping import TIMESTAMP_FORMAT
+from schemas.mapping import parse_timestamp
 from schemas.registry import CONTROL_EVENT
 
 log = logging.getLogger(__name__)
@@ -102,16 +102,23 @@ class Control:
         )
         return chain
 
-    def heartbeat(self, bookmark: Position | None, lag_seconds: float | None) -> None:
-        """Queue a heartbeat with the bookmark and the event-time lag."""
+    def heartbeat(self, bookmark: Position | None, newest: Position | None) -> None:
+        """Queue a heartbeat with the bookmark and the event-time lag behind ``newest``.
+
+        ``newest`` is ``audit_log_read_bookmark()`` (the newest event written) as last read.
+        """
+        lag_seconds = None
+        if newest is not None and bookmark is not None:
+            lag = parse_timestamp(newest.ts) - parse_timestamp(bookmark.ts)
+            lag_seconds = max(0.0, lag.total_seconds())
         record = self._base("heartbeat", bookmark)
         record["lag_seconds"] = lag_seconds
         self._publisher.send(self._topic, self._codec.encode(CONTROL_EVENT, record, self._topic))
         if lag_seconds is not None:
             metrics.BOOKMARK_LAG.labels(self._uuid).set(lag_seconds)
         if bookmark is not None:
-            at = datetime.strptime(bookmark.ts, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
-            metrics.BOOKMARK_TIME.labels(self._uuid).set(at.timestamp())
+            at = parse_timestamp(bookmark.ts).timestamp()
+            metrics.BOOKMARK_TIME.labels(self._uuid).set(at)
 
     def _base(self, kind: str, bookmark: Position | None) -> dict[str, Any]:
         return {

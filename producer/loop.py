@@ -23,23 +23,22 @@ the acks is retried in place, without reading further.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from auditstream.chain import ChainState
 from auditstream.errors import ArchiveError, AuditStreamError, BrokerError, SourceConfigError
 from producer.batch import Batcher
 from producer.bookmark import Stored
+from producer.config import Options
 from producer.control import Control
 from producer.page import Page, Position
 from producer.publisher import Publisher
+from producer.retry import Backoff
 from producer.source import Source
 from schemas.codec import Codec
-from schemas.mapping import parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -56,25 +55,6 @@ class BookmarkStore(Protocol):
     def store(self, server_uuid: str, position: Position, chain: ChainState | None = None) -> None:
         """Upsert the bookmark with the chain state at it."""
         ...
-
-
-@dataclass(frozen=True)
-class Options:
-    """The loop's knobs (``ProducerSettings`` minus the connection details)."""
-
-    topic: str = "mysql.audit.events"
-    control_topic: str = "mysql.audit.control"
-    start_from: str = "latest"
-    start_timestamp: str | None = None
-    batch_events: int | None = None
-    max_message_bytes: int = 16 * 1024 * 1024
-    heartbeat_interval: float = 30.0
-    idle_min: float = 0.2
-    idle_max: float = 5.0
-    backoff_max: float = 30.0
-    ack_timeout: float = 120.0
-    shutdown_timeout: float = 30.0
-    once: bool = False
 
 
 class Loop:
@@ -103,15 +83,16 @@ class Loop:
         self._opts = options
         self._stopping = threading.Event()
         self._deadline = float("inf")
-        self._failures = 0
+        self._backoff = Backoff(options.backoff_max, self._stopping)
         self._next_heartbeat = 0.0
+        self._newest: Position | None = None
         self._connected = False
         self.bookmark: Position | None = None
         self.batcher: Batcher | None = None
 
     def healthy(self) -> bool:
         """Readiness: started, and the last attempt did not fail (source, broker, store)."""
-        return self.batcher is not None and self._failures == 0
+        return self.batcher is not None and self._backoff.failures == 0
 
     def stop(self) -> None:
         """Stop reading; the batch in flight is acknowledged and bookmarked (signal-safe)."""
@@ -134,11 +115,11 @@ class Loop:
             try:
                 moved = self._drain(batcher, first)
                 first = False
-                self._heartbeat(batcher)
+                self._heartbeat(batcher, in_sequence=False)
             except AuditStreamError as exc:
                 self._recover(exc, batcher)
                 continue
-            self._failures = 0
+            self._backoff.reset()
             if self._opts.once:
                 return
             idle = self._opts.idle_min if moved else min(idle * 2, self._opts.idle_max)
@@ -205,7 +186,7 @@ class Loop:
             self._process(batcher, page)
             if page.exhausted or self._stopping.is_set():
                 break
-            self._heartbeat(batcher)
+            self._heartbeat(batcher, in_sequence=True)
             page = self._source.next()
         batcher.end_sequence()
         return batcher.sent - sent_before
@@ -238,33 +219,27 @@ class Loop:
             except ArchiveError as exc:
                 if self._opts.once or time.monotonic() >= self._deadline:
                     raise
-                self._failures += 1
                 log.warning("bookmark store unavailable; retrying", extra={"ctx": exc.context})
-                self._stopping.wait(self._delay())
+                self._backoff.wait(self._backoff.failed())
         self.bookmark = position
         if chain is not None:
             batcher.stored(chain)
 
-    def _heartbeat(self, batcher: Batcher) -> None:
+    def _heartbeat(self, batcher: Batcher, *, in_sequence: bool) -> None:
         now = time.monotonic()
         if now < self._next_heartbeat:
             return
         self._next_heartbeat = now + self._opts.heartbeat_interval
-        newest = self._source.latest()
-        lag = None
-        if newest is not None and self.bookmark is not None:
-            lag = max(
-                0.0,
-                (parse_timestamp(newest.ts) - parse_timestamp(self.bookmark.ts)).total_seconds(),
-            )
-        batcher.control.heartbeat(self.bookmark, lag)
+        if not in_sequence:
+            # Not between two pages: the server's read sequence is left alone.
+            self._newest = self._source.latest()
+        batcher.control.heartbeat(self.bookmark, self._newest)
         batcher.publisher.wait(self._opts.ack_timeout)
 
     def _recover(self, exc: AuditStreamError, batcher: Batcher) -> None:
         if not exc.retriable or self._opts.once:
             raise exc
-        self._failures += 1
-        delay = self._delay()
+        delay = self._backoff.failed()
         log.warning(
             "%s; re-opening from the bookmark in %.1fs",
             exc.message,
@@ -276,7 +251,7 @@ class Loop:
         if not isinstance(exc, BrokerError):
             self._source.close()
             self._connected = False
-        self._stopping.wait(delay)
+        self._backoff.wait(delay)
 
     def _retrying(self, step: Callable[[], Batcher]) -> Batcher | None:
         while not self._stopping.is_set():
@@ -285,16 +260,10 @@ class Loop:
             except AuditStreamError as exc:
                 if not exc.retriable or self._opts.once:
                     raise
-                self._failures += 1
                 log.warning("cannot start: %s", exc, extra={"ctx": exc.context})
                 self._source.close()
-                self._stopping.wait(self._delay())
+                self._backoff.wait(self._backoff.failed())
         return None
-
-    def _delay(self) -> float:
-        """Capped exponential backoff with jitter (half fixed, half random)."""
-        cap = min(self._opts.backoff_max, 0.25 * 2 ** min(self._failures, 16))
-        return float(cap / 2 + random.uniform(0, cap / 2))  # noqa: S311 - jitter, not crypto
 
 
 def _text(pos: Position | None) -> str | None:

@@ -20,7 +20,8 @@ from auditstream.embedded import free_port
 from auditstream.errors import DeliveryError, PageError, SourceUnavailable
 from auditstream.kafka import producer_config
 from producer.bookmark import BookmarkStore, Stored
-from producer.loop import Loop, Options
+from producer.config import Options
+from producer.loop import Loop
 from producer.page import Position
 from producer.publisher import Publisher, ensure
 from schemas.codec import RegistryCodec, SingleObjectCodec
