@@ -36,6 +36,7 @@ from auditstream.verify.report import Finding, NotChained
 MANIFEST = "manifest.json"
 FORMAT = "auditstream-dump/1"
 _UNESCAPE = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "0": "\0", '"': '"', "N": None}
+_BLOCK = 1 << 20
 _CHUNK = re.compile(r".*@(\d+)\.tsv\.zst")
 
 
@@ -151,17 +152,20 @@ class DumpReader:
         return manifest
 
     def _intact(self, table: str, obj: dict[str, Any], path: Path) -> bool:
+        digest, size = hashlib.sha256(), 0
         try:
-            data = path.read_bytes()
+            with path.open("rb") as f:
+                while block := f.read(_BLOCK):  # objects are large: never whole in memory
+                    digest.update(block)
+                    size += len(block)
         except OSError as exc:
             self._find(table, obj["name"], f"cannot be read: {exc.strerror}")
             return False
-        digest = hashlib.sha256(data).hexdigest()
-        if len(data) != obj["size"] or digest != obj["sha256"]:
+        if size != obj["size"] or digest.hexdigest() != obj["sha256"]:
             self._find(
                 table,
                 obj["name"],
-                f"differs from the manifest: {len(data)} bytes sha256={digest}, "
+                f"differs from the manifest: {size} bytes sha256={digest.hexdigest()}, "
                 f"manifest {obj['size']} bytes sha256={obj['sha256']}",
             )
         return True  # read it anyway: its rows say which links changed

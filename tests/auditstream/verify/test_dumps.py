@@ -150,3 +150,21 @@ def test_the_manifests_first_and_last_links_are_checked(dumped: tuple[Path, Conn
     assert f.where == f"object {ROTATED}/manifest.json" and f.detail.startswith(
         f"last_link of {A} is [14, "
     )
+
+
+def test_a_missing_object_is_named_and_its_links_are_missing(
+    dumped: tuple[Path, Connection],
+) -> None:
+    root, conn = dumped
+    (root / ROTATED / f"{ROTATED}@1.tsv.zst").unlink()  # links 8..11 and 13..15 of server A
+    reader, findings = check(root, conn)
+    assert [(f.where, f.detail) for f in reader.findings] == [
+        (f"object {ROTATED}/{ROTATED}@1.tsv.zst", "cannot be read: No such file or directory"),
+        (f"object {ROTATED}/manifest.json", "lists 19 rows, the objects hold 12"),
+    ]
+    # the hole is seen at the next links the stores still hold: the gap (in audit_control) and
+    # the first row of the next dump
+    assert findings == [
+        "deleted 12 table audit_control row (mysql.audit.control/0@11)",
+        f"deleted 16 object {SECOND}/{SECOND}.csv line 1",
+    ]
