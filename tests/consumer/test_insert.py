@@ -1,0 +1,53 @@
+"""The insert path on the real MariaDB: duplicates skipped, every other row problem isolated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from auditstream import mysql as db
+from auditstream.dsn import MySQLDsn
+from consumer import insert
+from consumer.insert import RowWriter
+
+
+def test_chunks_bound_rows_and_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [("aaaa", 1), ("bbbbbbb", 2), ("cc", 3), ("dddddddddddd", 4), ("e", 5)]
+    monkeypatch.setattr(insert, "_CHUNK_BYTES", 10)
+    assert insert.chunks(rows) == [(0, 1), (1, 3), (3, 4), (4, 5)]
+    monkeypatch.setattr(insert, "_CHUNK_BYTES", 1000)
+    monkeypatch.setattr(insert, "_CHUNK_ROWS", 2)
+    assert insert.chunks(rows) == [(0, 2), (2, 4), (4, 5)]
+    assert insert.chunks([]) == []
+
+
+@pytest.mark.parametrize("method", ["load", "insert"])
+def test_only_duplicates_are_skipped_and_bad_rows_are_isolated(
+    mysql_db: MySQLDsn, method: Any
+) -> None:
+    conn = db.connect(mysql_db, allow_local_infile=True)
+    writer = RowWriter(method)
+    try:
+        cur: Any = conn.cursor()
+        cur.execute("SET SESSION max_error_count = 65535")
+        cur.execute(
+            "CREATE TABLE audit_data (k INT PRIMARY KEY, name VARCHAR(5) NOT NULL, n TINYINT UNSIGNED)"
+        )
+        cur.execute("INSERT INTO audit_data VALUES (1, 'old', 1)")
+        rows = [
+            (1, "dup", 1),
+            (2, "ok", 2),
+            (3, "toolong", 3),
+            (4, "ok", -1),
+            (5, None, 5),
+            (6, "ok", 6),
+        ]
+        inserted, duplicates, bad = writer.insert(cur, "audit_data", ("k", "name", "n"), rows)
+        conn.commit()
+        assert (inserted, duplicates, sorted(bad)) == (2, 1, [2, 3, 4])
+        cur.execute("SELECT k, name, n FROM audit_data ORDER BY k")
+        assert cur.fetchall() == [(1, "old", 1), (2, "ok", 2), (6, "ok", 6)]
+    finally:
+        writer.close()
+        conn.close()
