@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from emulator.reader import UdfError
+from emulator.errors import UdfError
 
 STATE_FILE = "emulator-filters.json"
 ER_CANT_INITIALIZE_UDF = 1123

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from emulator.errors import UdfError, udf_failed
 from emulator.filters import filter_function
-from emulator.reader import UdfError, udf_failed
 from emulator.variables import check_read
 
 if TYPE_CHECKING:

@@ -25,70 +25,29 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-import orjson
+from emulator.eventtext import (
+    HEAD,
+    TS_FORMAT,
+    event_key,
+    format_event,
+    rotated_name,
+    utc_now_text,
+)
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "HEAD",
+    "AuditLogWriter",
+    "event_key",
+    "format_event",
+    "rotated_name",
+    "utc_now_text",
+]
+
 Flavor = Literal["oracle", "percona"]
 Event = dict[str, Any] | str | bytes
-
-HEAD = re.compile(rb'\{\s*"timestamp"\s*:\s*"([^"]*)"\s*,\s*"id"\s*:\s*(\d+)')
-_TS_FORMAT = "%Y-%m-%d %H:%M:%S"
-_FIRST_KEYS = ("timestamp", "id", "class", "event")
-
-
-def utc_now_text() -> str:
-    """The current UTC time in the audit log's ``timestamp`` format (1 s resolution)."""
-    return datetime.now(UTC).strftime(_TS_FORMAT)
-
-
-def event_key(raw: bytes) -> tuple[str, int]:
-    """``(timestamp, id)`` of one raw event (fast path for the usual key order).
-
-    Raises:
-        ValueError: the text is not a JSON object with a string ``timestamp`` and integer ``id``.
-    """
-    match = HEAD.match(raw)
-    if match:
-        return match.group(1).decode(), int(match.group(2))
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"not a JSON event: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise ValueError("not a JSON object")  # noqa: TRY004 - bad content, not a bad argument
-    ts, ident = obj.get("timestamp"), obj.get("id")
-    if not isinstance(ts, str) or not isinstance(ident, int) or isinstance(ident, bool):
-        raise ValueError("event without a string timestamp and an integer id")  # noqa: TRY004
-    return ts, ident
-
-
-def format_event(event: dict[str, Any]) -> bytes:
-    """Serialise a dict the way the plugin does: ``{ "timestamp": "...", "id": 0, ... }``."""
-    ordered = {k: event[k] for k in _FIRST_KEYS if k in event}
-    ordered.update((k, v) for k, v in event.items() if k not in ordered)
-    return _value(ordered).encode("utf-8")
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, dict):
-        if not value:
-            return "{ }"
-        inner = ", ".join(f"{_scalar(str(k))}: {_value(v)}" for k, v in value.items())
-        return "{ " + inner + " }"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(v) for v in value) + " ]"
-    return _scalar(value)
-
-
-def _scalar(value: Any) -> str:
-    return orjson.dumps(value).decode("utf-8")
-
-
-def rotated_name(basename: str, suffix: str, last_ts: str) -> str:
-    """``audit.20210115T140633.json`` for a file whose last event has ``last_ts`` (UTC)."""
-    stamp = last_ts.replace("-", "").replace(":", "").replace(" ", "T")
-    return f"{basename}.{stamp}.{suffix}"
+_TS_FORMAT = TS_FORMAT
 
 
 class AuditLogWriter:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import orjson
 
-from emulator.logfile import HEAD as _HEAD
-from emulator.logfile import event_key
+from emulator.eventtext import HEAD as _HEAD
+from emulator.eventtext import event_key
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,7 @@ class AuditLogIndex:
         except FileNotFoundError:
             names = []
         for name in names:
+            # Step 1
             m = self._pattern.match(name)
             if not m or m.group("enc"):
                 continue
@@ -183,6 +184,7 @@ class AuditLogIndex:
                     path, live, bool(m.group("gz")), (st.st_dev, st.st_ino), st.st_size
                 )
             try:
+                # Steps 2 and 4
                 self._update(entry, st.st_size)
             except (OSError, EOFError, zlib.error, ValueError) as exc:
                 self._rejected[path] = sig
@@ -194,6 +196,7 @@ class AuditLogIndex:
             if entry.count or entry.live:
                 seen[path] = entry
         self._files = seen
+        # Step 3
         return sorted(seen.values(), key=_order)
 
     def _adopt(

@@ -31,8 +31,8 @@ from mysql_mimic.utils import nonce
 
 from emulator import selfaudit
 from emulator.accounts import FAST_AUTH_SUCCESS, CachingSha2PasswordPlugin
+from emulator.errors import UdfError
 from emulator.proxy import Column, Result
-from emulator.reader import UdfError
 from emulator.session import AuditSession
 
 log = logging.getLogger(__name__)

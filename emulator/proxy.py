@@ -23,7 +23,7 @@ from typing import Any
 
 from auditstream import mysql
 from auditstream.dsn import MySQLDsn
-from emulator.reader import UdfError, Warning
+from emulator.errors import UdfError, Warning
 
 log = logging.getLogger(__name__)
 

@@ -23,47 +23,21 @@ Traps:
 from __future__ import annotations
 
 import bisect
-import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-import orjson
-
+from emulator.arguments import parse_argument
+from emulator.errors import UdfError, Warning, udf_failed
 from emulator.logindex import AuditLogIndex, FileId, IndexedFile
+
+__all__ = ["Page", "ReadSequence", "UdfError", "Warning", "parse_argument", "udf_failed"]
 
 Flavor = Literal["oracle", "percona"]
 
-#: ER_UDF_ERROR, "%s UDF failed; %s"
-ER_UDF_ERROR = 3200
-ER_INVALID_MAX_ARRAY_LENGTH = 3218
 #: the warning code chosen for skipped events (ER_WARN_ALLOWED_PACKET_OVERFLOWED; undocumented)
 WARN_EVENT_SKIPPED = 1301
 
-_TS = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _OPEN, _SEP, _CLOSE, _NULL = b"[\n", b",\n", b"\n]", b"null"
-
-
-class UdfError(Exception):
-    """An error the server returns for a UDF call (errno, SQLSTATE, message)."""
-
-    def __init__(self, errno: int, message: str, sqlstate: str = "HY000") -> None:
-        super().__init__(message)
-        self.errno, self.message, self.sqlstate = errno, message, sqlstate
-
-
-def udf_failed(reason: str, function: str = "audit_log_read") -> UdfError:
-    """Error 3200 with the server's template ``<function> UDF failed; <reason>``."""
-    return UdfError(ER_UDF_ERROR, f"{function} UDF failed; {reason}")
-
-
-@dataclass
-class Warning:
-    """One row of ``SHOW WARNINGS``."""
-
-    level: str
-    code: int
-    message: str
 
 
 @dataclass
@@ -73,60 +47,6 @@ class Page:
     payload: bytes
     warnings: list[Warning] = field(default_factory=list)
     events: int = 0
-
-
-@dataclass
-class _Args:
-    close: bool = False
-    bookmark: tuple[str, int] | None = None
-    start: str | None = None
-    limit: int | None = None
-
-
-def parse_argument(text: str | None) -> _Args:
-    """Validate an ``audit_log_read`` argument the way the server does.
-
-    Raises:
-        UdfError: malformed JSON, half a bookmark, ``start`` with a bookmark, a bad
-            ``max_array_length`` (3218).
-    """
-    if text is None:
-        return _Args()
-    try:
-        value: Any = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise udf_failed("Invalid JSON argument.") from exc
-    if value is None:
-        return _Args(close=True)
-    if not isinstance(value, dict):
-        raise udf_failed("Invalid JSON argument.")
-    args = _Args()
-    if "max_array_length" in value:
-        limit = value["max_array_length"]
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
-            raise UdfError(
-                ER_INVALID_MAX_ARRAY_LENGTH, 'Invalid "max_array_length" argument value.'
-            )
-        args.limit = limit
-    has_ts, has_id = "timestamp" in value, "id" in value
-    if has_ts != has_id:
-        raise udf_failed("Both 'timestamp' and 'id' are required in a bookmark.")
-    if has_ts:
-        ts, ident = value["timestamp"], value["id"]
-        if not isinstance(ts, str) or not _TS.match(ts):
-            raise udf_failed("Invalid 'timestamp' in bookmark.")
-        if not isinstance(ident, int) or isinstance(ident, bool) or ident < 0:
-            raise udf_failed("Invalid 'id' in bookmark.")
-        args.bookmark = (ts, ident)
-    if "start" in value:
-        if args.bookmark is not None:
-            raise udf_failed("'start' cannot be used together with a bookmark.")
-        start = value["start"]
-        ts = start.get("timestamp") if isinstance(start, dict) else None
-        if not isinstance(ts, str) or not (_TS.match(ts) or _DATE.match(ts)):
-            raise udf_failed("Invalid 'start' argument.")
-        args.start = ts if _TS.match(ts) else ts + " 00:00:00"
-    return args
 
 
 class ReadSequence:

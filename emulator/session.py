@@ -22,13 +22,24 @@ from mysql_mimic.variables import GlobalVariables, SessionVariables
 
 from emulator import functions, selfaudit
 from emulator.accounts import Account
-from emulator.proxy import BINARY_CHARSET, Backend, Column, Result
-from emulator.reader import ReadSequence, UdfError, Warning
+from emulator.errors import UdfError, Warning
+from emulator.localexpr import (
+    CLAUSES,
+    column_for,
+    column_name,
+    encode_value,
+    literal,
+    local_spans,
+    mentions_filter_tables,
+    reads_diagnostics,
+    syntax_error,
+    top_level,
+)
+from emulator.proxy import Backend, Column, Result
+from emulator.reader import ReadSequence
 from emulator.sqltext import (
     SqlSyntaxError,
     Token,
-    closing_paren,
-    quote,
     split_top_level,
     sysvar_name,
     tokenize,
@@ -38,9 +49,6 @@ from emulator.statements import filter_tables_query, set_statement, show_stateme
 
 if TYPE_CHECKING:
     from emulator.state import ServerState
-
-_CLAUSES = {"FROM", "WHERE", "GROUP", "HAVING", "ORDER", "UNION", "INTO", "WINDOW", "FOR", "LIMIT"}
-_LOCAL_FUNCS = functions.AUDIT_FUNCTIONS | functions.SESSION_FUNCTIONS
 
 
 class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
@@ -99,25 +107,27 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
 
     async def execute(self, sql: str, command: str = "Query") -> Result:
         """Run one statement; raises ``UdfError`` with the server's error."""
+        # Step 1
         try:
             tokens = tokenize(sql)
         except SqlSyntaxError:
             tokens = []
-        reads_diagnostics = _reads_diagnostics(tokens)
+        diagnostics = reads_diagnostics(tokens)
         status = 0
         try:
-            if not reads_diagnostics:
+            if not diagnostics:
                 self.warnings = []
-            result = await self._dispatch(sql, tokens)
+            result = await self._dispatch(sql, tokens)  # Steps 2-3
         except UdfError as exc:
             status = exc.errno
             self.warnings = [Warning("Error", exc.errno, exc.message)]
             raise
         else:
-            if not reads_diagnostics:
+            if not diagnostics:
                 self.warnings = result.warnings + self.warnings
             return result
         finally:
+            # Step 4
             selfaudit.statement(self, sql, tokens, status, command)
 
     async def _dispatch(self, sql: str, tokens: list[Token]) -> Result:
@@ -137,9 +147,9 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
             )
             self.backend.database = self.database
             return result
-        if _mentions_filter_tables(tokens):
+        if mentions_filter_tables(tokens):
             return filter_tables_query(self, sql)
-        spans = _local_spans(tokens)
+        spans = local_spans(tokens)
         if spans:
             local = await self._local_select(sql, tokens, spans)
             if local is not None:
@@ -153,7 +163,7 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
         self, sql: str, tokens: list[Token], spans: list[tuple[int, int]]
     ) -> Result | None:
         if tokens[0].upper != "SELECT" or any(
-            t.kind == "word" and t.upper in _CLAUSES for t in _top_level(tokens)
+            t.kind == "word" and t.upper in CLAUSES for t in top_level(tokens)
         ):
             return None
         starts = dict(spans)
@@ -162,7 +172,7 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
         pos = 1
         for item in split_top_level(tokens[1:]):
             if not item:
-                raise UdfError(1064, _syntax_error(sql), "42000")
+                raise UdfError(1064, syntax_error(sql), "42000")
             i = pos
             pos += len(item) + 1
             j = starts.get(i)
@@ -173,16 +183,16 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
                 rest = rest[1:]
             if len(rest) > 1 or (rest and rest[0].kind not in ("word", "quoted", "str")):
                 return None
-            name = _name(rest[0]) if rest else sql[tokens[i].start : tokens[j].end]
+            name = column_name(rest[0]) if rest else sql[tokens[i].start : tokens[j].end]
             value = await self._evaluate(tokens, i, j)
-            columns.append(_column_for(name, value, tokens[i]))
-            row.append(_encode(value))
+            columns.append(column_for(name, value, tokens[i]))
+            row.append(encode_value(value))
         return Result(columns=columns, rows=[row])
 
     async def substitute(self, sql: str) -> str:
         """``sql`` with audit functions and owned variables replaced by their values."""
         tokens = tokenize(sql)
-        spans = _local_spans(tokens)
+        spans = local_spans(tokens)
         return await self._substitute(sql, tokens, spans) if spans else sql
 
     async def _substitute(self, sql: str, tokens: list[Token], spans: list[tuple[int, int]]) -> str:
@@ -191,7 +201,7 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
         for i, j in spans:
             value = await self._evaluate(tokens, i, j)
             out.append(sql[last : tokens[i].start])
-            out.append(_literal(value))
+            out.append(literal(value))
             last = tokens[j].end
         out.append(sql[last:])
         return "".join(out)
@@ -219,7 +229,7 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
             return None
         if len(part) == 1 and part[0].kind == "num":
             return part[0].text
-        spans = _local_spans(part)
+        spans = local_spans(part)
         if spans and spans[0] == (0, len(part) - 1):
             value = await self._evaluate(part, 0, len(part) - 1)
             return (
@@ -231,107 +241,7 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
             )
         expr = "SELECT " + " ".join(t.text for t in part)  # e.g. @mark, JSON_SET(@mark, ...)
         if spans:
-            expr = await self._substitute(expr, tokenize(expr), _local_spans(tokenize(expr)))
+            expr = await self._substitute(expr, tokenize(expr), local_spans(tokenize(expr)))
         result = await self.backend.execute(expr)
         cell = result.rows[0][0] if result.rows else None
         return None if cell is None else cell.decode("utf-8", "replace")
-
-
-def _reads_diagnostics(tokens: list[Token]) -> bool:
-    words = [t.upper for t in tokens[:4]]
-    if words[:1] == ["SHOW"] and ("WARNINGS" in words or "ERRORS" in words):
-        return True
-    return (
-        len(tokens) == 2
-        and words[0] == "SELECT"
-        and tokens[1].kind == "sysvar"
-        and sysvar_name(tokens[1].text)[1] in ("warning_count", "error_count")
-    )
-
-
-def _top_level(tokens: list[Token]) -> list[Token]:
-    depth, out = 0, []
-    for t in tokens:
-        if t.text == "(":
-            depth += 1
-        elif t.text == ")":
-            depth -= 1
-        elif depth == 0:
-            out.append(t)
-    return out
-
-
-def _local_spans(tokens: list[Token]) -> list[tuple[int, int]]:
-    spans: list[tuple[int, int]] = []
-    i = 0
-    while i < len(tokens):
-        t = tokens[i]
-        after_dot = i > 0 and tokens[i - 1].text == "."
-        if (
-            t.kind == "word"
-            and not after_dot
-            and t.text.lower() in _LOCAL_FUNCS
-            and i + 1 < len(tokens)
-            and tokens[i + 1].text == "("
-        ):
-            j = closing_paren(tokens, i + 1)
-            if j < 0:
-                break
-            spans.append((i, j))
-            i = j + 1
-            continue
-        if t.kind == "sysvar":
-            name = sysvar_name(t.text)[1]
-            if name in functions.OWN_SYSVARS or name.startswith("audit_log"):
-                spans.append((i, i))
-        i += 1
-    return spans
-
-
-def _mentions_filter_tables(tokens: list[Token]) -> bool:
-    for i in range(len(tokens) - 2):
-        if (
-            tokens[i].text.strip("`").lower() == "mysql"
-            and tokens[i + 1].text == "."
-            and tokens[i + 2].text.strip("`").lower() in ("audit_log_filter", "audit_log_user")
-        ):
-            return True
-    return False
-
-
-def _name(tok: Token) -> str:
-    if tok.kind == "str":
-        return unquote(tok.text)
-    return tok.text.strip("`").replace("``", "`")
-
-
-def _column_for(name: str, value: Any, tok: Token) -> Column:
-    if isinstance(value, bytes):
-        big = tok.text.lower() == "audit_log_read"
-        return Column(name, type=251 if big else 253, charset=BINARY_CHARSET, flags=128)
-    if isinstance(value, int):
-        return Column(name, type=8, charset=BINARY_CHARSET, flags=128 | 32768, length=21)
-    return Column(name, type=253, charset=255)
-
-
-def _encode(value: Any) -> bytes | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value
-    return str(value).encode("utf-8")
-
-
-def _literal(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, int):
-        return str(value)
-    return quote(value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
-
-
-def _syntax_error(sql: str) -> str:
-    return (
-        "You have an error in your SQL syntax; check the manual that corresponds to your "
-        f"MySQL server version for the right syntax to use near '{sql[:80]}' at line 1"
-    )

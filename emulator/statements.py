@@ -9,8 +9,8 @@ from sqlglot.executor import execute as sqlglot_execute
 from sqlglot.executor.table import Table
 
 from emulator import functions
+from emulator.errors import UdfError, Warning
 from emulator.proxy import Column, Result
-from emulator.reader import UdfError, Warning
 from emulator.sqltext import Token, split_top_level, sysvar_name, unquote
 from emulator.variables import (
     BUFFER_MAX,

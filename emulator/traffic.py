@@ -16,87 +16,23 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from emulator.logfile import AuditLogWriter, format_event
-
-OVERSIZED_BYTES = 4 * 1024 * 1024 + 4096
-_USERS = [f"{p}{i}" for p in ("app", "report", "etl", "svc", "dba") for i in range(1, 9)]
-_HOSTS = [f"10.0.{i}.{j}" for i in range(4) for j in range(1, 17)]
-_TABLES = [
-    ("shop", "orders"),
-    ("shop", "customers"),
-    ("shop", "items"),
-    ("crm", "leads"),
-    ("hr", "payroll"),
-]
-_WORDS = [
-    "naïve",
-    "Zürich",
-    "東京",
-    "ça",
-    "smörgåsbord",
-    "₿",
-    "😀",
-    "O'Brien",
-    'quote"d',
-    "tab\there",
-]
-
-
-@dataclass
-class _Conn:
-    cid: int
-    user: str
-    host: str
-    db: str
-    left: int
-    attrs: dict[str, str] = field(default_factory=dict)
-
-
-def _statement(
-    rng: random.Random, conn: _Conn, big: int
-) -> tuple[str, str, list[tuple[str, str, str]]]:
-    db, table = rng.choice(_TABLES)
-    word = rng.choice(_WORDS)
-    kind = rng.random()
-    if big:
-        payload = "x" * big
-        return (
-            "insert",
-            f"INSERT INTO {db}.{table} (note) VALUES ('{payload}')",
-            [(db, table, "insert")],
-        )
-    if kind < 0.45:
-        q = f"SELECT id, name FROM {db}.{table} WHERE name = '{word}' LIMIT {rng.randint(1, 500)}"
-        return "select", q, [(db, table, "read")]
-    if kind < 0.65:
-        q = f"INSERT INTO {db}.{table} (name, qty) VALUES ('{word}', {rng.randint(1, 99)})"
-        return "insert", q, [(db, table, "insert")]
-    if kind < 0.75:
-        q = f"UPDATE {db}.{table} SET qty = qty + 1 WHERE id = {rng.randint(1, 10**6)}"
-        return "update", q, [(db, table, "update")]
-    if kind < 0.80:
-        return (
-            "delete",
-            f"DELETE FROM {db}.{table} WHERE id = {rng.randint(1, 10**6)}",
-            [(db, table, "delete")],
-        )
-    if kind < 0.83:
-        return "create_user", f"CREATE USER '{conn.user}x'@'%' IDENTIFIED BY <secret>", []
-    if kind < 0.86:
-        return (
-            "select",
-            "SELECT " + ", ".join(f"'{rng.choice(_WORDS)}'" for _ in range(rng.randint(200, 3000))),
-            [],
-        )
-    if kind < 0.93:
-        return "set_option", "SET autocommit = 0", []
-    return "commit", "COMMIT", []
+from emulator.mix import (
+    HOSTS,
+    OVERSIZED_BYTES,
+    TABLES,
+    USERS,
+    WORDS,
+    Conn,
+    event,
+    startup,
+    statement,
+)
 
 
 def generate_events(
@@ -119,7 +55,7 @@ def generate_events(
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not security
     t0 = start or datetime(2024, 1, 1, tzinfo=UTC)
     step = 1.0 / events_per_second
-    conns: list[_Conn] = []
+    conns: list[Conn] = []
     next_cid = 10
     n = 0
 
@@ -127,13 +63,13 @@ def generate_events(
         return (t0 + timedelta(seconds=int(n * step))).strftime("%Y-%m-%d %H:%M:%S")
 
     if count > 0:
-        yield _startup(stamp())
+        yield startup(stamp())
         n += 1
     while n < count:
         ts = stamp()
         r = rng.random()
         if not conns or (r < 0.08 and len(conns) < 40):
-            user, host = rng.choice(_USERS), rng.choice(_HOSTS)
+            user, host = rng.choice(USERS), rng.choice(HOSTS)
             attrs = {
                 "_pid": str(rng.randint(100, 99999)),
                 "_platform": "x86_64",
@@ -143,9 +79,9 @@ def generate_events(
                 "program_name": "app",
             }
             status = 1045 if rng.random() < 0.03 else 0
-            conn = _Conn(next_cid, user, host, rng.choice(_TABLES)[0], rng.randint(1, 30), attrs)
+            conn = Conn(next_cid, user, host, rng.choice(TABLES)[0], rng.randint(1, 30), attrs)
             next_cid += 1
-            yield _event(
+            yield event(
                 ts,
                 "connection",
                 "connect",
@@ -164,13 +100,13 @@ def generate_events(
         conn = rng.choice(conns)
         if conn.left <= 0:
             conns.remove(conn)
-            yield _event(
+            yield event(
                 ts, "connection", "disconnect", conn, connection_data={"connection_type": "tcp/ip"}
             )
             n += 1
             continue
         if r > 0.995:
-            yield _event(
+            yield event(
                 ts,
                 "message",
                 "user",
@@ -178,7 +114,7 @@ def generate_events(
                 message_data={
                     "component": "app",
                     "producer": conn.user,
-                    "message": f"checkpoint {n} {rng.choice(_WORDS)}",
+                    "message": f"checkpoint {n} {rng.choice(WORDS)}",
                     "map": {"n": n, "ok": True},
                 },
             )
@@ -186,11 +122,11 @@ def generate_events(
             continue
         conn.left -= 1
         big = OVERSIZED_BYTES + rng.randint(0, 1024) if rng.random() < oversized_share else 0
-        cmd, query, access = _statement(rng, conn, big)
+        cmd, query, access = statement(rng, conn, big)
         for db, table, access_event in access:
             if n >= count:
                 break
-            yield _event(
+            yield event(
                 ts,
                 "table_access",
                 access_event,
@@ -201,7 +137,7 @@ def generate_events(
         if n >= count:
             break
         status = rng.choice([0] * 30 + [1064, 1146, 1062])
-        ev = _event(
+        ev = event(
             ts,
             "general",
             "status",
@@ -218,36 +154,6 @@ def generate_events(
             }
         yield ev
         n += 1
-
-
-def _event(ts: str, klass: str, event: str, conn: _Conn, **data: Any) -> dict[str, Any]:
-    ev: dict[str, Any] = {
-        "timestamp": ts,
-        "class": klass,
-        "event": event,
-        "connection_id": conn.cid,
-        "account": {"user": conn.user, "host": "%"},
-        "login": {"user": conn.user, "os": "", "ip": conn.host, "proxy": ""},
-    }
-    ev.update(data)
-    return ev
-
-
-def _startup(ts: str) -> dict[str, Any]:
-    return {
-        "timestamp": ts,
-        "class": "audit",
-        "event": "startup",
-        "connection_id": 0,
-        "account": {"user": "skip-grants user", "host": ""},
-        "login": {"user": "", "os": "", "ip": "", "proxy": ""},
-        "startup_data": {
-            "server_id": 1,
-            "os_version": "x86_64-Linux",
-            "mysql_version": "8.0.40-commercial",
-            "args": ["/usr/sbin/mysqld", "--audit-log-format=JSON"],
-        },
-    }
 
 
 def write_events(

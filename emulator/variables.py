@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from emulator.reader import UdfError, Warning
+from emulator.errors import UdfError, Warning
 
 BUFFER_DEFAULT, BUFFER_MIN, BUFFER_MAX = 32768, 32768, 4194304
 ER_UNKNOWN_SYSTEM_VARIABLE = 1193
