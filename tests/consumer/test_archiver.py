@@ -59,7 +59,7 @@ def store(oci_server: OciTestServer, oci_config: Path) -> OciStore:
         config_file=oci_config,
         endpoint=oci_server.endpoint,
         part_size=4 * 1024,  # the chunks go multipart, the metadata single-part
-        retry_attempts=3,
+        retry_attempts=5,  # more than the faults of one test can put on one part
         retry_base_seconds=0.01,
         retry_max_wait_seconds=0.05,
         circuit_breaker=False,
@@ -274,3 +274,39 @@ def test_retention_keeps_newest_and_drops_only_verified(
     states = {e.table: e.state for e in ledger.all()}
     assert states == {TABLE: "dropped", second: "dropped", third: "dumped"}
     ledger.close()
+
+
+@pytest.mark.long
+def test_long_large_table_with_faults_round_trips(
+    archive_dsn: MySQLDsn, oci_server: OciTestServer, oci_config: Path, tmp_path: Path
+) -> None:
+    from consumer.restore import restore
+
+    for n in range(4):
+        insert_rows(archive_dsn, 15_000, server_uuid=f"srv-{n}", start=n * 100_000, batch=2000)
+    ledger = Ledger(mysql.connect(archive_dsn))
+    table = Rotator(mysql.connect(archive_dsn), ledger, Schedule()).rotate(NOW, force=True)
+    assert table is not None
+    ledger.close()
+    options = OciOptions(
+        config_file=oci_config,
+        endpoint=oci_server.endpoint,
+        part_size=256 * 1024,
+        parallel=4,
+        retry_attempts=6,  # more than the faults below, however they fall on the parts
+        retry_base_seconds=0.01,
+        retry_max_wait_seconds=0.05,
+        circuit_breaker=False,
+    )
+    store = OciStore(TargetUrl.parse(f"oci://audit@{NAMESPACE}/long"), options)
+    oci_server.fault("status", count=3, status=503, method="PUT", path="/u/")
+    oci_server.fault("drop", count=2, method="PUT", path="/u/")
+    oci_server.fault("delay", count=5, seconds=0.1)
+    arch = Archiver(archive_dsn, store, store.target, tmp_path / "staging", chunk_rows=20_000)
+    outcome = arch.run(NOW)
+    assert outcome.verified == [table], outcome.failed
+    manifest = Manifest.from_json(oci_server.objects()[f"long/{table}/manifest.json"])
+    assert manifest.rows == 60_000 and len(manifest.bookmarks) == 4
+    original = table_rows(archive_dsn, table)
+    assert restore(store, store.target, table, archive_dsn, tmp_path / "r", into="back") == 60_000
+    assert table_rows(archive_dsn, "back") == original
