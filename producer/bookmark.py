@@ -10,6 +10,7 @@ was acknowledged by the broker. Traps:
   conversion ever touches it.
 - Every error is an ``ArchiveError`` (retriable): the loop stops reading and retries; it never
   reads ahead of a bookmark it could not store.
+- One session per instance, not thread-safe: a watcher thread needs a store of its own.
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ import orjson
 import pytest
 
 from auditstream.chain import ChainState
+from auditstream.dsn import MySQLDsn
 from auditstream.embedded import free_port
-from auditstream.errors import DeliveryError, PageError, SourceUnavailable
+from auditstream.errors import ArchiveError, DeliveryError, PageError, SourceUnavailable
 from auditstream.kafka import producer_config
 from producer.bookmark import BookmarkStore, Stored
 from producer.config import Options
@@ -334,3 +335,89 @@ def test_with_a_schema_registry_values_use_confluent_framing(
     got = read_topic(topics[0], len(events), c=registry)
     assert [r["raw"] for _, r, _ in got] == events
     assert all(m.value()[0] == 0 for _, _, m in got)  # magic byte 0 + schema id
+
+
+class FlakyStore:
+    """The real store behind a link that drops the first ``failures`` upserts."""
+
+    def __init__(self, real: BookmarkStore, failures: int) -> None:
+        self.real, self.failures, self.refused = real, failures, 0
+
+    def load_state(self, server_uuid: str) -> Stored | None:
+        return self.real.load_state(server_uuid)
+
+    def store(self, server_uuid: str, position: Position, chain: ChainState | None = None) -> None:
+        if self.refused < self.failures:
+            self.refused += 1
+            raise ArchiveError("cannot store the bookmark: 2013 Lost connection")
+        self.real.store(server_uuid, position, chain)
+
+
+def test_bookmark_store_outage_is_retried_in_place_without_resending(
+    store: BookmarkStore,
+    mysql_db: MySQLDsn,
+    bootstrap: str,
+    topics: tuple[str, str],
+    read_topic: Reader,
+) -> None:
+    events = make_events(40)
+    watcher = BookmarkStore(mysql_db)  # a session of its own: the loop's is not shared
+    flaky = FlakyStore(store, failures=3)
+    loop = make_loop(FakeSource(events), flaky, bootstrap, topics, once=False, batch_events=10)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+        for _ in range(400):
+            if watcher.load(UUID) == orjson_position(events[-1]):
+                break
+            threading.Event().wait(0.05)
+    finally:
+        loop.stop()
+        thread.join(30)
+    assert flaky.refused == 3
+    assert store.load(UUID) == orjson_position(events[-1])
+    assert raws(read_topic(topics[0], 40)) == events  # the acknowledged batch was not re-sent
+
+
+def orjson_position(raw: str) -> Position:
+    obj = orjson.loads(raw)
+    return Position(obj["timestamp"], obj["id"])
+
+
+def test_broker_outage_stops_reading_and_resumes_when_it_returns(
+    store: BookmarkStore, read_topic: Reader, consumer_conf: dict[str, Any]
+) -> None:
+    from auditstream.embedded import TansuBroker
+
+    port = free_port()
+    events = make_events(30)
+    source = FakeSource(events)
+    kafka = producer_config(f"127.0.0.1:{port}", {"message.timeout.ms": 1500, "linger.ms": 5})
+    opts = Options(
+        topic="late-ev", control_topic="late-ctl", start_from="earliest", backoff_max=0.5,
+        idle_min=0.05, idle_max=0.1, ack_timeout=5, heartbeat_interval=3600,
+    )  # fmt: skip
+    loop = Loop(source, lambda u: Publisher(kafka, u), store, SingleObjectCodec(), opts)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    broker = None
+    try:
+        threading.Event().wait(4)  # the broker is down: sends fail, the loop backs off
+        assert store.load(UUID) is None  # never advanced past an unacknowledged event
+        broker = TansuBroker(port=port).start()
+        ensure({"bootstrap.servers": broker.bootstrap}, ["late-ev", "late-ctl"], partitions=1,
+               max_message_bytes=2**24)  # fmt: skip
+        for _ in range(600):
+            if loop.bookmark == source.positions[-1]:
+                break
+            threading.Event().wait(0.05)
+    finally:
+        loop.stop()
+        thread.join(30)
+    try:
+        assert store.load(UUID) == source.positions[-1]
+        consumer_conf["bootstrap.servers"] = broker.bootstrap if broker else ""
+        assert sorted(set(raws(read_topic("late-ev", 30)))) == sorted(events)
+    finally:
+        if broker is not None:
+            broker.stop()
