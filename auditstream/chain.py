@@ -145,6 +145,15 @@ class Link:
         """The canonical bytes (module docstring)."""
         return b"".join(field(v) for v in (self.kind, self.server_uuid, *self.fields))
 
+    def hash_after(self, previous: bytes) -> bytes:
+        """``link_hash(previous, self.canonical())``, fed field by field (no copy of ``raw``)."""
+        digest = hashlib.sha256(previous)
+        for value in (self.kind, self.server_uuid, *self.fields):
+            data = value.encode("utf-8")
+            digest.update(len(data).to_bytes(8, "big"))
+            digest.update(data)
+        return digest.digest()
+
     def with_raw(self, raw: str) -> Link:
         """The same event link carrying another raw text (used to test swap hypotheses)."""
         return replace(self, fields=(*self.fields[:-1], raw))
@@ -181,7 +190,7 @@ class ChainState:
         """
         if link.server_uuid != self.server_uuid:
             raise ValueError(f"link of {link.server_uuid} on the chain of {self.server_uuid}")
-        digest = link_hash(bytes.fromhex(self.hash), link.canonical()).hex()
+        digest = link.hash_after(bytes.fromhex(self.hash)).hex()
         bookmark = self.bookmark
         if link.kind == "event":
             bookmark = (link.fields[0], int(link.fields[1]))

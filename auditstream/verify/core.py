@@ -31,7 +31,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
-from auditstream.chain import ChainState, Link, genesis, link_hash
+from auditstream.chain import ChainState, Link, genesis
 from auditstream.verify.report import (
     CHECKPOINT_EVERY,
     Finding,
@@ -58,7 +58,7 @@ class _Server:
     summary: ServerSummary
     prev: bytes | None = None
     prev_seq: int | None = None
-    prev_position: str = "(start of range)"
+    last: Link | None = None  # the last link accepted (verified or resynchronised on)
     pending: _Pending | None = None
     # seq (or chain) -> (chain, the predecessor's 32 bytes): a copy is the same link when it has
     # the same chain and hashes to it from the same predecessor (no raw texts kept in memory)
@@ -119,7 +119,7 @@ class _Verifier:
                     first,
                     detail=f"{s.unchained} links without a chain value, up to {link.position}",
                 )
-            s.prev, s.prev_seq, s.prev_position = None, link.seq, link.position
+            s.prev, s.prev_seq = None, link.seq
             return
         if s.prev is None and link.seq == 1:  # a chain started after unchained rows (upgrade)
             s.prev, s.prev_seq = genesis(link.server_uuid), 0
@@ -136,7 +136,7 @@ class _Verifier:
             missing = link.seq - s.prev_seq - 1
             kind = "deleted"
             detail = (
-                f"{missing} link(s) missing after {s.prev_position} "
+                f"{missing} link(s) missing after {_position(s.last)} "
                 f"(seq {s.prev_seq + 1}..{link.seq - 1})"
             )
         s.pending = _Pending(link, s.prev, s.prev_seq, kind, detail)
@@ -146,6 +146,8 @@ class _Verifier:
             if s.pending is not None:
                 p, s.pending = s.pending, None
                 self._settle(s, p)
+            if s.last is not None:
+                s.summary.last = _state(s.last)
             self._pair_swaps(s)
             anchor = self.anchors.get(s.uuid)
             last = s.summary.last
@@ -185,14 +187,13 @@ class _Verifier:
         before, s.prev = s.prev, bytes.fromhex(link.chain)
         s.unchained = 0
         s.prev_seq = link.seq
-        s.prev_position = link.position
         s.summary.links += 1
-        state = ChainState(link.server_uuid, link.chain, link.seq or 0, _bookmark(link))
         if s.summary.first is None:
-            s.summary.first = state
-        if s.summary.last is not None and s.summary.last.seq % CHECKPOINT_EVERY:
-            s.summary.checkpoints.pop(s.summary.last.seq, None)  # only the last one is kept
-        s.summary.last = state
+            s.summary.first = _state(link)
+        last = s.last
+        if last is not None and last.seq is not None and last.seq % CHECKPOINT_EVERY:
+            s.summary.checkpoints.pop(last.seq, None)  # only the last one is kept
+        s.last = link  # summary.last is built in finish (one object per link is measurable)
         if link.seq is not None:
             s.summary.checkpoints[link.seq] = link.chain
         key = link.seq if link.seq is not None else link.chain
@@ -273,11 +274,16 @@ def ordered(links: Iterable[Link], window: int = 10_000) -> Iterator[Link]:
 
 
 def _ok(prev: bytes, link: Link) -> bool:
-    return link.chain is not None and link_hash(prev, link.canonical()).hex() == link.chain
+    return link.chain is not None and link.hash_after(prev).hex() == link.chain
 
 
-def _bookmark(link: Link) -> tuple[str, int] | None:
-    return (link.fields[0], int(link.fields[1])) if link.kind == "event" else None
+def _position(link: Link | None) -> str:
+    return link.position if link is not None else "(start of range)"
+
+
+def _state(link: Link) -> ChainState:
+    bookmark = (link.fields[0], int(link.fields[1])) if link.kind == "event" else None
+    return ChainState(link.server_uuid, link.chain or "", link.seq or 0, bookmark)
 
 
 def interleave(stream: Iterable[Link], extras: Iterable[Link]) -> Iterator[Link]:
