@@ -165,9 +165,9 @@ def sql_command(tokens: list[Token]) -> str:
     if first == "START" and second == "TRANSACTION":
         return "begin"
     if first in ("CREATE", "DROP", "ALTER"):
-        obj = {"DATABASE": "db", "SCHEMA": "db", "TABLE": "table", "USER": "user"}.get(
-            words[-1] if second in ("TEMPORARY", "OR") else second, second.lower()
-        )
+        kinds = [w for w in words[1:] if w not in ("TEMPORARY", "OR", "REPLACE", "UNIQUE")]
+        kind = kinds[0] if kinds else ""
+        obj = {"DATABASE": "db", "SCHEMA": "db"}.get(kind, kind.lower())
         return f"{first.lower()}_{obj}"
     if first == "SHOW":
         rest = [w for w in words[1:] if w not in ("GLOBAL", "SESSION", "FULL")]
