@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from hypothesis import given
+from hypothesis import strategies as st
 
 from auditstream.dsn import MySQLDsn
 from auditstream.mysql import Connection
@@ -168,3 +170,15 @@ def test_a_missing_object_is_named_and_its_links_are_missing(
         "deleted 12 table audit_control row (mysql.audit.control/0@11)",
         f"deleted 16 object {SECOND}/{SECOND}.csv line 1",
     ]
+
+
+@given(
+    st.lists(
+        st.one_of(st.none(), st.text(alphabet=st.sampled_from('ab\t\n\r\0\\",N é😀'))),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_any_row_written_by_the_dump_reads_back(fields: list[str | None]) -> None:
+    assert split_line(dump.tsv_line(fields)[:-1], False) == fields
+    assert split_line(dump.csv_line(fields)[:-2], True) == fields
