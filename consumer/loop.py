@@ -46,6 +46,7 @@ from consumer.decode import item_of, prepare
 from consumer.dlq import DeadLetterQueue
 from consumer.errors import Fenced
 from consumer.lag import Lag
+from consumer.progress import Progress
 from consumer.sink import Sink
 from schemas.codec import Codec
 
@@ -103,10 +104,8 @@ class ConsumerLoop:
         self.tasks = list(tasks)
         self.tick_interval = tick_interval
         self.lag = lag or Lag()
+        self.progress = Progress(self.lag)
         self.batch = Batch()
-        self.expected: dict[TopicPartition, int | None] = {}  # what the archive holds for us
-        self.positions: dict[TopicPartition, int] = {}
-        self.eof: dict[TopicPartition, int] = {}
         self._stop = False
         self._writing = False
         self._paused = False
@@ -131,7 +130,7 @@ class ConsumerLoop:
                     self.batch.full(self.batch_rows, self.batch_bytes)
                     or self.batch.due(self.linger)
                     or self._stop
-                    or (self.once and self._caught_up())
+                    or (self.once and self.progress.caught_up())
                 ):
                     self.flush()
                 self._tick()
@@ -152,12 +151,12 @@ class ConsumerLoop:
         room = max(1, min(self.batch_rows - len(self.batch), 10_000))
         for msg in self.consumer.consume(room, timeout):
             self._accept(msg)
-        self._update_lag()
+        self.progress.update_lag(self.consumer)
 
     def _accept(self, msg: Any) -> None:
         err = msg.error()
         if err is not None and err.code() == KafkaError._PARTITION_EOF:
-            self.eof[(msg.topic(), msg.partition())] = msg.offset()
+            self.progress.at_end((msg.topic(), msg.partition()), msg.offset())
             return
         try:
             data = check(msg)
@@ -169,9 +168,9 @@ class ConsumerLoop:
         if data is None:
             return
         item = item_of(data)
-        if item.tp not in self.expected:
+        if not self.progress.owns(item.tp):
             return  # revoked while in flight: the new owner reads it
-        self.positions[item.tp] = item.offset + 1
+        self.progress.consumed(item.tp, item.offset)
         self.batch.add(item)
 
     def flush(self) -> None:
@@ -185,7 +184,7 @@ class ConsumerLoop:
                 try:
                     # Step 2 (decode: a registry outage is retried like a database outage).
                     prepared = prepare(self.batch, self.topics[1], self.codec)
-                    expected = {tp: self.expected.get(tp) for tp in prepared.next_offsets}
+                    expected = self.progress.expected(prepared.next_offsets)
                     # Step 3: one transaction for rows, marks and offsets.
                     result = self.sink.write(prepared, expected, self.dlq.send)
                 except Fenced as exc:
@@ -206,7 +205,7 @@ class ConsumerLoop:
                     delay = min(delay * 2, self.backoff_max)
                     continue
                 # Step 4: the database committed; now Kafka's copy, for lag tools only.
-                self.expected.update(prepared.next_offsets)
+                self.progress.archived(prepared.next_offsets)
                 self._commit_kafka(prepared.next_offsets)
                 self.batch = Batch()
                 self._count(result, time.monotonic() - started)
@@ -219,9 +218,9 @@ class ConsumerLoop:
         log.warning("fenced: %s", exc)
         self.batch.drop(exc.stored)
         for tp, offset in exc.stored.items():
-            self.expected[tp] = offset
-            self.positions.pop(tp, None)
-            self.eof.pop(tp, None)
+            if not self.progress.owns(tp):
+                continue
+            self.progress.assigned(tp, offset)
             target = OFFSET_BEGINNING if offset is None else offset
             try:
                 self.consumer.seek(KafkaTP(tp[0], tp[1], target))
@@ -237,7 +236,7 @@ class ConsumerLoop:
 
     def _pause(self, pause: bool) -> None:
         self._paused = pause
-        tps = [KafkaTP(t, p) for t, p in self.expected]
+        tps = [KafkaTP(t, p) for t, p in self.progress.stored]
         if not tps:
             return
         try:
@@ -246,7 +245,7 @@ class ConsumerLoop:
             log.info("pause/resume failed: %s", exc)
 
     def _commit_kafka(self, offsets: dict[TopicPartition, int]) -> None:
-        tps = [KafkaTP(t, p, o) for (t, p), o in offsets.items() if (t, p) in self.expected]
+        tps = [KafkaTP(t, p, o) for (t, p), o in offsets.items() if self.progress.owns((t, p))]
         if not tps:
             return
         try:
@@ -281,8 +280,7 @@ class ConsumerLoop:
         for p in partitions:
             offset = stored[(p.topic, p.partition)]
             p.offset = OFFSET_BEGINNING if offset is None else offset
-            self.expected[(p.topic, p.partition)] = offset
-            self.eof.pop((p.topic, p.partition), None)
+            self.progress.assigned((p.topic, p.partition), offset)
         log.info("assigned %s", sorted(stored.items()))
         consumer.incremental_assign(partitions)
         if self._paused:  # assigned during a backoff: stay quiet until the batch is written
@@ -306,51 +304,26 @@ class ConsumerLoop:
     def flush_once(self) -> None:
         """One write attempt of the current batch, no retries (used while partitions go)."""
         prepared = prepare(self.batch, self.topics[1], self.codec)
-        expected = {tp: self.expected.get(tp) for tp in prepared.next_offsets}
+        expected = self.progress.expected(prepared.next_offsets)
         try:
             result = self.sink.write(prepared, expected, self.dlq.send)
         except Fenced as exc:
             self._fenced(exc)
             return
-        self.expected.update(prepared.next_offsets)
+        self.progress.archived(prepared.next_offsets)
         self._commit_kafka(prepared.next_offsets)
         self.batch = Batch()
         self._count(result, 0.0)
 
     def _forget(self, tps: list[TopicPartition]) -> None:
         self.batch.drop(tps)
-        for tp in tps:
-            self.expected.pop(tp, None)
-            self.positions.pop(tp, None)
-            self.eof.pop(tp, None)
-        self.lag.forget(tps)
+        self.progress.forget(tps)
 
-    # ---------------------------------------------------------------- lag, --once, tasks
-
-    def _update_lag(self) -> None:
-        for tp in self.expected:
-            try:
-                low, high = self.consumer.get_watermark_offsets(KafkaTP(*tp), cached=True)
-            except KafkaException:
-                continue
-            if high < 0:
-                continue
-            position = self.positions.get(tp)
-            if position is None:
-                stored = self.expected[tp]
-                position = max(low, 0) if stored is None else stored
-            self.lag.update(tp, position, high)
-
-    def _caught_up(self) -> bool:
-        if not self.expected:
-            return False
-        return all(
-            tp in self.eof and self.eof[tp] >= self.positions.get(tp, -1) for tp in self.expected
-        )
+    # ---------------------------------------------------------------- --once, tasks
 
     def _done(self, started: float) -> bool:
-        if self.expected:
-            return self._caught_up()
+        if self.progress.stored:
+            return self.progress.caught_up()
         return time.monotonic() - started > _ONCE_UNASSIGNED_S
 
     def _tick(self) -> None:

@@ -225,7 +225,7 @@ def test_a_member_that_lost_its_partition_does_not_overwrite_newer_offsets(
                 Item(tp[0], 0, n, event["server_uuid"].encode(), b"", None, "audit_event", event)
             )
         b.write(prepare(batch, names["control"], CODEC), expected, lambda letters: None)
-        _wait(lambda: len(a.batch) == 0 and a.expected.get(tp) == 100)
+        _wait(lambda: len(a.batch) == 0 and a.progress.stored.get(tp) == 100)
     finally:
         a.stop()
         runner.join(30)
