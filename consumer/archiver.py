@@ -25,6 +25,7 @@ never race on the same objects.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import shutil
@@ -103,10 +104,17 @@ class Archiver:
         self._hook = hook or (lambda table, point: None)
 
     def run(self, now: datetime, *, due_only: bool = True) -> Outcome:
-        """One pass over the pending tables (only those due for a retry unless ``due_only``)."""
+        """One pass over the pending tables (only those due for a retry unless ``due_only``).
+
+        Failures of single tables are recorded in the ledger and returned in the outcome.
+
+        Raises:
+            ArchiveError: the archive database is unreachable (nothing was changed).
+        """
         outcome = Outcome()
-        conn = mysql.connect(self.dsn, autocommit=True)
-        ledger = Ledger(mysql.connect(self.dsn))
+        with archive_errors("connect", archive=str(self.dsn)):
+            conn = mysql.connect(self.dsn, autocommit=True)
+            ledger = Ledger(mysql.connect(self.dsn))
         try:
             rotator = Rotator(conn, ledger, Schedule())
             lock = (
@@ -129,9 +137,10 @@ class Archiver:
                 if self.keep_tables is not None:
                     self._retention(conn, ledger, rotator, now, outcome)
             finally:
-                cur = conn.cursor()
-                cur.execute("SELECT RELEASE_LOCK(%s)", (lock,))
-                cur.fetchall()
+                with contextlib.suppress(mysql.Error):  # a lost session has released it already
+                    cur = conn.cursor()
+                    cur.execute("SELECT RELEASE_LOCK(%s)", (lock,))
+                    cur.fetchall()
         finally:
             conn.close()
             ledger.close()

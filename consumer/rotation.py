@@ -23,6 +23,7 @@ from ``information_schema`` statistics, which InnoDB updates lazily: ``max_bytes
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -145,7 +146,8 @@ class Rotator:
             log.info("rotated", extra={"ctx": {"table": name, "reason": reason}})
             return name
         finally:
-            self._scalar("SELECT RELEASE_LOCK(%s)", (lock,))
+            with contextlib.suppress(ArchiveError):  # a lost session has released it already
+                self._scalar("SELECT RELEASE_LOCK(%s)", (lock,))
 
     def due(self, now: datetime) -> str | None:
         """Why rotation is due now (``"schedule"``, ``"rows"``, ``"bytes"``), or None."""
