@@ -7,6 +7,8 @@ Extensions over mysql-mimic 3.0.5:
 2. The warning count in every OK/EOF packet, and ``SERVER_STATUS_AUTOCOMMIT``/``IN_TRANS``.
 3. Rows of any size: each row goes through ``MysqlStream.write``, which splits payloads of
    16 MiB or more into several packets (mimic's batch writer does not).
+   Prepared statements work (no EOF after parameter definitions under DEPRECATE_EOF; result
+   columns typed VAR_STRING, which libmysqlclient can bind).
 4. Errors carry the real SQLSTATE (mimic derives it from a short table).
 5. Every statement goes to ``AuditSession.execute``; mimic's sqlglot session is not used.
 6. Packet headers are read exactly (mimic's stream assumes a 4-byte ``read`` returns 4 bytes).
@@ -20,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 from mysql_mimic import packets
 from mysql_mimic.connection import Connection
+from mysql_mimic.errors import MysqlError
 from mysql_mimic.results import ResultColumn, ResultSet
 from mysql_mimic.stream import ConnectionClosed, MysqlStream
 from mysql_mimic.types import Capabilities, ColumnType
@@ -226,10 +230,22 @@ class AuditConnection(Connection):  # type: ignore[misc]  # mimic is untyped
         self.session.warnings = []
         await self.stream.write(self.ok())
 
+    def com_stmt_prepare_response(self, statement: Any) -> Iterator[bytes]:
+        """COM_STMT_PREPARE_OK and the parameter definitions (no EOF under DEPRECATE_EOF)."""
+        yield packets.make_com_stmt_prepare_ok(statement)
+        if statement.num_params:
+            for _ in range(statement.num_params):
+                yield column_definition(Column("?"))
+            if not self.deprecate_eof():
+                yield self.eof()
+
     async def query(self, sql: str, query_attrs: dict[str, str]) -> ResultSet:
         """The binary protocol's path (prepared statements): every column is sent as text."""
-        result = await self.session.execute(sql)
-        columns = [ResultColumn(c.name, ColumnType.VARCHAR) for c in result.columns]
+        try:
+            result = await self.session.execute(sql)
+        except UdfError as exc:  # mimic's handler writes MysqlError's code and message
+            raise MysqlError(exc.message, exc.errno) from exc
+        columns = [ResultColumn(c.name, ColumnType.VAR_STRING) for c in result.columns]
         rows = [
             [None if v is None else v.decode("utf-8", "replace") for v in row]
             for row in result.rows

@@ -347,3 +347,21 @@ def test_component_variables_are_dotted(emulator_factory, flavor: str) -> None:
         assert json.loads(read(conn, '{"start": {"timestamp": "2000-01-01"}}'))[-1] is None
     finally:
         conn.close()
+
+
+def test_prepared_statements(emulator) -> None:
+    emulator.writer.write({"class": "general", "event": "status"})
+    conn = mysql.connect(emulator.archiver_dsn, autocommit=True)
+    try:
+        cur = conn.cursor(prepared=True)
+        cur.execute("SELECT audit_log_read(?)", ('{"start": {"timestamp": "2000-01-01"}}',))
+        (page,) = cur.fetchall()[0]
+        assert json.loads(page)[-1] is None
+        cur.execute("SELECT ? + 1", (41,))
+        assert int(cur.fetchall()[0][0]) == 42
+        with pytest.raises(mysql.Error) as info:
+            cur.execute("SELECT audit_log_read()")
+        assert info.value.errno == 3200
+        cur.close()
+    finally:
+        conn.close()
