@@ -99,6 +99,8 @@ def make_client(options: OciOptions) -> Any:
         )
     except (ClientError, OSError) as exc:
         raise ConfigError(f"OCI configuration: {exc}", profile=options.profile) from exc
+    except RequestException as exc:  # principals: the metadata or token service is unreachable
+        raise ObjectStoreError(f"OCI authentication failed: {exc}", auth=options.auth) from exc
 
 
 class OciStore:
