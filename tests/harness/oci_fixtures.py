@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -143,9 +142,6 @@ def archive_dsn(mysql_db: MySQLDsn) -> MySQLDsn:
 def rows_of() -> Callable[[MySQLDsn, str], list[tuple[Any, ...]]]:
     """``rows_of(dsn, table)``: every row of a table in primary-key order."""
     return table_rows
-
-
-_ports = itertools.count()
 
 
 @pytest.fixture(scope="session")
