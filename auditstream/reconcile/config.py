@@ -39,6 +39,17 @@ def _check_bookmark(value: str | None) -> str | None:
     return value
 
 
+def _check_target(value: str | None) -> str | None:
+    if value is not None:
+        from consumer.targets import TargetUrl
+
+        try:
+            TargetUrl.parse(value)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+    return value
+
+
 class ReconcileSettings(ServiceSettings):
     """Everything ``auditstream reconcile`` reads."""
 
@@ -81,6 +92,7 @@ class ReconcileSettings(ServiceSettings):
     log_json: bool = Field(False, description="log one JSON object per line")
 
     _dsns = field_validator("source_dsn", "archive_dsn")(_check_dsn)
+    _target = field_validator("target")(_check_target)
     _bookmarks = field_validator("start", "end")(_check_bookmark)
 
     @model_validator(mode="after")

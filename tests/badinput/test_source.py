@@ -9,7 +9,7 @@ exact text, or named by a gap control event.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -50,7 +50,7 @@ def test_odd_events_are_archived_unchanged_or_accounted_for(pipeline: Pipeline) 
 
 
 def run_producer(
-    pipe: Pipeline, user: str = "archiver", password: str | None = None, extra: list[str] = ()
+    pipe: Pipeline, user: str = "archiver", password: str | None = None, extra: Sequence[str] = ()
 ) -> str:
     env = pipe.env()
     if password is not None:
