@@ -16,7 +16,7 @@ from auditstream.settings import load
 from auditstream.verify import tables, topic
 from auditstream.verify.config import VerifySettings
 from auditstream.verify.core import verify
-from auditstream.verify.dumps import DumpReader, target_dir
+from auditstream.verify.dumps import DumpReader, FileObjects, target_dir
 from auditstream.verify.report import Finding, VerifyReport, cross_check
 from auditstream.verify.scope import in_range, read_anchor, write_anchor
 from schemas.codec import for_settings
@@ -51,7 +51,7 @@ def run(settings: VerifySettings, out: TextIO) -> int:
 
         stores.append((f"archive {dsn}", from_tables, []))
     if settings.target is not None:
-        reader = DumpReader(target_dir(settings.target))
+        reader = DumpReader(FileObjects(target_dir(settings.target)))
         stores.append(
             (f"dumps {settings.target}", lambda: reader.links(_gaps(settings)), reader.findings)
         )

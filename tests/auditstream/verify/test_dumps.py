@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
@@ -15,8 +17,9 @@ from hypothesis import strategies as st
 from auditstream.dsn import MySQLDsn
 from auditstream.mysql import Connection
 from auditstream.verify import tables, verify
-from auditstream.verify.dumps import DumpReader, split_line, target_dir
+from auditstream.verify.dumps import DumpReader, FileObjects, split_line, target_dir
 from tests.auditstream.verify.conftest import ROTATED, A, B
+from tests.harness.oci_server import NAMESPACE
 
 dump = pytest.importorskip("consumer.dump", reason="consumer.dump is not in this checkout")
 SECOND = "audit_data_20260102_000000"
@@ -33,7 +36,7 @@ def dumped(archive: tuple[MySQLDsn, Connection], tmp_path: Path) -> tuple[Path, 
 
 
 def check(root: Path, conn: Connection) -> tuple[DumpReader, list[str]]:
-    reader = DumpReader(target_dir(f"file://{root}"))
+    reader = DumpReader(FileObjects(target_dir(f"file://{root}")))
     report = verify(reader.links(extras=tables.gaps(conn, A)))
     return reader, [f"{f.kind} {f.seq} {f.where}" for f in report.findings]
 
@@ -138,7 +141,9 @@ def test_the_manifests_first_and_last_links_are_checked(dumped: tuple[Path, Conn
     root, conn = dumped
     path = root / ROTATED / "manifest.json"
     manifest = json.loads(path.read_bytes())
-    links = [x for x in DumpReader(root, [ROTATED]).links() if x.server_uuid == A]
+    links = [
+        x for x in DumpReader(FileObjects(root), tables=[ROTATED]).links() if x.server_uuid == A
+    ]
     entry = manifest["bookmarks"][A]
     entry["first_link"] = [links[0].seq, links[0].chain]
     entry["last_link"] = [links[-1].seq, links[-1].chain]
@@ -182,3 +187,41 @@ def test_a_missing_object_is_named_and_its_links_are_missing(
 def test_any_row_written_by_the_dump_reads_back(fields: list[str | None]) -> None:
     assert split_line(dump.tsv_line(fields)[:-1], False) == fields
     assert split_line(dump.csv_line(fields)[:-2], True) == fields
+
+
+def test_dumps_uploaded_to_oci_and_a_replaced_object(
+    archive: tuple[MySQLDsn, Connection], tmp_path: Path, oci_server: Any, oci_config: Path
+) -> None:
+    """Through the consumer's own OciStore against the OCI test server (real oci SDK)."""
+    upload = pytest.importorskip("consumer.upload")
+    targets = pytest.importorskip("consumer.targets")
+    options = upload.OciOptions(
+        config_file=oci_config, endpoint=oci_server.endpoint, retry_attempts=1
+    )
+    target = targets.TargetUrl.parse(f"oci://audit@{NAMESPACE}/arch")
+    store = upload.OciStore(target, options)
+    manifest = dump.dump_table(archive[1], ROTATED, tmp_path / ROTATED, chunk_rows=7)
+    data = (tmp_path / ROTATED / "manifest.json").read_bytes()
+    listed = dump.DumpObject("manifest.json", len(data), hashlib.sha256(data).hexdigest())
+    for obj in [*manifest.objects, listed]:
+        store.put_file(target.object_name(ROTATED, obj.name), tmp_path / ROTATED / obj.name, obj)
+    gaps = tables.gaps(archive[1], A)
+    reader = DumpReader(store, prefix="arch")
+    report = verify(reader.links(gaps))
+    assert reader.tables == [ROTATED] and reader.findings == [] and report.intact
+    assert report.servers[A].links == 15
+    # someone with write access replaces chunk 0 by a copy with one event changed
+    name = target.object_name(ROTATED, f"{ROTATED}@0.tsv.zst")
+    data = zstandard.ZstdDecompressor().decompress(
+        b"".join(store.read(name)), max_output_size=1 << 24
+    )
+    forged = zstandard.ZstdCompressor().compress(
+        data.replace(b"skip-grants user", b"skip-grants usEr", 1)
+    )
+    store.client.put_object(NAMESPACE, "audit", name, forged)
+    reader = DumpReader(store, prefix="arch")
+    report = verify(reader.links(gaps))
+    assert [f.where for f in reader.findings] == [f"object {ROTATED}/{ROTATED}@0.tsv.zst"]
+    assert [(f.kind, f.seq, f.where) for f in report.findings] == [
+        ("altered", 1, f"object {ROTATED}/{ROTATED}@0.tsv.zst line 1")
+    ]
