@@ -207,7 +207,7 @@ class Sink:
             )
         if isinstance(exc, RawError) or db.is_connection_error(exc):
             self.close_connection()
-        return ArchiveError(f"archive write failed: {exc}", dsn=str(self._dsn))
+        return ArchiveError(f"archive request failed: {exc}", dsn=str(self._dsn))
 
 
 def _letter(item: Item, error: Exception) -> DeadLetter:

@@ -3,8 +3,9 @@
 The group test is the issue's "done when": members are killed with SIGKILL in the middle of
 batches and commits (a kill lands wherever the member happens to be: polling, inside the
 transaction, between the database commit and the Kafka commit), replacements join (rebalances),
-a rotation renames audit_data under them, the producer re-sends after a "crash", and at the end
-every produced event is in the archive exactly once.
+the archive database is killed and restarted under them, a rotation renames audit_data, the
+producer re-sends after a "crash", and at the end every produced event is in the archive
+exactly once.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from auditstream.dsn import MySQLDsn
 from consumer.__main__ import main
+from consumer.setup import setup
 from tests.consumer.conftest import RecordFactory, query
 from tests.consumer.kafkatools import create_topics, produce
+from tests.harness.mariadb import PrivateMariaDB
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = [f"10000000-0000-0000-0000-00000000000{n}" for n in range(6)]
@@ -112,6 +115,7 @@ def run_group(
     tmp_path: Path,
     per_server: int,
     kills: int,
+    server: PrivateMariaDB | None = None,
 ) -> None:
     create_topics(bootstrap, names["topic"], names["control"], partitions=6)
     first = [r for s in SERVERS for r in records(s, per_server)]
@@ -125,10 +129,15 @@ def run_group(
             target = total * (k + 1) // (kills + 2)
             wait_for(lambda t=target: rows(archive) >= t, 90, members)  # type: ignore[misc]
             time.sleep(rng.uniform(0, 0.3))  # somewhere inside a batch or a commit
+            if k == 0 and server is not None:
+                server.kill()  # the archive crashes under the group, then comes back
             victim = rng.randrange(len(members))
             members[victim].kill()
             members[victim] = Member(args, tmp_path / f"r{k}.log")
-            if k == 0:
+            if k == 0 and server is not None:
+                time.sleep(1.5)
+                server.start()
+            if k == 1:
                 rotate(archive, ROTATED[0])  # while the members write
         first_rows = (
             f"SELECT (SELECT COUNT(*) FROM audit_data) + (SELECT COUNT(*) FROM {ROTATED[0]})"
@@ -156,10 +165,27 @@ def run_group(
     assert stored == [(total + len(more),)]
 
 
-def test_three_members_kill9_rebalance_rotation_and_resend_exactly_once(
-    bootstrap: str, archive: MySQLDsn, names: dict[str, str], records: RecordFactory, tmp_path: Path
+@pytest.fixture
+def private_archive() -> Iterator[tuple[PrivateMariaDB, MySQLDsn]]:
+    """An archive on a mariadbd of this test's own (the session's server must not restart)."""
+    server = PrivateMariaDB().start()
+    try:
+        dsn = server.dsn.with_database("a_group")
+        setup(dsn)
+        yield server, dsn
+    finally:
+        server.cleanup()
+
+
+def test_three_members_kill9_rebalance_rotation_resend_and_archive_restart_exactly_once(
+    bootstrap: str,
+    private_archive: tuple[PrivateMariaDB, MySQLDsn],
+    names: dict[str, str],
+    records: RecordFactory,
+    tmp_path: Path,
 ) -> None:
-    run_group(bootstrap, archive, names, records, tmp_path, per_server=1500, kills=2)
+    server, dsn = private_archive
+    run_group(bootstrap, dsn, names, records, tmp_path, per_server=1500, kills=2, server=server)
 
 
 @pytest.mark.long
