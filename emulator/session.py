@@ -162,6 +162,9 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
     async def _local_select(
         self, sql: str, tokens: list[Token], spans: list[tuple[int, int]]
     ) -> Result | None:
+        limit = None
+        if len(tokens) > 3 and tokens[-2].upper == "LIMIT" and tokens[-1].kind == "num":
+            limit, tokens = int(tokens[-1].text), tokens[:-2]  # SELECT @@version_comment LIMIT 1
         if tokens[0].upper != "SELECT" or any(
             t.kind == "word" and t.upper in CLAUSES for t in top_level(tokens)
         ):
@@ -187,7 +190,7 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
             value = await self._evaluate(tokens, i, j)
             columns.append(column_for(name, value, tokens[i]))
             row.append(encode_value(value))
-        return Result(columns=columns, rows=[row])
+        return Result(columns=columns, rows=[row] if limit != 0 else [])
 
     async def substitute(self, sql: str) -> str:
         """``sql`` with audit functions and owned variables replaced by their values."""
@@ -196,12 +199,17 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
         return await self._substitute(sql, tokens, spans) if spans else sql
 
     async def _substitute(self, sql: str, tokens: list[Token], spans: list[tuple[int, int]]) -> str:
+        """Replace spans by literals; a bare SELECT item keeps its name through an alias."""
+        bare = _bare_select_items(tokens)
         out: list[str] = []
         last = 0
         for i, j in spans:
             value = await self._evaluate(tokens, i, j)
             out.append(sql[last : tokens[i].start])
             out.append(literal(value))
+            if (i, j) in bare:
+                name = sql[tokens[i].start : tokens[j].end].replace("`", "``")
+                out.append(f" AS `{name}`")
             last = tokens[j].end
         out.append(sql[last:])
         return "".join(out)
@@ -245,3 +253,25 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
         result = await self.backend.execute(expr)
         cell = result.rows[0][0] if result.rows else None
         return None if cell is None else cell.decode("utf-8", "replace")
+
+
+def _bare_select_items(tokens: list[Token]) -> set[tuple[int, int]]:
+    """Spans of a SELECT list's items that have no alias (the server names them by text)."""
+    if not tokens or tokens[0].upper != "SELECT":
+        return set()
+    out, depth, start = set(), 0, 1
+    for k in range(1, len(tokens) + 1):
+        tok = tokens[k] if k < len(tokens) else None
+        if tok is not None and tok.text == "(":
+            depth += 1
+        elif tok is not None and tok.text == ")":
+            depth -= 1
+        end_of_item = tok is None or (
+            depth == 0 and (tok.text == "," or (tok.kind == "word" and tok.upper in CLAUSES))
+        )
+        if end_of_item:
+            out.add((start, k - 1))
+            if tok is None or tok.text != ",":
+                break
+            start = k + 1
+    return out

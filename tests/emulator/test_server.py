@@ -365,3 +365,18 @@ def test_prepared_statements(emulator) -> None:
         cur.close()
     finally:
         conn.close()
+
+
+def test_mixed_select_lists_keep_column_names(emulator) -> None:
+    conn = connect(emulator.archiver_dsn)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT @@server_uuid, 1 + 1 AS two, @@version_comment FROM DUAL WHERE 1 = 1")
+        row = cur.fetchall()[0]
+        assert [d[0] for d in cur.description] == ["@@server_uuid", "two", "@@version_comment"]
+        assert row == (emulator.server_uuid, 2, "MySQL Enterprise Server - Commercial")
+        cur.execute("SELECT @@version_comment LIMIT 1")
+        assert cur.fetchall() == [("MySQL Enterprise Server - Commercial",)]
+        cur.close()
+    finally:
+        conn.close()
