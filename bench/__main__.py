@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import shutil
 import sys
@@ -31,6 +32,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default="",
         help="comma-separated components to sample with py-spy: producer,consumer",
     )
+    parser.add_argument(
+        "--rotation-rows", type=int, help="rows in the table the rotation stage rotates and dumps"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--workdir", type=Path, help="work directory (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -44,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     logsetup.setup(level=args.log_level)
     sizes = TINY if args.tiny else QUICK if args.quick else FULL
+    if args.rotation_rows:
+        sizes = dataclasses.replace(sizes, rotation_rows=args.rotation_rows)
     wanted = {s for s in args.only.split(",") if s}
     unknown = wanted - {s.name for s in STAGES}
     if unknown:
