@@ -119,3 +119,25 @@ def syntax_error(sql: str) -> str:
         "You have an error in your SQL syntax; check the manual that corresponds to your "
         f"MySQL server version for the right syntax to use near '{sql[:80]}' at line 1"
     )
+
+
+def bare_select_items(tokens: list[Token]) -> set[tuple[int, int]]:
+    """Spans of a SELECT list's items that have no alias (the server names them by text)."""
+    if not tokens or tokens[0].upper != "SELECT":
+        return set()
+    out, depth, start = set(), 0, 1
+    for k in range(1, len(tokens) + 1):
+        tok = tokens[k] if k < len(tokens) else None
+        if tok is not None and tok.text == "(":
+            depth += 1
+        elif tok is not None and tok.text == ")":
+            depth -= 1
+        end_of_item = tok is None or (
+            depth == 0 and (tok.text == "," or (tok.kind == "word" and tok.upper in CLAUSES))
+        )
+        if end_of_item:
+            out.add((start, k - 1))
+            if tok is None or tok.text != ",":
+                break
+            start = k + 1
+    return out

@@ -25,6 +25,7 @@ from emulator.accounts import Account
 from emulator.errors import UdfError, Warning
 from emulator.localexpr import (
     CLAUSES,
+    bare_select_items,
     column_for,
     column_name,
     encode_value,
@@ -200,7 +201,7 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
 
     async def _substitute(self, sql: str, tokens: list[Token], spans: list[tuple[int, int]]) -> str:
         """Replace spans by literals; a bare SELECT item keeps its name through an alias."""
-        bare = _bare_select_items(tokens)
+        bare = bare_select_items(tokens)
         out: list[str] = []
         last = 0
         for i, j in spans:
@@ -253,25 +254,3 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
         result = await self.backend.execute(expr)
         cell = result.rows[0][0] if result.rows else None
         return None if cell is None else cell.decode("utf-8", "replace")
-
-
-def _bare_select_items(tokens: list[Token]) -> set[tuple[int, int]]:
-    """Spans of a SELECT list's items that have no alias (the server names them by text)."""
-    if not tokens or tokens[0].upper != "SELECT":
-        return set()
-    out, depth, start = set(), 0, 1
-    for k in range(1, len(tokens) + 1):
-        tok = tokens[k] if k < len(tokens) else None
-        if tok is not None and tok.text == "(":
-            depth += 1
-        elif tok is not None and tok.text == ")":
-            depth -= 1
-        end_of_item = tok is None or (
-            depth == 0 and (tok.text == "," or (tok.kind == "word" and tok.upper in CLAUSES))
-        )
-        if end_of_item:
-            out.add((start, k - 1))
-            if tok is None or tok.text != ",":
-                break
-            start = k + 1
-    return out
