@@ -51,7 +51,7 @@ def run(settings: VerifySettings, out: TextIO) -> int:
 
         stores.append((f"archive {dsn}", from_tables, []))
     if settings.target is not None:
-        reader = DumpReader(FileObjects(target_dir(settings.target)))
+        reader = _dumps(settings, settings.target)
         stores.append(
             (f"dumps {settings.target}", lambda: reader.links(_gaps(settings)), reader.findings)
         )
@@ -76,6 +76,23 @@ def run(settings: VerifySettings, out: TextIO) -> int:
         write_anchor(settings.write_anchor, last)
         print(f"anchor written: {settings.write_anchor}", file=out)
     return 0 if intact else 1
+
+
+def _dumps(settings: VerifySettings, target: str) -> DumpReader:
+    """The dump reader of ``file://`` (here) or ``oci://`` (the consumer's ``OciStore``)."""
+    if not target.startswith("oci://"):
+        return DumpReader(FileObjects(target_dir(target)))
+    from consumer.targets import TargetUrl
+    from consumer.upload import OciOptions, OciStore
+
+    url = TargetUrl.parse(target)
+    options = OciOptions(
+        auth=settings.oci_auth,
+        config_file=settings.oci_config_file,
+        profile=settings.oci_profile,
+        endpoint=settings.oci_endpoint,
+    )
+    return DumpReader(OciStore(url, options), prefix=url.prefix)
 
 
 def _dead_letters(settings: VerifySettings) -> Iterator[Link]:

@@ -1,14 +1,15 @@
 """Settings of ``auditstream verify``: which stores to read, which servers and range.
 
 Every store configured is verified: the topics (``--bootstrap-servers``), the archive tables
-(``--archive-dsn``) and the dumps of a target (``--target file:///dir``). The archive password
-comes from ``AUDITSTREAM_ARCHIVE_PASSWORD`` or a file, never the command line.
+(``--archive-dsn``) and the dumps of a target (``--target file:///dir`` or ``oci://bucket/prefix``,
+with the consumer's ``--oci-*`` settings). The archive password comes from
+``AUDITSTREAM_ARCHIVE_PASSWORD`` or a file, never the command line.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -33,7 +34,11 @@ class VerifySettings(ServiceSettings):
     archive_dsn: str | None = Field(None, description="verify this archive database")
     archive_password: SecretStr | None = Field(None, description="AUDITSTREAM_ARCHIVE_PASSWORD")
     archive_password_file: Path | None = Field(None, description="file holding the password")
-    target: str | None = Field(None, description="verify the dumps under file:///dir")
+    target: str | None = Field(None, description="verify the dumps under file:///dir or oci://")
+    oci_auth: Literal["config", "instance_principal", "resource_principal"] = "config"
+    oci_config_file: Path | None = Field(None, description="OCI config file (~/.oci/config)")
+    oci_profile: str = Field("DEFAULT", description="profile in the OCI config file")
+    oci_endpoint: str | None = Field(None, description="Object Storage endpoint override")
     anchor: Path | None = Field(None, description="anchor file: the latest link per server")
     write_anchor: Path | None = Field(None, description="after an intact run, write the anchor")
     idle_timeout: float = Field(30.0, gt=0, description="seconds without a message: broker down")

@@ -14,7 +14,7 @@ Steps (``DumpReader.links``), one dump after the other in table-name (= time) or
 
 Dumps hold events only: pass the gaps (``audit_control`` or the control topic) as ``extras``.
 The objects come from ``FileObjects`` (``file://``) or any store with ``list``/``read`` (``oci://``
-through ``consumer.upload.OciStore``; the command line reads ``file://`` only).
+through ``consumer.upload.OciStore``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def target_dir(target: str) -> Path:
         ConfigError: another scheme (only ``file://`` is read here).
     """
     if not target.startswith("file://") or len(target) <= len("file://"):
-        raise ConfigError("verify reads file:///dir targets only", target=target)
+        raise ConfigError("a target looks like file:///dir or oci://bucket/prefix", target=target)
     return Path(target.removeprefix("file://"))
 
 

@@ -14,6 +14,7 @@ import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
+from auditstream.cli import main as cli_main
 from auditstream.dsn import MySQLDsn
 from auditstream.mysql import Connection
 from auditstream.verify import tables, verify
@@ -190,7 +191,11 @@ def test_any_row_written_by_the_dump_reads_back(fields: list[str | None]) -> Non
 
 
 def test_dumps_uploaded_to_oci_and_a_replaced_object(
-    archive: tuple[MySQLDsn, Connection], tmp_path: Path, oci_server: Any, oci_config: Path
+    archive: tuple[MySQLDsn, Connection],
+    tmp_path: Path,
+    oci_server: Any,
+    oci_config: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Through the consumer's own OciStore against the OCI test server (real oci SDK)."""
     upload = pytest.importorskip("consumer.upload")
@@ -210,6 +215,9 @@ def test_dumps_uploaded_to_oci_and_a_replaced_object(
     report = verify(reader.links(gaps))
     assert reader.tables == [ROTATED] and reader.findings == [] and report.intact
     assert report.servers[A].links == 15
+    argv = ["verify", "--target", f"oci://audit@{NAMESPACE}/arch", "--oci-config-file", str(oci_config),
+            "--oci-endpoint", oci_server.endpoint, "--archive-dsn", archive[0].url(reveal=True)]  # fmt: skip
+    assert cli_main(argv) == 0, capsys.readouterr()
     # someone with write access replaces chunk 0 by a copy with one event changed
     name = target.object_name(ROTATED, f"{ROTATED}@0.tsv.zst")
     data = zstandard.ZstdDecompressor().decompress(
@@ -225,3 +233,11 @@ def test_dumps_uploaded_to_oci_and_a_replaced_object(
     assert [(f.kind, f.seq, f.where) for f in report.findings] == [
         ("altered", 1, f"object {ROTATED}/{ROTATED}@0.tsv.zst line 1")
     ]
+    capsys.readouterr()
+    assert cli_main(argv) == 1
+    out = capsys.readouterr().out
+    assert f"dumps oci://audit@{NAMESPACE}/arch: NOT INTACT" in out
+    assert (
+        f"TAMPER object_mismatch: server=- bookmark=- at object {ROTATED}/{ROTATED}@0.tsv.zst"
+        in out
+    )
