@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 from auditstream import log as logsetup
 from auditstream import mysql, sqlident
 from auditstream.dsn import MySQLDsn
-from auditstream.errors import AuditStreamError
+from auditstream.errors import AuditStreamError, ConfigError
 from auditstream.settings import load
 from consumer.archiver import Archiver
 from consumer.config import ArchiveSettings
@@ -42,6 +42,14 @@ def _size(value: Any) -> Any:
     return value
 
 
+def _named(check: Callable[[str], object], value: str) -> None:
+    """Run ``check``; its ConfigError becomes the ValueError pydantic names the flag in."""
+    try:
+        check(value)
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
+
+
 class RotateSettings(ArchiveSettings):
     """``consumer rotate``: rotate now, or only when due with ``--interval``/``--max-*``."""
 
@@ -59,7 +67,7 @@ class RotateSettings(ArchiveSettings):
     @classmethod
     def _interval(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_interval(value)
+            _named(parse_interval, value)
         return value
 
     def schedule(self) -> Schedule:
@@ -92,7 +100,7 @@ class StoreSettings(ArchiveSettings):
     @field_validator("target")
     @classmethod
     def _target(cls, value: str) -> str:
-        TargetUrl.parse(value)
+        _named(TargetUrl.parse, value)
         return value
 
     def store(self) -> tuple[TargetUrl, ObjectStore]:
@@ -133,7 +141,7 @@ class RestoreSettings(StoreSettings):
     @field_validator("table")
     @classmethod
     def _table(cls, value: str) -> str:
-        sqlident.rotated_table(value)
+        _named(sqlident.rotated_table, value)
         return value
 
 
