@@ -30,7 +30,11 @@ from emulator.state import EmulatorConfig
 def _serve_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m emulator", description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument(
+        "--host",
+        default="0.0.0.0",  # noqa: S104 - a server for containers; tests pass 127.0.0.1
+        help="address to listen on (default: all, as mysqld)",
+    )
     p.add_argument("--log-dir", type=Path, required=True)
     p.add_argument("--flavor", choices=("oracle", "percona"), default="oracle")
     p.add_argument("--server-uuid")

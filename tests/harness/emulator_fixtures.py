@@ -110,6 +110,8 @@ class EmulatorHandle:
                 sys.executable,
                 "-m",
                 "emulator",
+                "--host",
+                "127.0.0.1",
                 "--port",
                 str(self.port),
                 "--log-dir",
