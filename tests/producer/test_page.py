@@ -132,3 +132,39 @@ def test_any_string_content_survives_byte_for_byte(values: list[tuple[str, int]]
     page = split(page_of(raws))
     assert [e.raw for e in page.events] == raws
     assert [e.obj["x"]["query"] for e in page.events] == [q for q, _ in values]
+
+
+def server_layout(events: list[str], null: bool = True) -> str:
+    """The layout servers (and the emulator) write: one element per line."""
+    return "[\n" + ",\n".join([*events, "null"] if null else events) + "\n]"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        None,
+        '{"timestamp": "2024-01-01 00:00:09",\n "id": 0}',  # an event over two lines
+        "[1, 2]",  # not an object
+        '{ "timestamp": "2024-01-01 00:00:09", "id": 18446744073709551616 }',  # > 64 bits
+        '{ "timestamp": "2024-01-01 00:00:09", "id": 0, "q": "\\ud800" }',  # lone surrogate
+    ],
+)
+def test_both_layouts_give_the_same_events(extra: str | None) -> None:
+    events = sample_events() + ([extra] if extra else [])
+    fast = split(server_layout(events))
+    general = split(page_of(events, sep=", "))
+    assert [e.raw for e in fast.events] == [e.raw for e in general.events] == events
+    assert [e.pos for e in fast.events] == [e.pos for e in general.events]
+    assert [bool(e.error) for e in fast.events] == [bool(e.error) for e in general.events]
+    # orjson reads an integer beyond 64 bits as a float (json: an int); both are invalid ids.
+    assert [e.obj for e in fast.events[:-1]] == [e.obj for e in general.events[:-1]]
+    assert fast.exhausted and general.exhausted
+    assert not split(server_layout(events, null=False)).exhausted
+
+
+def test_server_layout_null_alone_and_bad_pages() -> None:
+    assert split("[\nnull\n]").exhausted
+    with pytest.raises(PageError, match="null is not the last"):
+        split(server_layout(["null", *make_events(1)], null=False))
+    with pytest.raises(PageError, match="truncated"):
+        split("[\n" + make_events(1)[0][:-3] + "\n]")
