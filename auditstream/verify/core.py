@@ -253,22 +253,30 @@ def _exchanged(a: _Pending, b: _Pending) -> str | None:
     return None
 
 
-def ordered(links: Iterable[Link], window: int = 10_000) -> Iterator[Link]:
+def ordered(
+    links: Iterable[Link], window: int = 10_000, max_bytes: int = 64 << 20
+) -> Iterator[Link]:
     """``links`` in chain order (by ``seq``, per server) when they arrive in key order.
 
     Stores are read in key order ``(ts, id)``, which is chain order unless someone moved rows
     (e.g. exchanged everything but the key of two rows); sorting within a sliding ``window``
     puts moved links back where their number says, so a move reads as two changed rows, not as
     a cascade of breaks. The servers' order is kept; a link without ``seq`` stays where it is.
+    The window holds at most ``window`` links and about ``max_bytes`` of raw text (events reach
+    4 MB), whichever is less.
     """
     heap: list[tuple[str, int, int, Link]] = []
     last: dict[str, int] = {}
+    held = 0
     for n, link in enumerate(links):
         seq = link.seq if link.seq is not None else last.get(link.server_uuid, 0)
         last[link.server_uuid] = seq
         heapq.heappush(heap, (link.server_uuid, seq, n, link))
-        if len(heap) > window:
-            yield heapq.heappop(heap)[3]
+        held += len(link.fields[-1])
+        while len(heap) > window or (held > max_bytes and len(heap) > 1):
+            out = heapq.heappop(heap)[3]
+            held -= len(out.fields[-1])
+            yield out
     while heap:
         yield heapq.heappop(heap)[3]
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from auditstream.chain import ChainState, Link
 from auditstream.verify import verify
-from auditstream.verify.core import interleave
+from auditstream.verify.core import interleave, ordered
 from auditstream.verify.report import cross_check
 
 A = "aaaaaaaa-0000-0000-0000-000000000001"
@@ -182,3 +182,12 @@ def test_cross_check_finds_a_store_rewritten_with_valid_hashes() -> None:
     [f] = cross_check({"topic": one, "archive": two})
     assert (f.kind, f.seq, f.where) == ("diverged", 2000, "topic / archive") and f.tamper
     assert cross_check({"topic": one, "dumps": verify(original[:2200])}) == []
+
+
+def test_ordered_puts_moved_links_back_within_its_window() -> None:
+    links = chained(A, 30)
+    moved = [*links[:5], links[20], *links[6:20], links[5], *links[21:]]
+    assert list(ordered(moved)) == links
+    assert list(ordered(moved, window=0)) == moved  # nothing held: arrival order
+    # a byte budget of one link holds one link back: link 20 is passed by the next ones
+    assert [x.seq for x in ordered(moved, max_bytes=1)][:8] == [1, 2, 3, 4, 5, 7, 8, 9]
