@@ -291,7 +291,7 @@ def _unkeyed(
         if src.warnings:
             report.notes.append(f"the source skipped {len(src.warnings)} event(s) with a warning")
     for where in topic.poison:
-        report.add(Finding("poison", "topic", "-", "-", where, "an undecodable dead letter"))
+        report.add(Finding("poison", "topic", "-", "-", where, "a dead letter naming no event"))
     for obj, what in dumps.problems if dumps else ():
         report.add(Finding("object_mismatch", "dump", "-", "-", f"object {obj}", what))
     gaps = topic.gaps + (tables.gaps.gaps if tables else 0)
