@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from auditstream.dsn import MySQLDsn
+from auditstream.dsn import MySQLDsn, mask
 from auditstream.errors import ConfigError
 from auditstream.kafka import MAX_MESSAGE_BYTES, producer_config
 from auditstream.settings import ServiceSettings
@@ -75,6 +75,14 @@ class BookmarkSettings(ServiceSettings):
     log_json: bool = Field(False, description="log one JSON object per line")
 
     _check = field_validator("source_dsn", "bookmark_dsn")(_check_dsn)
+
+    def masked(self) -> dict[str, Any]:
+        """The settings for logs: secrets masked, including a password inside a DSN."""
+        shown = super().masked()
+        for key in ("source_dsn", "bookmark_dsn"):
+            if shown.get(key):
+                shown[key] = mask(shown[key])
+        return shown
 
     def source(self) -> MySQLDsn:
         """The audited server's DSN with its password filled in."""

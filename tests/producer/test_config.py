@@ -84,3 +84,10 @@ def test_source_dsn_is_required_and_checked() -> None:
         build([])
     with pytest.raises(ConfigError, match="mysql://user"):
         build(["--source-dsn", "postgres://x@y"])
+
+
+def test_a_password_inside_a_dsn_never_reaches_the_log_line() -> None:
+    s = build(["--source-dsn", "mysql://a:hunter2@h:3306", "--bookmark-dsn", "mysql://b:pw2@h2"])
+    shown = str(s.masked())
+    assert "hunter2" not in shown and "pw2" not in shown
+    assert s.source().password is not None  # still usable
