@@ -100,7 +100,7 @@ def _dead_letters(settings: VerifySettings) -> Iterator[Link]:
     kafka = settings.kafka()
     if kafka is None or not settings.dlq_topic:
         return iter(())
-    msgs = topic.messages(kafka, settings.dlq_topic, settings.idle_timeout)
+    msgs = topic.messages(kafka, settings.dlq_topic, settings.idle_timeout, missing_ok=True)
     return topic.links(msgs, for_settings(settings.schema_registry_url), dead_lettered=True)
 
 
@@ -111,7 +111,7 @@ def _gaps(settings: VerifySettings) -> list[Link]:
         return tables.read_gaps(archive)
     if kafka is not None:
         codec = for_settings(settings.schema_registry_url)
-        msgs = topic.messages(kafka, settings.control_topic, settings.idle_timeout)
+        msgs = topic.messages(kafka, settings.control_topic, settings.idle_timeout, missing_ok=True)
         return list(topic.links(msgs, codec))
     return []
 

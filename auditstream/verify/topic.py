@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 _DLQ_SOURCE = ("dlq.source.topic", "dlq.source.partition", "dlq.source.offset")
 
 
-def messages(conf: Mapping[str, Any], topic: str, idle_timeout: float = 30.0) -> Iterator[Message]:
+def messages(
+    conf: Mapping[str, Any], topic: str, idle_timeout: float = 30.0, *, missing_ok: bool = False
+) -> Iterator[Message]:
     """Every message of ``topic``, partition by partition interleaved, up to the current end.
 
     Args:
@@ -39,6 +41,7 @@ def messages(conf: Mapping[str, Any], topic: str, idle_timeout: float = 30.0) ->
             settings are set here.
         topic: the topic to read.
         idle_timeout: give up when nothing arrives for this long before every partition ended.
+        missing_ok: a topic that does not exist is empty (the DLQ before the first letter).
 
     Raises:
         BrokerError: the topic does not exist, the broker fails, or the end is never reached.
@@ -58,6 +61,8 @@ def messages(conf: Mapping[str, Any], topic: str, idle_timeout: float = 30.0) ->
         except KafkaException as exc:
             raise BrokerError(f"cannot read the topic's metadata: {exc}", topic=topic) from exc
         if meta is None or meta.error is not None or not meta.partitions:
+            if missing_ok:
+                return
             raise BrokerError("no such topic", topic=topic)
         pending = set(meta.partitions)
         consumer.assign([KafkaPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)])
@@ -124,7 +129,8 @@ def read(
     """All links of the event topic, with the control topic's gaps and the DLQ's letters."""
     extras: list[Link] = []
     if control_topic:
-        extras += links(messages(conf, control_topic, idle_timeout), codec)
+        extras += links(messages(conf, control_topic, idle_timeout, missing_ok=True), codec)
     if dlq_topic:
-        extras += links(messages(conf, dlq_topic, idle_timeout), codec, dead_lettered=True)
+        msgs = messages(conf, dlq_topic, idle_timeout, missing_ok=True)
+        extras += links(msgs, codec, dead_lettered=True)
     return interleave(links(messages(conf, topic, idle_timeout), codec), extras)

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from auditstream.errors import BrokerError
 from auditstream.kafka import TopicSpec, ensure_topics
 from auditstream.verify import topic, verify
 from schemas.codec import SingleObjectCodec
@@ -92,3 +93,18 @@ def test_dead_letters_carry_their_origin(bootstrap: str, topics: dict[str, str])
     [f] = report.findings
     assert f.kind == "dead_lettered" and f.seq == 4
     assert f.where.endswith(f"(dead letter of {topics['events']}/1@3)")
+
+
+def test_missing_control_and_dead_letter_topics_are_empty_but_the_event_topic_must_exist(
+    bootstrap: str, topics: dict[str, str], unique_name: Callable[[str], str]
+) -> None:
+    publish(bootstrap, topics, [r for r in chained_records(A) if r[0] == "audit_event"][:5])
+    conf = {"bootstrap.servers": bootstrap}
+    report = verify(
+        topic.read(
+            conf, topics["events"], unique_name("none"), unique_name("none"), idle_timeout=20
+        )
+    )
+    assert report.intact and report.servers[A].links == 5
+    with pytest.raises(BrokerError, match="no such topic"):
+        list(topic.read(conf, unique_name("none"), idle_timeout=20))
