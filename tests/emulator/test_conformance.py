@@ -142,7 +142,8 @@ def test_buffer_size_is_clamped_with_a_warning(reader: Reader, audit_source: Aud
             cur.execute(f"SELECT @@{scope.lower()}.{audit_source.buffer_var}")
             assert int(cur.fetchall()[0][0]) == expected
     finally:
-        cur.execute(f"SET GLOBAL {audit_source.buffer_var} = 32768") if scope == "GLOBAL" else None
+        if scope == "GLOBAL":  # a global setting outlives this test's session
+            cur.execute(f"SET GLOBAL {audit_source.buffer_var} = 32768")
         cur.close()
 
 

@@ -380,3 +380,47 @@ def test_mixed_select_lists_keep_column_names(emulator) -> None:
         cur.close()
     finally:
         conn.close()
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("flavor", ["oracle", "percona"])
+def test_a_large_corpus_reads_back_complete_in_4mb_pages(emulator_factory, flavor: str) -> None:
+    from emulator.traffic import write_events
+
+    handle = emulator_factory(flavor)
+    count = write_events(handle.writer, 5_000, seed=11, oversized_share=0.01)
+    handle.writer.flush()
+    conn = connect(handle.archiver_dsn)
+    seen, skipped = 0, set()
+    last = ("", -1)
+    try:
+        if flavor == "oracle":
+            query(conn, f"SET SESSION audit_log_read_buffer_size = {MB4}")
+        else:
+            query(conn, f"SET GLOBAL audit_log_filter_read_buffer_size = {MB4}")
+        cur = conn.cursor()
+        cur.execute("SELECT audit_log_read(%s)", ('{"start": {"timestamp": "2000-01-01"}}',))
+        while True:
+            page = cur.fetchall()[0][0]
+            cur.execute("SHOW WARNINGS")
+            for _, _, message in cur.fetchall():
+                skipped.add(
+                    message.split('"id": ')[1].split("}")[0]
+                    + message.split('"timestamp": "')[1][:19]
+                )
+            events = json.loads(page)
+            for e in events:
+                if e is None:
+                    continue
+                key = (e["timestamp"], e["id"])
+                assert key > last
+                last = key
+                seen += 1
+            if events and events[-1] is None:
+                break
+            cur.execute("SELECT audit_log_read()")
+        cur.close()
+    finally:
+        conn.close()
+    assert seen + len(skipped) == count
+    assert (len(skipped) > 0) == (flavor == "oracle")
