@@ -173,9 +173,9 @@ def dump_table(
         try:
             cur = conn.cursor()
             cur.execute(f"SHOW CREATE TABLE {quoted}")
-            ddl = str(cur.fetchall()[0][1])  # type: ignore[index]
+            ddl = _text(cur.fetchall()[0][1])  # type: ignore[index]  # bytes on some servers
             cur.execute(f"SELECT * FROM {quoted} LIMIT 0")
-            columns = [d[0] for d in cur.description or ()]
+            columns = [_text(d[0]) for d in cur.description or ()]
             cur.fetchall()
             conn.commit()
         except mysql.Error as exc:

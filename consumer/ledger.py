@@ -227,8 +227,8 @@ class Ledger:
         for row in self._query(stmt, params):
             out.append(
                 Entry(
-                    table=str(row[0]),
-                    state=str(row[1]),
+                    table=row[0].decode() if isinstance(row[0], bytes) else str(row[0]),
+                    state=row[1].decode() if isinstance(row[1], bytes) else str(row[1]),
                     stuck=bool(row[2]),
                     rotated_at=_aware(row[3]) or datetime.min.replace(tzinfo=UTC),
                     method=row[4],

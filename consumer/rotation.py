@@ -45,6 +45,11 @@ _INTERVAL = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+def _text(value: object) -> str:
+    """A value as text: information_schema strings come back as bytes from some servers."""
+    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+
+
 def parse_interval(text: str) -> timedelta:
     """``"15m"``, ``"1h"``, ``"1d"``, ``"1w"`` → a timedelta.
 
@@ -115,7 +120,7 @@ class Rotator:
         database = self._scalar("SELECT DATABASE()")
         if not database:
             raise ConfigError("the archive DSN must select a database")
-        lock = lock_name(str(database))
+        lock = lock_name(_text(database))
         # Step 1
         if self._scalar("SELECT GET_LOCK(%s, 0)", (lock,)) != 1:
             log.info("another rotator holds the lock; skipping", extra={"ctx": {"lock": lock}})
@@ -200,7 +205,7 @@ class Rotator:
                 " WHERE table_schema = DATABASE() AND table_name LIKE %s",
                 ("audit\\_data\\_%",),
             )
-            names = {str(row[0]) for row in cur.fetchall()}  # type: ignore[index]
+            names = {_text(row[0]) for row in cur.fetchall()}  # type: ignore[index]
         return {n for n in names if sqlident.ROTATED_TABLE.fullmatch(n)}
 
     def _unique_name(self, now: datetime) -> str:

@@ -173,3 +173,38 @@ def test_inserts_keep_flowing_no_row_lost_or_duplicated(archive_dsn: MySQLDsn) -
         ids += [row[2] for row in table_rows(archive_dsn, str(table))]
     assert sorted(ids) == list(range(inserted))
     assert [e.table for e in ledger.all()] == rotated
+
+
+def test_leftover_new_table_from_a_crash_is_replaced(archive_dsn: MySQLDsn) -> None:
+    conn = mysql.connect(archive_dsn, autocommit=True)
+    conn.cursor().execute("CREATE TABLE audit_data_new (x INT)")  # crash between CREATE and RENAME
+    conn.close()
+    insert_rows(archive_dsn, 3)
+    rot, _ = rotator(archive_dsn)
+    assert rot.rotate(at(6), force=True) == "audit_data_20260101_060000"
+    insert_rows(archive_dsn, 2, start=10)  # audit_data is a proper audit table again
+    assert len(table_rows(archive_dsn, "audit_data")) == 2
+    assert "audit_data_new" not in tables(archive_dsn)
+
+
+def test_rename_gives_up_instead_of_stalling_inserts_behind_a_long_transaction(
+    archive_dsn: MySQLDsn,
+) -> None:
+    from auditstream.errors import ArchiveError
+
+    insert_rows(archive_dsn, 3)
+    holder = mysql.connect(archive_dsn)
+    holder.cursor().execute(
+        "INSERT INTO audit_data (server_uuid, ts, id, class, event, raw)"
+        " VALUES ('s', '2026-01-01 00:00:00', 99, 'c', 'e', '{}')"
+    )
+    ledger = Ledger(mysql.connect(archive_dsn))
+    rot = Rotator(mysql.connect(archive_dsn), ledger, HOURLY, lock_wait_timeout=1)
+    with pytest.raises(ArchiveError) as info:
+        rot.rotate(at(7), force=True)
+    assert info.value.retriable
+    assert ledger.all() == []
+    holder.commit()
+    holder.close()
+    assert len(table_rows(archive_dsn, "audit_data")) == 4  # nothing moved, nothing lost
+    assert rot.rotate(at(7, 0, 1), force=True) == "audit_data_20260101_070001"
