@@ -163,7 +163,11 @@ def rotate_main(argv: Sequence[str]) -> int:
 
 
 def upload_main(argv: Sequence[str]) -> int:
-    """``consumer upload``: dump, upload and verify every pending table; non-zero if any failed."""
+    """``consumer upload``: dump, upload and verify every pending table.
+
+    Exit code 0 when nothing failed and nothing is stuck; 3 when a failure will be retried; 5
+    when a table needs an operator (docs/rotation.md), including tables stuck since earlier runs.
+    """
     s = load(UploadSettings, argv, prog="consumer upload", section="upload")
     logsetup.setup(json=s.log_json)
     dsn = s.archive()
@@ -193,7 +197,16 @@ def upload_main(argv: Sequence[str]) -> int:
         print(f"verified {table}")
     for table, exc in outcome.failed.items():
         print(f"failed {table}: {exc}")
-    return outcome.exit_code
+    # Tables stuck since earlier runs are not retried, but never pass silently either.
+    with archive_errors("connect", archive=str(dsn)):
+        ledger = Ledger(mysql.connect(dsn))
+    try:
+        stuck = [e for e in ledger.all() if e.stuck and e.table not in outcome.failed]
+    finally:
+        ledger.close()
+    for entry in stuck:
+        print(f"stuck {entry.table} ({entry.state}): {entry.last_error}")
+    return max(outcome.exit_code, 5 if stuck else 0)
 
 
 def restore_main(argv: Sequence[str]) -> int:

@@ -129,6 +129,9 @@ def test_upload_exit_code_says_a_table_needs_an_operator(
     assert upload_main(flags) == 5
     assert "gone" in capsys.readouterr().out
     assert states(archive_dsn) == {table: "missing"}
+    # later runs do not retry it, but keep saying so
+    assert upload_main(flags) == 5
+    assert capsys.readouterr().out.startswith(f"stuck {table} (missing): ")
 
 
 def test_python_m_consumer_rotate(archive_dsn: MySQLDsn) -> None:
