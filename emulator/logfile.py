@@ -11,12 +11,16 @@ Traps:
       against the file, so never re-serialise it.
     * ``id`` is a counter within the same second (Oracle) or a global counter (Percona). A dict
       that carries its own ``id`` keeps it, even if that breaks the rule (tests use this).
+    * Two writers on one directory (a test process and a server process) each follow a rotation
+      made by the other (``write`` reopens the live file), but their id counters are separate:
+      within one second they may repeat ids. Write through one of them at a time.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
+import os
 import re
 import shutil
 import threading
@@ -105,16 +109,19 @@ class AuditLogWriter:
                 log.warning("dropping a torn last line", extra={"ctx": {"file": str(path)}})
                 with path.open("r+b") as fh:
                     fh.truncate(end)
+            found = None
             for line in reversed(data[:end].splitlines()):
-                raw = line.rstrip().rstrip(b",")
+                raw = line.rstrip().rstrip(b",").rstrip()
                 if raw.startswith(b"{"):
                     try:
-                        self.last = event_key(raw)
+                        found = event_key(raw)
                     except ValueError:
                         continue
                     break
-            self._events_in_file = 1 if self.last else 0
-            if self.last is None:
+            self._events_in_file = 1 if found else 0
+            if found:
+                self.last = found
+            elif self.last is None:
                 self._recover_last_from_rotated()
             return path.open("ab")
         self._recover_last_from_rotated()
@@ -146,6 +153,7 @@ class AuditLogWriter:
             ValueError: raw text without a ``timestamp`` and ``id``, or holding a newline.
         """
         with self._lock:
+            self._follow()
             if isinstance(event, dict):
                 ev = dict(event)
                 ts = ev.setdefault("timestamp", self.clock())
@@ -164,6 +172,17 @@ class AuditLogWriter:
             if self.flush_each:
                 self._file.flush()
             return key
+
+    def _follow(self) -> None:
+        """Reopen when another writer (another process) rotated the live file away from us."""
+        try:
+            moved = os.fstat(self._file.fileno()).st_ino != self.path.stat().st_ino
+        except FileNotFoundError:
+            moved = True
+        if moved:
+            self._file.close()
+            self._events_in_file = 0
+            self._file = self._open()
 
     def write_raw_lines(self, lines: Iterable[tuple[bytes, str, int]]) -> int:
         """Append pre-formatted events ``(raw, timestamp, id)`` in bulk (generators, benchmarks)."""

@@ -145,3 +145,16 @@ def test_two_rotations_in_one_second_do_not_collide(tmp_path: Path) -> None:
     assert len(names) == 2
     assert all(os.path.getsize(tmp_path / n) > 0 for n in names)
     time.sleep(0)
+
+
+def test_a_second_writer_follows_a_rotation_made_by_the_first(tmp_path: Path) -> None:
+    a = AuditLogWriter(tmp_path, clock=lambda: "2024-01-01 00:00:00")
+    b = AuditLogWriter(tmp_path, clock=lambda: "2024-01-01 00:00:01")
+    a.write({"class": "a", "event": "x"})
+    rotated = a.rotate()
+    assert rotated is not None
+    b.write({"class": "b", "event": "y"})
+    assert "b" not in rotated.read_text(), "b reopened the new live file"
+    live = (tmp_path / "audit.log").read_text().splitlines()
+    assert live[0] == "[" and '"class": "b"' in live[1]
+    assert b.rotate() is not None

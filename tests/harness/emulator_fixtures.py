@@ -10,8 +10,9 @@ told otherwise), ``app`` (no privileges) and
 ``admin`` (ALL). ``log_all`` is assigned to ``%``.
 
 Trap: in subprocess mode ``handle.writer`` is a second writer on the live file from the test
-process; keep the server's own sessions silent (``log_nothing``) while writing through it, or
-ids within a second may repeat.
+process. Both follow each other's rotations, but their id counters are separate: keep the
+server's own sessions silent (``log_nothing``) while writing through it, or ids within a second
+may repeat.
 """
 
 from __future__ import annotations
