@@ -1,0 +1,71 @@
+"""Flavor detection from the server's variables, and what counts as a filter that logs nothing.
+
+The emulator covers the Oracle plugin and Percona end to end (test_e2e); the MySQL 9.x and
+Percona 8.4 components exist only as variable names here, so they are checked on those.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from auditstream.errors import SourceConfigError
+from producer.flavor import detect, logs_nothing
+
+
+@pytest.mark.parametrize(
+    ("variables", "name", "statement"),
+    [
+        (
+            {"audit_log_format": "JSON", "audit_log_read_buffer_size": "32768"},
+            "oracle",
+            "SET SESSION audit_log_read_buffer_size = %s",
+        ),
+        (
+            {"audit_log.format": "JSON", "audit_log.read_buffer_size": "32768"},
+            "oracle-component",
+            "SET SESSION audit_log.read_buffer_size = %s",
+        ),
+        (
+            {"audit_log_filter_format": "JSON", "audit_log_filter_read_buffer_size": "32768"},
+            "percona",
+            "SET GLOBAL audit_log_filter_read_buffer_size = %s",
+        ),
+        (
+            {"audit_log_filter.format": "json", "audit_log_filter.read_buffer_size": "32768"},
+            "percona-component",
+            "SET GLOBAL audit_log_filter.read_buffer_size = %s",
+        ),
+    ],
+)
+def test_flavors_are_told_apart_by_their_variables(
+    variables: dict[str, str], name: str, statement: str
+) -> None:
+    flavor = detect(variables)
+    assert flavor.name == name
+    assert flavor.buffer_statement() == statement
+    assert flavor.percona == name.startswith("percona")
+
+
+def test_a_log_in_another_format_or_no_audit_log_is_refused() -> None:
+    with pytest.raises(SourceConfigError, match="format is 'NEW'"):
+        detect({"audit_log_format": "NEW", "audit_log_read_buffer_size": "32768"})
+    with pytest.raises(SourceConfigError, match="no audit log on this server"):
+        detect({"version": "8.0.40"})
+
+
+@pytest.mark.parametrize(
+    ("definition", "silent"),
+    [
+        ('{ "filter": { "log": false } }', True),
+        ('{"filter": {"log": false}}', True),
+        ('{ "filter": { "log": true } }', False),
+        ('{ "filter": { } }', False),
+        ('{ "filter": { "log": false, "class": [{ "name": "connection", "log": true }] } }', False),
+        ("not json", False),
+        (None, False),
+    ],
+)
+def test_only_a_filter_that_certainly_logs_nothing_passes_the_guard(
+    definition: str | None, silent: bool
+) -> None:
+    assert logs_nothing(definition) is silent
