@@ -156,29 +156,37 @@ def run(settings: DemoSettings, workdir: Path) -> Summary:
         run_child(workdir, env, "consumer", "setup", f"--archive-dsn={archive}")
 
         # Step 6
-        metrics_ports = [free_port() for _ in range(settings.consumers)]
         with ExitStack() as consumers:
-            for n, port in enumerate(metrics_ports):
+            for n in range(settings.consumers):
                 consumers.enter_context(
                     child(
                         f"consumer-{n + 1}",
                         workdir,
                         "consumer",
                         f"--archive-dsn={archive}",
-                        f"--metrics-port={port}",
                         env=env,
                     )
                 )
             say(f"{settings.consumers} consumers started; draining the log with one producer")
-            run_child(
+            metrics_port = free_port()
+            with child(
+                "producer",
                 workdir,
-                env,
                 "producer",
                 f"--source-dsn={source}",
                 "--start-from=earliest",
                 "--once",
-                timeout=settings.timeout,
-            )
+                f"--metrics-port={metrics_port}",
+                env=env,
+            ) as producer:
+                deadline = time.monotonic() + settings.timeout
+                while producer.poll() is None and time.monotonic() < deadline:
+                    summary.metrics_seen = summary.metrics_seen or probe(metrics_port, "/metrics")
+                    summary.ready_seen = summary.ready_seen or probe(metrics_port, "/readyz")
+                    time.sleep(0.2)
+                if producer.poll() != 0:
+                    log_tail = tail(workdir / "producer.log")
+                    raise AuditStreamError(f"the producer failed ({producer.poll()}):\n{log_tail}")
             summary.published, summary.gaps = count_topic(broker.bootstrap)
 
             # Step 7
@@ -186,9 +194,7 @@ def run(settings: DemoSettings, workdir: Path) -> Summary:
             deadline = time.monotonic() + settings.timeout
             while time.monotonic() < deadline:
                 summary.archived = count_rows(archive, "audit_data")
-                summary.metrics_seen = summary.metrics_seen or probe(metrics_ports[0], "/metrics")
-                summary.ready_seen = summary.ready_seen or probe(metrics_ports[0], "/readyz")
-                if summary.archived >= summary.published and summary.ready_seen:
+                if summary.archived >= summary.published:
                     break
                 time.sleep(0.5)
 
@@ -388,8 +394,12 @@ def run_child(workdir: Path, env: dict[str, str], *args: str, timeout: float = 3
             check=False,
         )
     if result.returncode != 0:
-        tail = log_path.read_text(errors="replace")[-3000:]
-        raise AuditStreamError(f"'auditstream {' '.join(args[:2])}' failed:\n{tail}")
+        raise AuditStreamError(f"'auditstream {' '.join(args[:2])}' failed:\n{tail(log_path)}")
+
+
+def tail(path: Path) -> str:
+    """The end of a child's log, for an error message."""
+    return path.read_text(errors="replace")[-3000:] if path.exists() else "(no log)"
 
 
 def say(text: str) -> None:
