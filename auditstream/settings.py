@@ -7,6 +7,7 @@ construct the plain models directly and never call ``load``.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from auditstream.dsn import mask as mask_dsn
 from auditstream.errors import ConfigError
 
 ENV_PREFIX = "AUDITSTREAM_"
@@ -52,6 +54,8 @@ S = TypeVar("S", bound=ServiceSettings)
 def load(cls: type[S], argv: Sequence[str], *, prog: str, section: str | None = None) -> S:
     """Build ``cls`` from flags, then the environment, then the TOML file (``--config``).
 
+    ``--print-config`` prints the effective settings (secrets masked) as JSON and exits 0.
+
     The TOML file is found from ``--config PATH`` or ``AUDITSTREAM_CONFIG``; keys may be at the
     top level or under ``[section]`` (e.g. ``[producer]``), which wins over the top level.
 
@@ -60,6 +64,8 @@ def load(cls: type[S], argv: Sequence[str], *, prog: str, section: str | None = 
     """
     args = list(argv)
     _refuse_secret_flags(cls, args)
+    print_config = "--print-config" in args
+    args = [arg for arg in args if arg != "--print-config"]
     config_path = _pop_config(args) or os.environ.get(CONFIG_ENV)
     file_values: dict[str, Any] = {}
     if config_path:
@@ -88,9 +94,14 @@ def load(cls: type[S], argv: Sequence[str], *, prog: str, section: str | None = 
     _Loaded.__name__ = cls.__name__
     _Loaded.__qualname__ = cls.__qualname__
     try:
-        return _Loaded()
+        settings = _Loaded()
     except ValidationError as exc:
         raise ConfigError(describe(exc)) from None
+    if print_config:
+        # The effective settings, secrets masked; then stop: nothing is started.
+        print(json.dumps(settings.masked(), indent=2, default=str))
+        raise SystemExit(0)
+    return settings
 
 
 def describe(exc: ValidationError) -> str:
@@ -169,6 +180,8 @@ def _mask(value: Any) -> Any:
         return {k: ("***" if _secret_key(str(k)) and v else _mask(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_mask(v) for v in value]
+    if isinstance(value, str) and "://" in value:
+        return mask_dsn(value)  # a password inside a DSN given as text
     if hasattr(value, "url") and callable(value.url):
         return value.url()
     return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -92,3 +93,22 @@ def test_password_flags_are_refused_without_echoing_the_secret() -> None:
     assert "hunter2" not in str(err.value)
     with pytest.raises(ConfigError):
         load(Demo, ["--source-password=hunter2"], prog="demo")
+
+
+def test_print_config_shows_effective_settings_with_secrets_masked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AUDITSTREAM_SOURCE_PASSWORD", "hunter2")
+    with pytest.raises(SystemExit) as stop:
+        load(
+            Demo,
+            ["--print-config", "--partitions", "4", "--source-dsn", "mysql://u:inline@h:1"],
+            prog="demo",
+        )
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    printed = json.loads(out)
+    assert printed["partitions"] == 4
+    assert printed["source_password"] == "***"
+    assert "hunter2" not in out
+    assert "inline" not in out
