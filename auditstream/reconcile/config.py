@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from auditstream.dsn import MySQLDsn
+from auditstream.dsn import MySQLDsn, mask
 from auditstream.errors import ConfigError
 from auditstream.reconcile.keys import KeyRange, parse_bookmark
 from auditstream.settings import ServiceSettings
@@ -107,6 +107,14 @@ class ReconcileSettings(ServiceSettings):
             raise ValueError("--topic, --control-topic and --dlq-topic must all differ")
         self.range()  # the range must not end before it starts
         return self
+
+    def masked(self) -> dict[str, Any]:
+        """The settings for logs: secrets masked, including a password inside a DSN."""
+        shown = super().masked()
+        for key in ("source_dsn", "archive_dsn"):
+            if shown.get(key):
+                shown[key] = mask(shown[key])
+        return shown
 
     def range(self) -> KeyRange:
         """The key range (``--server-uuid``, ``--start``, ``--end``)."""
