@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("auditstream.verify:main", "check the per-server hash chains of the stores"),
     "demo": ("auditstream.demo:main", "run the whole pipeline end to end on embedded components"),
     "reconcile": ("auditstream.reconcile.command:main", "prove nothing is lost: source vs stores"),
+    "setup": ("auditstream.setup:main", "archive tables, least-privilege accounts, audit filters"),
+    "rotate": ("consumer.ops:rotate_main", "rotate audit_data now or when due"),
+    "upload": ("consumer.ops:upload_main", "dump, upload and verify every rotated table"),
+    "restore": ("consumer.ops:restore_main", "load a dump back into a table"),
     "status": (
         "auditstream.status:main",
         "bookmarks, lag, partitions, rotations and pending uploads",
