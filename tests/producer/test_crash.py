@@ -8,6 +8,8 @@ nothing is skipped.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import json
 import os
@@ -23,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from auditstream import verify
 from emulator.traffic import write_events
 from producer.bookmark import BookmarkStore
 from producer.page import Position
@@ -99,7 +102,7 @@ def run_kill_trials(
     store = BookmarkStore(mysql_server.dsn)
     store.setup()
     start = datetime(2024, 6, 1, tzinfo=UTC)
-    write_events(emu.writer, 8000, seed=seed, start=start)
+    write_events(emu.writer, 5000, seed=seed, start=start)
     stored: set[Position | None] = set()
     log = tmp_path / f"producer-{flavor}.log"
     for trial in range(trials):
@@ -127,6 +130,13 @@ def run_kill_trials(
     assert_complete_with_bounded_duplicates(got, expected, stored)
     # Every re-send repeated its hash: one intact chain from the first event to the last.
     assert assert_chain_intact(emu.server_uuid, messages) == len(expected)
+    # ... and so says the auditors' tool, reading the topics on its own.
+    argv = ["--bootstrap-servers", bootstrap, "--topic", topics[0], "--control-topic", topics[1],
+            "--idle-timeout", "2"]  # fmt: skip
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert verify.main(argv) == 0, out.getvalue()
+    assert f"server {emu.server_uuid}: {len(expected)} links" in out.getvalue()
     assert len(stored - {None}) >= 2  # the kills did land mid-stream
     assert store.load(emu.server_uuid) == pos(expected[-1])
 
