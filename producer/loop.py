@@ -202,6 +202,7 @@ class Loop:
     def _process(self, batcher: Batcher, page: Page) -> None:
         for last, chain in batcher.batches(page, self.bookmark):
             # Step 4 happened in the batcher; Step 5: only now store the bookmark.
+            # Step 6: a crash before this upsert re-sends this batch only, with the same hashes.
             self._bookmark_to(batcher, last, chain)
             if self._stopping.is_set():
                 return
@@ -217,10 +218,16 @@ class Loop:
                 self._store.store(batcher.server_uuid, position, chain)
                 break
             except ArchiveError as exc:
-                if self._opts.once or time.monotonic() >= self._deadline:
+                now = time.monotonic()
+                if self._opts.once or now >= self._deadline:
                     raise
                 log.warning("bookmark store unavailable; retrying", extra={"ctx": exc.context})
-                self._backoff.wait(self._backoff.failed())
+                delay = self._backoff.failed()
+                if self._stopping.is_set():
+                    # Stopping: keep trying until the deadline, without spinning.
+                    time.sleep(min(delay, self._deadline - now))
+                else:
+                    self._backoff.wait(delay)
         self.bookmark = position
         if chain is not None:
             batcher.stored(chain)
