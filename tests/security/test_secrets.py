@@ -207,22 +207,11 @@ SETTINGS = [
     ("auditstream.verify.config:VerifySettings", {"archive_dsn": f"mysql://a:{INLINE_PW}@h:1/db"}),
     ("auditstream.status:StatusSettings", {"archive_dsn": f"mysql://a:{INLINE_PW}@h:1/db"}),
 ]  # fmt: skip
-KNOWN_LEAKS = {
-    "consumer.config:ConsumerSettings": "masked() does not mask a password inside --archive-dsn",
-    "consumer.ops:UploadSettings": "masked() does not mask a password inside --archive-dsn",
-    "auditstream.verify.config:VerifySettings": "masked() leaves a password inside a DSN",
-    "auditstream.status:StatusSettings": "masked() leaves a password inside a DSN",
-}
 
 
 @pytest.mark.parametrize(
     ("name", "values"),
-    [
-        pytest.param(n, v, id=n, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_LEAKS[n])])
-        if n in KNOWN_LEAKS
-        else pytest.param(n, v, id=n)
-        for n, v in SETTINGS
-    ],
+    [pytest.param(n, v, id=n) for n, v in SETTINGS],
 )
 def test_masked_settings_hide_passwords_inside_dsns(name: str, values: dict[str, Any]) -> None:
     """What every command logs at start (and would print for --print-config)."""
@@ -235,6 +224,26 @@ def test_masked_settings_hide_passwords_inside_dsns(name: str, values: dict[str,
         else (getattr(importlib.import_module(module), cls)(**values))
     )
     assert_no_secret(repr(settings.masked()))
+
+
+PRINT_CONFIG = [
+    ["producer", f"--source-dsn=mysql://a:{INLINE_PW}@h:1", f"--kafka-config=sasl.password={KAFKA_PW}"],
+    ["consumer", f"--archive-dsn=mysql://a:{INLINE_PW}@h:1/db",
+     f"--kafka-config=ssl.key.password={KAFKA_PW}"],
+    ["consumer", "upload", f"--archive-dsn=mysql://a:{INLINE_PW}@h:1/db"],
+    ["reconcile", f"--archive-dsn=mysql://a:{INLINE_PW}@h:1/db", "--target=file:///x",
+     f"--kafka-config=sasl.password={KAFKA_PW}"],
+    ["status", f"--archive-dsn=mysql://a:{INLINE_PW}@h:1/db"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("argv", PRINT_CONFIG, ids=lambda a: " ".join(a[:2]))
+def test_print_config_masks_every_secret(argv: list[str]) -> None:
+    env = {"AUDITSTREAM_SOURCE_PASSWORD": SOURCE_PW, "AUDITSTREAM_ARCHIVE_PASSWORD": ARCHIVE_PW}
+    code, out = run([*argv, "--print-config"], env, timeout=60)
+    assert code == 0, out
+    assert "***" in out
+    assert_no_secret(out)
 
 
 def test_dsns_and_connection_errors_hide_the_password() -> None:
