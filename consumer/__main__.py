@@ -71,12 +71,14 @@ def consume_main(argv: Sequence[str]) -> int:
         log.info("signal %s: finishing the current batch", signum)
         loop.stop()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # Restored afterwards: main() may run inside another program (tests, the demo).
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return loop.run()
     finally:
         loop.sink.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def build(

@@ -52,8 +52,6 @@ from schemas.codec import Codec
 
 log = logging.getLogger(__name__)
 
-_ONCE_UNASSIGNED_S = 15.0
-
 
 class PeriodicTask(Protocol):
     """Work that runs between batches (e.g. rotation); it must be quick or bounded."""
@@ -109,6 +107,7 @@ class ConsumerLoop:
         self._stop = False
         self._writing = False
         self._paused = False
+        self._joined = False  # the first assignment (possibly empty) arrived
         self._last_tick: float | None = None
 
     def stop(self) -> None:
@@ -121,7 +120,6 @@ class ConsumerLoop:
             list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )  # fmt: skip
-        started = time.monotonic()
         try:
             while not self._stop:
                 # Step 2: poll until a bound is reached (decoded when the batch is prepared).
@@ -134,7 +132,7 @@ class ConsumerLoop:
                 ):
                     self.flush()
                 self._tick()
-                if self.once and not self.batch and self._done(started):
+                if self.once and not self.batch and self._done():
                     break
             self.flush()
         finally:
@@ -266,6 +264,7 @@ class ConsumerLoop:
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         # Step 1: seek to the offsets stored in the archive (retry until it answers).
         tps = [(p.topic, p.partition) for p in partitions]
+        self._joined = True
         delay = 0.2
         while True:
             try:
@@ -321,10 +320,11 @@ class ConsumerLoop:
 
     # ---------------------------------------------------------------- --once, tasks
 
-    def _done(self, started: float) -> bool:
-        if self.progress.stored:
-            return self.progress.caught_up()
-        return time.monotonic() - started > _ONCE_UNASSIGNED_S
+    def _done(self) -> bool:
+        """``--once``: the group gave this member its share (perhaps none) and it is caught up."""
+        if not self._joined:
+            return False
+        return not self.progress.stored or self.progress.caught_up()
 
     def _tick(self) -> None:
         if not self.tasks or self.batch:

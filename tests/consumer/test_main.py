@@ -219,6 +219,25 @@ def test_cli_setup_then_once_and_flags_from_environment(
     assert query(mysql_db, "SELECT COUNT(*) FROM audit_data") == [(120,)]
 
 
+def test_once_with_more_members_than_partitions(
+    bootstrap: str, archive: MySQLDsn, names: dict[str, str], records: RecordFactory
+) -> None:
+    """A member the group gives nothing is caught up at once; the other drains its partition."""
+    create_topics(bootstrap, names["topic"], names["control"], partitions=1)
+    produce(bootstrap, names["topic"], records(SERVERS[0], 300))
+    command = [sys.executable, "-m", "consumer", "--once", *cli_args(bootstrap, archive, names)]
+    procs = [
+        subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    try:
+        results = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in results]
+    assert query(archive, "SELECT COUNT(*), COUNT(DISTINCT ts, id) FROM audit_data") == [(300, 300)]
+
+
 def test_dropped_table_stops_the_member_with_a_clear_error(
     bootstrap: str, archive: MySQLDsn, names: dict[str, str], records: RecordFactory
 ) -> None:
