@@ -296,3 +296,55 @@ def test_restart_after_the_log_was_rotated_away_publishes_the_gap(
     assert (gap["to_timestamp"], gap["to_id"]) == (first["timestamp"], first["id"])
     last = json.loads(survivors[-1])
     assert bookmarks.load(emu.server_uuid) == Position(last["timestamp"], last["id"])
+
+
+def test_source_restart_reconnects_and_resumes_from_the_bookmark(
+    emulator: EmulatorHandle,
+    bookmarks: BookmarkStore,
+    bootstrap: str,
+    topics: tuple[str, str],
+    read_topic: Reader,
+    mysql_server: Any,
+) -> None:
+    import threading
+
+    from auditstream.kafka import producer_config
+    from producer.config import Options
+    from producer.loop import Loop
+    from producer.publisher import Publisher, ensure
+    from schemas.codec import SingleObjectCodec
+
+    ensure({"bootstrap.servers": bootstrap}, topics, partitions=6, max_message_bytes=2**24)
+    write_events(emulator.writer, 300, seed=21, start=START)
+    source = MySQLSource(emulator.archiver_dsn, read_buffer_size=65536, allow_self_audit=False)
+    kafka = producer_config(bootstrap, {"linger.ms": 5})
+    opts = Options(
+        topic=topics[0], control_topic=topics[1], start_from="earliest", idle_min=0.05,
+        idle_max=0.2, backoff_max=0.5, heartbeat_interval=3600,
+    )  # fmt: skip
+    store = BookmarkStore(mysql_server.dsn)
+    loop = Loop(source, lambda u: Publisher(kafka, u), store, SingleObjectCodec(), opts)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+
+    def wait_for_end() -> None:
+        last = json.loads(log_lines(emulator.log_dir)[-1])
+        end = Position(last["timestamp"], last["id"])
+        for _ in range(600):
+            if loop.bookmark == end:
+                return
+            threading.Event().wait(0.05)
+        raise AssertionError(f"bookmark {loop.bookmark} never reached {end}")
+
+    try:
+        wait_for_end()
+        emulator.restart()  # the producer's session is gone
+        write_events(emulator.writer, 200, seed=22, start=datetime(2024, 3, 9, tzinfo=UTC))
+        wait_for_end()
+    finally:
+        loop.stop()
+        thread.join(30)
+    expected = log_lines(emulator.log_dir)
+    got = read_topic(topics[0], len(expected))
+    assert [r["raw"] for _, r, _ in got] == expected  # nothing missing, nothing twice
+    assert assert_chain_intact(emulator.server_uuid, got) == 500
