@@ -107,7 +107,7 @@ def unsafe_sql() -> Iterator[str]:
                     if not isinstance(node, ast.JoinedStr) or id(node) in seen:
                         continue
                     seen.add(id(node))
-                    text = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+                    text = "".join(str(v.value) for v in node.values if isinstance(v, ast.Constant))
                     if not SQL.search(text):
                         continue
                     for value in node.values:
