@@ -30,6 +30,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -49,9 +50,10 @@ FORMAT = "auditstream-dump/1"
 KEY = ("server_uuid", "ts", "id")
 TSV = {"fields": "\t", "enclosed": "", "escaped": "\\", "lines": "\n", "null": "\\N"}
 CSV = {"fields": ",", "enclosed": '"', "escaped": "\\", "lines": "\r\n", "null": "\\N"}
-_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"}
-_TSV_TABLE = str.maketrans(_ESCAPES)
-_CSV_TABLE = str.maketrans({**_ESCAPES, '"': '\\"'})
+_SPECIAL = re.compile(rb"[\\\t\n\r\x00]")
+# MySQL protocol column types of numbers (FieldType.get_number_types(): DECIMAL, TINY, SHORT,
+# LONG, FLOAT, DOUBLE, LONGLONG, INT24, YEAR, BIT, NEWDECIMAL): written unquoted in CSV.
+_NUMERIC = {0, 1, 2, 3, 4, 5, 8, 9, 13, 16, 246}
 
 Opener = Callable[[Path], IO[bytes]]
 
@@ -117,31 +119,52 @@ def _open(path: Path) -> IO[bytes]:
 def _text(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8")
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, int | Decimal):
-        return str(value)
     return str(value)
 
 
+def _escape(value: bytes) -> bytes:
+    if _SPECIAL.search(value) is None:  # most values: no copy at all
+        return value
+    return (
+        value.replace(b"\\", b"\\\\")
+        .replace(b"\t", b"\\t")
+        .replace(b"\n", b"\\n")
+        .replace(b"\r", b"\\r")
+        .replace(b"\x00", b"\\0")
+    )
+
+
+def _tsv_bytes(row: Sequence[bytes | None]) -> bytes:
+    return b"\t".join([b"\\N" if v is None else _escape(v) for v in row]) + b"\n"
+
+
+def _csv_bytes(row: Sequence[bytes | None], numeric: Sequence[bool]) -> bytes:
+    out = [
+        b"\\N" if v is None else v if num else b'"' + _escape(v).replace(b'"', b'\\"') + b'"'
+        for v, num in zip(row, numeric, strict=True)
+    ]
+    return b",".join(out) + b"\r\n"
+
+
+def _as_text(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return repr(value).encode()
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ").encode()
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
 def tsv_line(row: Sequence[Any]) -> str:
-    r"""One row in the dump dialect (tab-separated, backslash escapes, ``\\N`` for NULL)."""
-    return "\t".join("\\N" if v is None else _text(v).translate(_TSV_TABLE) for v in row) + "\n"
+    r"""One row of Python values in the dump dialect (tabs, ``\`` escapes, ``\N`` for NULL)."""
+    return _tsv_bytes([_as_text(v) for v in row]).decode()
 
 
 def csv_line(row: Sequence[Any]) -> str:
-    r"""One row in the export dialect (strings quoted, backslash escapes, ``\\N`` for NULL)."""
-    out = []
-    for v in row:
-        if v is None:
-            out.append("\\N")
-        elif isinstance(v, int | float | Decimal):
-            out.append(_text(v))
-        else:
-            out.append('"' + _text(v).translate(_CSV_TABLE) + '"')
-    return ",".join(out) + "\r\n"
+    r"""One row of Python values in the export dialect (strings in ``"``, numbers bare)."""
+    numeric = [isinstance(v, int | float | Decimal) for v in row]
+    return _csv_bytes([_as_text(v) for v in row], numeric).decode()
 
 
 def dump_table(
@@ -176,6 +199,7 @@ def dump_table(
             ddl = _text(cur.fetchall()[0][1])  # type: ignore[index]  # bytes on some servers
             cur.execute(f"SELECT * FROM {quoted} LIMIT 0")
             columns = [_text(d[0]) for d in cur.description or ()]
+            numeric = [d[1] in _NUMERIC for d in cur.description or ()]
             cur.fetchall()
             conn.commit()
         except mysql.Error as exc:
@@ -183,7 +207,11 @@ def dump_table(
         objects: list[DumpObject] = []
         bookmarks: dict[str, dict[str, Any]] = {}
         rows = 0
-        line = tsv_line if method == "dump" else csv_line
+
+        def line(row: Sequence[bytes | None]) -> bytes:
+            return _tsv_bytes(row) if method == "dump" else _csv_bytes(row, numeric)
+
+        key_idx = [columns.index(k) for k in KEY]
         suffix = ".tsv.zst" if method == "dump" else ".csv"
         chunk_names: list[str] = []
         # Step 2
@@ -195,8 +223,8 @@ def dump_table(
                     name = f"{table}@{n}{suffix}" if method == "dump" else f"{table}{suffix}"
                     chunk_names.append(name)
                     writer = _Chunk(out_dir / name, opener, level if method == "dump" else None)
-                writer.write(line(row).encode("utf-8"))
-                _track(bookmarks, row, columns)
+                writer.write(line(row))
+                _track(bookmarks, row, key_idx)
                 rows += 1
                 if method == "dump" and writer.rows >= chunk_rows:
                     objects.append(writer.close())
@@ -290,8 +318,10 @@ def _pages(
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Pages of rows in primary-key order (keyset paging on ``(server_uuid, ts, id)``).
 
-    A page holds at most ``page_rows`` rows and, going by the previous page's average row size,
-    about ``page_bytes`` bytes: events reach 4 MB, so a fixed row count alone bounds nothing.
+    Rows are the server's text of each value (a ``raw`` cursor: no conversion to Python types
+    and back, and exactly the text ``LOAD DATA`` reads); NULL is None. A page holds at most
+    ``page_rows`` rows and, going by the previous page's average row size, about ``page_bytes``
+    bytes: events reach 4 MB, so a fixed row count alone bounds nothing.
     """
     idx = [columns.index(k) for k in KEY]
     select = f"SELECT * FROM {quoted}"
@@ -301,19 +331,21 @@ def _pages(
     while True:
         order = f" ORDER BY server_uuid, ts, id LIMIT {int(limit)}"
         try:
-            cur = conn.cursor()
+            cur = conn.cursor(raw=True)
             if last is None:
                 cur.execute(select + order)
             else:
-                u, t, i = (last[j] for j in idx)
-                cur.execute(select + after + order, (u, u, t, t, i))
+                u, t, i = (_text(last[j]) for j in idx)
+                cur.execute(select + after + order, (u, u, t, t, int(i)))
             page: list[tuple[Any, ...]] = list(cur.fetchall())  # type: ignore[arg-type]
             conn.commit()
         except mysql.Error as exc:
             raise _read_error(exc, table) from exc
         if not page:
             return
-        size = sum(len(v) for row in page for v in row if isinstance(v, str | bytes))
+        sample = page[:: max(1, len(page) // 50)]  # ~50 rows tell the average well enough
+        size = len(page) * sum(len(v) for r in sample for v in r if v is not None)
+        size //= len(sample)
         limit = max(1, min(page_rows, page_bytes * len(page) // max(size, 1)))
         yield page
         last = page[-1]
@@ -325,8 +357,8 @@ def _read_error(exc: Exception, table: str) -> ArchiveError:
     return ArchiveError(f"cannot read the rotated table: {exc}", table=table, gone=gone or None)
 
 
-def _track(bookmarks: dict[str, dict[str, Any]], row: Sequence[Any], columns: list[str]) -> None:
-    uuid, ts, id_ = (row[columns.index(k)] for k in KEY)
+def _track(bookmarks: dict[str, dict[str, Any]], row: Sequence[Any], key_idx: list[int]) -> None:
+    uuid, ts, id_ = row[key_idx[0]], row[key_idx[1]], row[key_idx[2]]
     key = _text(uuid)
     point = [_text(ts), int(id_)]
     entry = bookmarks.setdefault(key, {"min": point, "max": point, "rows": 0})

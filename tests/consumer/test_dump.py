@@ -36,7 +36,7 @@ def _rotated(dsn: MySQLDsn, n_a: int, n_b: int) -> None:
 
 def test_escaping_of_awkward_values() -> None:
     assert tsv_line(["a\tb\nc\\d\re\0", None, 1.5, 7]) == "a\\tb\\nc\\\\d\\re\\0\t\\N\t1.5\t7\n"
-    assert csv_line(['say "hi"', None, 2]) == '"say \\"hi\\"",\\N,2\r\n'
+    assert csv_line(['say "hi"', None, 2, 0.5]) == '"say \\"hi\\"",\\N,2,0.5\r\n'
 
 
 def test_dump_chunks_manifest_and_bookmarks(archive_dsn: MySQLDsn, tmp_path: Path) -> None:
@@ -178,7 +178,7 @@ def test_pages_are_bounded_in_bytes_for_big_events(archive_dsn: MySQLDsn) -> Non
     sizes = [sum(len(r[columns.index("query")]) for r in p) for p in pages]
     assert len(pages[0]) == 1 and max(len(p) for p in pages) > 1
     assert max(sizes) <= limit
-    assert [r[2] for p in pages for r in p] == list(range(12))
+    assert [int(r[2]) for p in pages for r in p] == list(range(12))
 
 
 def table_columns(conn: mysql.Connection) -> list[str]:
