@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from auditstream.reconcile.keys import KeyRange
 from auditstream.reconcile.source import SourceResult, read_source
 from auditstream.reconcile.tables import TablesResult, read_tables
 from auditstream.reconcile.topic import (
+    MarkBuffer,
     TopicResult,
     read_dead_letters,
     read_events,
@@ -174,14 +176,7 @@ def reconcile(stores: Stores, keys: KeyRange, *, limit: int = 100) -> Report:
             keys = src.range
         report = Report(keys, names[0], limit=limit)
         # Step 2
-        topic = TopicResult()
-        if stores.kafka is not None:
-            args = (stores.kafka, index, keys, stores.codec, stores.idle_timeout)
-            read_events(args[0], stores.topic, *args[1:], result=topic)
-            if stores.control_topic:
-                read_gaps(args[0], stores.control_topic, *args[1:], result=topic)
-            if stores.dlq_topic:
-                read_dead_letters(args[0], stores.dlq_topic, *args[1:], result=topic)
+        topic = _read_topics(stores, index, keys) if stores.kafka is not None else TopicResult()
         tables = read_tables(stores.archive, index, keys) if stores.archive else None
         dumps = read_dumps(*stores.dumps, index, keys) if stores.dumps else None
         # Step 3
@@ -193,6 +188,33 @@ def reconcile(stores: Stores, keys: KeyRange, *, limit: int = 100) -> Report:
         # Step 4
         _unkeyed(report, src, topic, tables, dumps)
     return report
+
+
+def _read_topics(stores: Stores, index: KeyIndex, keys: KeyRange) -> TopicResult:
+    """The three topics at once: events into the index here, marks buffered in workers."""
+    assert stores.kafka is not None  # noqa: S101 - checked by the caller
+    conf, codec, idle = stores.kafka, stores.codec, stores.idle_timeout
+    gaps, letters = TopicResult(), TopicResult()
+    buffer = MarkBuffer()
+    with ThreadPoolExecutor(2, thread_name_prefix="reconcile") as pool:
+        jobs = []
+        if stores.control_topic:
+            jobs.append(
+                pool.submit(read_gaps, conf, stores.control_topic, buffer, keys, codec, idle, gaps)
+            )
+        if stores.dlq_topic:
+            jobs.append(
+                pool.submit(
+                    read_dead_letters, conf, stores.dlq_topic, buffer, keys, codec, idle, letters
+                )
+            )
+        result = read_events(conf, stores.topic, index, keys, codec, idle)
+        for job in jobs:
+            job.result()
+    buffer.apply(index)
+    result.gaps, result.gap_sha256 = gaps.gaps, gaps.gap_sha256
+    result.dead_letters, result.poison = letters.dead_letters, letters.poison
+    return result
 
 
 class _Judge:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from auditstream.chain import GAP_FIELDS, Link
 from auditstream.errors import BrokerError
@@ -26,6 +26,33 @@ from auditstream.reconcile.index import KeyIndex
 from auditstream.reconcile.keys import KeyRange, digest
 from auditstream.verify.topic import links, messages
 from schemas.codec import Codec
+
+
+class Marker(Protocol):
+    """Where marks go: the ``KeyIndex``, or a ``MarkBuffer`` filled in another thread."""
+
+    def mark(self, mark: str, server_uuid: str, ts: str, id_: int, what: str) -> None:
+        """Record that a gap (``"gap"``) or a dead letter (``"dlq"``) names this key."""
+
+
+@dataclass
+class MarkBuffer:
+    """Marks kept in memory (gaps and dead letters are few), applied later by ``apply``.
+
+    Trap: SQLite connections belong to their thread; a reader running in a worker thread marks
+    into this buffer, and the thread that owns the index applies it.
+    """
+
+    marks: list[tuple[str, str, str, int, str]] = field(default_factory=list)
+
+    def mark(self, mark: str, server_uuid: str, ts: str, id_: int, what: str) -> None:
+        """Keep one mark."""
+        self.marks.append((mark, server_uuid, ts, id_, what))
+
+    def apply(self, index: KeyIndex) -> None:
+        """Write the marks into ``index``."""
+        for args in self.marks:
+            index.mark(*args)
 
 
 @dataclass
@@ -63,7 +90,7 @@ def read_events(
 def read_gaps(
     conf: Mapping[str, Any],
     topic: str,
-    index: KeyIndex,
+    index: Marker,
     keys: KeyRange,
     codec: Codec | None = None,
     idle_timeout: float = 30.0,
@@ -84,14 +111,19 @@ def read_gaps(
 
 
 def mark_gap(
-    index: KeyIndex,
+    index: Marker,
     keys: KeyRange,
     server_uuid: str,
     gap: Mapping[str, Any],
     where: str,
     result: TopicResult,
 ) -> None:
-    """Mark the key one gap stands for (shared with the ``audit_control`` reader)."""
+    """Mark the key one gap stands for (shared with the ``audit_control`` reader).
+
+    Only a gap of exactly one event with a position names a key (``oversized``,
+    ``too_large_for_topic``, ``invalid_event`` with a position); a gap without a position is
+    kept by its SHA-256; ranges (``missing_bookmark``, ``rotated_away``) name no key.
+    """
     to_ts, to_id = gap.get("to_timestamp"), gap.get("to_id")
     one = to_ts and to_id not in (None, "") and str(gap.get("events")) == "1"
     if one and keys.holds(server_uuid, str(to_ts), int(str(to_id))):
@@ -104,7 +136,7 @@ def mark_gap(
 def read_dead_letters(
     conf: Mapping[str, Any],
     topic: str,
-    index: KeyIndex,
+    index: Marker,
     keys: KeyRange,
     codec: Codec | None = None,
     idle_timeout: float = 30.0,
