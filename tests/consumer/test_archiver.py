@@ -310,3 +310,18 @@ def test_long_large_table_with_faults_round_trips(
     original = table_rows(archive_dsn, table)
     assert restore(store, store.target, table, archive_dsn, tmp_path / "r", into="back") == 60_000
     assert table_rows(archive_dsn, "back") == original
+
+
+@pytest.mark.parametrize("method", ["dump", "export"])
+def test_empty_forced_rotation_uploads_and_restores(
+    archive_dsn: MySQLDsn, store: OciStore, oci_server: OciTestServer, tmp_path: Path, method: str
+) -> None:
+    from consumer.restore import restore
+
+    ledger = Ledger(mysql.connect(archive_dsn))
+    assert Rotator(mysql.connect(archive_dsn), ledger, Schedule()).rotate(NOW, force=True) == TABLE
+    ledger.close()
+    arch = Archiver(archive_dsn, store, store.target, tmp_path / "staging", method=method)
+    assert arch.run(NOW).verified == [TABLE]
+    assert Manifest.from_json(oci_server.objects()[PREFIX + "manifest.json"]).rows == 0
+    assert restore(store, store.target, TABLE, archive_dsn, tmp_path / "r", into="back") == 0
