@@ -87,7 +87,9 @@ class StoreSettings(ArchiveSettings):
         description="oci://bucket@namespace/prefix, oci://bucket/prefix or file:///dir",
     )
     staging_dir: Path = Field(Path("auditstream-staging"), description="local dir for dumps")
-    oci_auth: Literal["config", "instance_principal", "resource_principal"] = "config"
+    oci_auth: Literal["config", "instance_principal", "resource_principal"] = Field(
+        "config", description="config file profile, or instance/resource principals"
+    )
     oci_config_file: Path | None = Field(None, description="OCI config file (~/.oci/config)")
     oci_profile: str = Field("DEFAULT", description="profile in the OCI config file")
     oci_endpoint: str | None = Field(None, description="Object Storage endpoint override")
