@@ -186,6 +186,7 @@ class AuditConnection(Connection):  # type: ignore[misc]  # mimic is untyped
                 await self.stream.write(b"\x01" + FAST_AUTH_SUCCESS)
             tls = self.stream.writer.transport.get_extra_info("ssl_object") is not None
             self.session.connection_type = "ssl" if tls else "tcp/ip"
+            self.session.control = self.control
             self.session.start(account, self.connection_id, host, dict(connect_attrs))
             await self.stream.write(self.ok())
             return

@@ -46,7 +46,12 @@ from emulator.sqltext import (
     tokenize,
     unquote,
 )
-from emulator.statements import filter_tables_query, set_statement, show_statement
+from emulator.statements import (
+    filter_tables_query,
+    kill_statement,
+    set_statement,
+    show_statement,
+)
 
 if TYPE_CHECKING:
     from emulator.state import ServerState
@@ -76,6 +81,7 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
         self.backend = Backend(state.config.backend_dsn)
         self.in_transaction = False
         self.closed = False
+        self.control: Any = None  # mysql-mimic's LocalControl, set by the connection
 
     def buffer_size(self) -> int:
         """The read buffer that applies to this session's ``audit_log_read`` calls."""
@@ -141,6 +147,8 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
                 return shown
         if first == "SET":
             return await set_statement(self, sql, tokens)
+        if first == "KILL":
+            return await kill_statement(self, tokens)
         if first == "USE" and len(tokens) >= 2:
             result = await self.backend.execute(sql)
             self.database = (

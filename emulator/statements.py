@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mysql_mimic.constants import KillKind
 from sqlglot.errors import SqlglotError
 from sqlglot.executor import execute as sqlglot_execute
 from sqlglot.executor.table import Table
@@ -206,3 +207,27 @@ def _tables(filters: list[dict[str, Any]], users: list[dict[str, Any]]) -> dict[
             table.append(tuple(row[c] for c in cols))
         out[name] = table
     return {"mysql": out}
+
+
+async def kill_statement(session: AuditSession, tokens: list[Token]) -> Result:
+    """``KILL [CONNECTION | QUERY] id`` of the emulator's own connections (never the backend's).
+
+    Raises:
+        UdfError: 1094 unknown id, 1095 another account's connection without SUPER.
+    """
+    words = [t for t in tokens[1:] if t.upper not in ("CONNECTION", "QUERY")]
+    kind = KillKind.QUERY if any(t.upper == "QUERY" for t in tokens[1:2]) else KillKind.CONNECTION
+    if len(words) == 3 and words[0].upper == "CONNECTION_ID":
+        target = session.connection_id
+    elif len(words) == 1 and words[0].kind == "num" and words[0].text.isdigit():
+        target = int(words[0].text)
+    else:
+        raise UdfError(1064, "You have an error in your SQL syntax near 'KILL'", "42000")
+    victim = session.control._connections.get(target) if session.control else None
+    if victim is None:
+        raise UdfError(1094, f"Unknown thread id: {target}")
+    mine = victim.session.account == session.account
+    if not mine and not (session.account and session.account.privileges & {"SUPER", "ALL"}):
+        raise UdfError(1095, f"You are not owner of thread {target}")
+    await session.control.kill(target, kind)
+    return Result()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -424,3 +425,26 @@ def test_a_large_corpus_reads_back_complete_in_4mb_pages(emulator_factory, flavo
         conn.close()
     assert seen + len(skipped) == count
     assert (len(skipped) > 0) == (flavor == "oracle")
+
+
+def test_kill_acts_on_the_emulators_own_connections(emulator) -> None:
+    victim = connect(emulator.dsn("app"))
+    killer = connect(emulator.dsn("admin"))
+    other = connect(emulator.dsn("app"))
+    try:
+        (victim_id,) = query(victim, "SELECT CONNECTION_ID()")[0]
+        with pytest.raises(mysql.Error) as info:
+            query(killer, "KILL 999999")
+        assert info.value.errno == 1094
+        admin_id = query(killer, "SELECT CONNECTION_ID()")[0][0]
+        with pytest.raises(mysql.Error) as info:
+            query(other, f"KILL {admin_id}")
+        assert info.value.errno == 1095
+        query(killer, f"KILL {victim_id}")
+        with pytest.raises(mysql.Error):
+            query(victim, "SELECT 1")
+        assert query(killer, "SELECT 2") == [(2,)]
+    finally:
+        for c in (victim, killer, other):
+            with contextlib.suppress(mysql.Error):
+                c.close()
