@@ -25,13 +25,22 @@ from emulator.state import EmulatorConfig, ServerState
 log = logging.getLogger(__name__)
 
 
+class Registry(LocalControl):  # type: ignore[misc]  # mimic is untyped
+    """mimic's connection registry, with a lookup (``KILL`` checks the victim's account)."""
+
+    def get(self, connection_id: int) -> AuditConnection | None:
+        """The live connection with this id, if any."""
+        conn: AuditConnection | None = self._connections.get(connection_id)
+        return conn
+
+
 class _Server(MysqlServer):  # type: ignore[misc]  # mimic is untyped
     """mysql-mimic's server building ``AuditConnection``s over one ``ServerState``."""
 
     def __init__(self, state: ServerState) -> None:
         super().__init__(identity_provider=Accounts(state.config.users), ssl=_tls(state))
         self.state = state
-        self.control = LocalControl()
+        self.control = Registry()
         self.clients: set[asyncio.StreamWriter] = set()
 
     async def _client_connected_cb(

@@ -81,7 +81,7 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
         self.backend = Backend(state.config.backend_dsn)
         self.in_transaction = False
         self.closed = False
-        self.control: Any = None  # mysql-mimic's LocalControl, set by the connection
+        self.control: Any = None  # the server's Registry, set by the connection at login
 
     def buffer_size(self) -> int:
         """The read buffer that applies to this session's ``audit_log_read`` calls."""

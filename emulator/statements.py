@@ -223,7 +223,7 @@ async def kill_statement(session: AuditSession, tokens: list[Token]) -> Result:
         target = int(words[0].text)
     else:
         raise UdfError(1064, "You have an error in your SQL syntax near 'KILL'", "42000")
-    victim = session.control._connections.get(target) if session.control else None
+    victim = session.control.get(target) if session.control else None
     if victim is None:
         raise UdfError(1094, f"Unknown thread id: {target}")
     mine = victim.session.account == session.account
