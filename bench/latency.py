@@ -239,7 +239,8 @@ def _report(run: Run, steps: Sequence[Step], producer_rss: float, consumer_rss: 
             "ev/s",
             baseline=run.ref("baseline.rows_s"),
             limit=run.ref("limit.load.rows_s"),
-            note=f"steps {', '.join(f'{s.rate:,}' for s in steps)}; one producer, one consumer; "
+            note=("" if held else "no step held; ")
+            + f"steps {', '.join(f'{s.rate:,}' for s in steps)}; one producer, one consumer; "
             f"peak RSS producer {producer_rss:.0f} MB, consumer {consumer_rss:.0f} MB",
         ),
         "e2e.rate",
