@@ -29,6 +29,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -38,6 +39,7 @@ from auditstream.dsn import MySQLDsn
 from auditstream.embedded import PrivateMariaDB, TansuBroker, free_port, wait_for_port
 from auditstream.errors import AuditStreamError
 from auditstream.settings import ServiceSettings, load
+from schemas.mapping import parse_timestamp
 
 TOPIC = "mysql.audit.events"
 SERVER_UUID = "6c1f8b5e-0d1c-11ef-9f1a-0242ac120002"
@@ -224,33 +226,47 @@ def run(settings: DemoSettings, workdir: Path) -> Summary:
 
 
 def write_corpus(settings: DemoSettings, log_dir: Path) -> tuple[int, int]:
-    """Write the corpus through the emulator's writer; return (events, oversized events)."""
+    """Write the corpus through the emulator's writer; return (events, oversized events).
+
+    Generated traffic in rotated, gzipped files, with ``settings.oversized`` events larger than
+    the 4 MB read buffer placed among them (the server skips those and warns: gaps).
+    """
     from emulator.logfile import AuditLogWriter
     from emulator.traffic import write_events
 
     log_dir.mkdir(parents=True, exist_ok=True)
     writer = AuditLogWriter(log_dir, rotate_on_size=32 * 1024 * 1024, compress=True)
     try:
-        share = settings.oversized / settings.events
-        written = write_events(writer, settings.events, seed=7, oversized_share=share, compact=True)
+        written = 0
+        parts = settings.oversized + 1
+        for n in range(parts):
+            count = settings.events // parts + (settings.events % parts if n == 0 else 0)
+            start = parse_timestamp(writer.last[0]) + timedelta(seconds=1) if writer.last else None
+            written += write_events(
+                writer, count - (1 if n else 0), seed=7 + n, start=start, compact=True
+            )
+            if n:
+                writer.write(_oversized_event(n, writer.last[0] if writer.last else None))
+                written += 1
     finally:
         writer.close()
-    big = 0
-    for path in log_dir.iterdir():
-        big += _count_oversized(path)
-    return written, big
+    return written, settings.oversized
 
 
-def _count_oversized(path: Path) -> int:
-    import gzip
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    count = 0
-    with opener(path, "rb") as fh:
-        for line in fh:
-            if len(line) > 4 * 1024 * 1024:
-                count += 1
-    return count
+def _oversized_event(n: int, ts: str | None) -> dict[str, object]:
+    """A ``general`` event whose query makes it larger than the 4 MB read buffer."""
+    query = f"INSERT INTO blobs VALUES ({n}, '" + "x" * (4 * 1024 * 1024 + 512) + "')"
+    event: dict[str, object] = {
+        "class": "general",
+        "event": "status",
+        "connection_id": 900 + n,
+        "account": {"user": "loader", "host": "batch01"},
+        "login": {"user": "loader", "os": "", "ip": "10.0.0.9", "proxy": ""},
+        "general_data": {"command": "Query", "sql_command": "insert", "query": query, "status": 0},
+    }
+    if ts:
+        event["timestamp"] = ts
+    return event
 
 
 def apply_filters(admin: MySQLDsn) -> None:

@@ -30,15 +30,15 @@ def archive(mysql_db: MySQLDsn) -> MySQLDsn:
             for statement in sql.statements(f"archive/{name}"):
                 cur.execute(statement)
         cur.execute(
-            "INSERT INTO audit_config VALUES (%s, '2024-01-01 10:00:00', 7, UTC_TIMESTAMP(6))",
+            "INSERT INTO audit_config (server_uuid, ts, id, updated_at) VALUES (%s, '2024-01-01 10:00:00', 7, UTC_TIMESTAMP(6))",
             (UUID,),
         )
         cur.execute(
-            "INSERT INTO audit_high_water VALUES (%s, '2024-01-01 09:59:59', 3, 'mysql.audit.events', 2, 41, UTC_TIMESTAMP(6))",
+            "INSERT INTO audit_high_water (server_uuid, ts, id, topic, kafka_partition, kafka_offset, updated_at) VALUES (%s, '2024-01-01 09:59:59', 3, 'mysql.audit.events', 2, 41, UTC_TIMESTAMP(6))",
             (UUID,),
         )
         cur.executemany(
-            "INSERT INTO audit_offsets VALUES ('mysql.audit.events', %s, %s, 'm1', UTC_TIMESTAMP(6))",
+            "INSERT INTO audit_offsets (topic, kafka_partition, next_offset, member, updated_at) VALUES ('mysql.audit.events', %s, %s, 'm1', UTC_TIMESTAMP(6))",
             [(0, None), (2, 42)],
         )
         cur.execute(
