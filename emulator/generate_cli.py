@@ -61,6 +61,7 @@ def main(argv: Sequence[str]) -> int:
             start=datetime.now(UTC) if args.rate else start,
             compact=args.compact,
             events_per_second=args.rate or 1000.0,
+            with_startup=written == 0,
         )
         if args.rate:
             time.sleep(max(0.0, n / args.rate - (time.perf_counter() - tick)))

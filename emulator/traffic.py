@@ -42,6 +42,7 @@ def generate_events(
     oversized_share: float = 0.0,
     start: datetime | None = None,
     events_per_second: float = 1000.0,
+    with_startup: bool = True,
 ) -> Iterator[dict[str, Any]]:
     """Yield ``count`` events with increasing ``timestamp`` (UTC) and no ``id``.
 
@@ -51,6 +52,7 @@ def generate_events(
         oversized_share: fraction of statements whose event exceeds 4 MB (0..1).
         start: timestamp of the first event (default 2024-01-01 00:00:00 UTC).
         events_per_second: spacing of the timestamps (not a wall-clock rate).
+        with_startup: begin with the server's ``audit/startup`` event.
     """
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not security
     t0 = start or datetime(2024, 1, 1, tzinfo=UTC)
@@ -62,7 +64,7 @@ def generate_events(
     def stamp() -> str:
         return (t0 + timedelta(seconds=int(n * step))).strftime("%Y-%m-%d %H:%M:%S")
 
-    if count > 0:
+    if count > 0 and with_startup:
         yield startup(stamp())
         n += 1
     while n < count:
@@ -165,6 +167,7 @@ def write_events(
     start: datetime | None = None,
     compact: bool = False,
     events_per_second: float = 1000.0,
+    with_startup: bool = True,
 ) -> int:
     """Write ``count`` generated events through ``writer`` in bulk; returns how many.
 
@@ -176,7 +179,9 @@ def write_events(
     pool_size = min(count, 1000 if oversized_share else 5000)
     pool = [
         _template(ev, compact)
-        for ev in generate_events(pool_size, seed, oversized_share=oversized_share)
+        for ev in generate_events(
+            pool_size, seed, oversized_share=oversized_share, with_startup=with_startup
+        )
     ]
     t0 = start or datetime(2024, 1, 1, tzinfo=UTC)
     percona = writer.flavor == "percona"
