@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     load = machine.OtherLoad()
+    head = machine.git_head()  # the shared checkout may move during the run
     stack = Stack.start(workdir)
     run = Run(stack, sizes, workdir, profile=frozenset(p for p in args.profile.split(",") if p))
     try:
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.close()
     info = machine.describe(shutil.which("mariadbd") or "/usr/sbin/mariadbd")
+    if info["git commit"] != head:
+        info["git commit"] = f"{head} at start, {info['git commit']} at end"
     info["command"] = " ".join(["python -m bench", *argv])
     info["run time"] = f"{time.monotonic() - started:.0f} s"
     info["other load"] = load.describe()

@@ -34,7 +34,7 @@ def describe(mariadbd: str | None = None) -> dict[str, str]:
         "memory": f"{_mem_total_gb():.1f} GB",
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "git commit": _git_head(),
+        "git commit": git_head(),
     }
     if mariadbd:
         info["archive db"] = _first_line([mariadbd, "--version"])
@@ -69,7 +69,8 @@ def _mem_total_gb() -> float:
     return float("nan")
 
 
-def _git_head() -> str:
+def git_head() -> str:
+    """The checkout's short commit, marked when the work tree has uncommitted changes."""
     text = _first_line(["git", "rev-parse", "--short", "HEAD"])
     dirty = _first_line(["git", "status", "--porcelain", "--untracked-files=no"])
     return text + (" (with uncommitted changes)" if dirty else "")
