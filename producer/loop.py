@@ -43,6 +43,8 @@ from schemas.codec import Codec
 log = logging.getLogger(__name__)
 
 EARLIEST = "1970-01-01 00:00:00"
+#: Stored for ``latest`` on an empty log: "everything written from now on is new".
+ORIGIN = Position(EARLIEST, 0)
 
 
 class BookmarkStore(Protocol):
@@ -86,6 +88,7 @@ class Loop:
         self._backoff = Backoff(options.backoff_max, self._stopping)
         self._next_heartbeat = 0.0
         self._newest: Position | None = None
+        self._start_ts = options.start_timestamp or EARLIEST
         self._connected = False
         self.bookmark: Position | None = None
         self.batcher: Batcher | None = None
@@ -135,13 +138,16 @@ class Loop:
         chain = ChainState.start(uuid)
         if stored is not None:
             self.bookmark, chain = stored
+            if self.bookmark == ORIGIN:
+                self.bookmark, self._start_ts = None, EARLIEST
         elif self._opts.start_from == "latest":
+            # Like the predecessor: the newest event counts as sent; stream what follows. On an
+            # empty log, remember that everything from now on is new (else the next start
+            # would skip what was written meanwhile). The chain starts at genesis.
             newest = self._source.latest()
-            if newest is not None:
-                # Like the predecessor: the newest event counts as sent; stream what follows.
-                # The chain starts at genesis with the first event published.
-                self._store.store(uuid, newest, chain)
-                self.bookmark = newest
+            self._store.store(uuid, newest or ORIGIN, chain)
+            self.bookmark = newest
+            self._start_ts = EARLIEST
         log.info(
             "starting",
             extra={"ctx": {"server_uuid": uuid, "bookmark": _text(self.bookmark)}},
@@ -171,7 +177,7 @@ class Loop:
                 )
         bookmark = self.bookmark
         if bookmark is None:
-            page = self._source.open_at(self._opts.start_timestamp or EARLIEST)
+            page = self._source.open_at(self._start_ts)
             missing: Position | None = None
         else:
             page = self._source.open(bookmark)

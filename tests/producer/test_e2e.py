@@ -22,6 +22,7 @@ from auditstream.errors import SourceConfigError
 from emulator.traffic import write_events
 from producer.__main__ import main
 from producer.bookmark import BookmarkStore
+from producer.loop import ORIGIN
 from producer.page import Position
 from producer.source import MySQLSource
 from schemas import registry
@@ -348,3 +349,17 @@ def test_source_restart_reconnects_and_resumes_from_the_bookmark(
     got = read_topic(topics[0], len(expected))
     assert [r["raw"] for _, r, _ in got] == expected  # nothing missing, nothing twice
     assert assert_chain_intact(emulator.server_uuid, got) == 500
+
+
+def test_latest_on_an_empty_log_streams_everything_written_afterwards(
+    emulator: EmulatorHandle,
+    bookmarks: BookmarkStore,
+    bootstrap: str,
+    topics: tuple[str, str],
+    read_topic: Reader,
+) -> None:
+    assert run_producer(emulator, bootstrap, topics) == 0  # nothing to seed from
+    assert bookmarks.load(emulator.server_uuid) == ORIGIN  # "from the log's beginning"
+    write_events(emulator.writer, 15, seed=31, start=START)
+    assert run_producer(emulator, bootstrap, topics) == 0
+    assert [r["raw"] for _, r, _ in read_topic(topics[0], 15)] == log_lines(emulator.log_dir)
