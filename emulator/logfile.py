@@ -174,9 +174,11 @@ class AuditLogWriter:
             return key
 
     def _follow(self) -> None:
-        """Reopen when another writer (another process) rotated the live file away from us."""
+        """Reopen when another writer rotated the live file away from us, or after ``close``."""
         try:
-            moved = os.fstat(self._file.fileno()).st_ino != self.path.stat().st_ino
+            moved = self._file.closed or (
+                os.fstat(self._file.fileno()).st_ino != self.path.stat().st_ino
+            )
         except FileNotFoundError:
             moved = True
         if moved:

@@ -65,3 +65,17 @@ def test_subprocess_emulator_can_be_killed(emulator_factory):
         assert len(page) == 2 and page[-1] is None
     finally:
         conn.close()
+
+
+def test_a_writer_kept_across_restart_still_writes(emulator):
+    writer = emulator.writer
+    writer.write({"class": "a", "event": "before"})
+    emulator.restart()
+    writer.write({"class": "b", "event": "after"})  # the old server's writer reopens the file
+    writer.close()
+    conn = mysql.connect(emulator.archiver_dsn)
+    try:
+        page = json.loads(_read_all(conn, '{"start": {"timestamp": "2000-01-01"}}'))
+    finally:
+        conn.close()
+    assert [e and e["event"] for e in page] == ["before", "after", None]
