@@ -1,0 +1,19 @@
+import time
+
+from bench import machine
+
+
+def test_describe_names_the_machine_and_versions():
+    info = machine.describe()
+    assert info["cpu"].split()[0].isdigit()
+    assert info["memory"].endswith("GB")
+    assert "confluent-kafka" in info["packages"]
+    assert info["librdkafka"][0].isdigit()
+
+
+def test_other_load_reports_cpu_used_by_other_processes():
+    load = machine.OtherLoad()
+    time.sleep(0.2)
+    text = load.describe()
+    assert "core-seconds used by other processes" in text
+    assert "load average" in text
