@@ -5,11 +5,15 @@ Steps (``restore``):
 1. Read ``manifest.json`` of ``<prefix>/<table>/`` from the target.
 2. Download every data file into the staging directory, checking size and SHA-256 against the
    manifest while writing (a corrupt object stops the restore before any row is loaded).
-3. Create the table from the dump's DDL (under another name with ``into``); an existing table
-   must be empty, so a restore never mixes into live data.
+3. Create the table ``LIKE audit_data_template`` (under another name with ``into``); an existing
+   table must be empty, so a restore never mixes into live data.
 4. ``LOAD DATA LOCAL INFILE`` each file (zstd chunks are decompressed to a file first) with the
    dialect the dump was written in.
 5. Check the loaded row count against the manifest.
+
+Trust: the manifest comes from object storage, outside the archive's trust boundary. Its table
+name must be the one asked for, object names must be dump file names (they become local paths),
+columns must be plain identifiers; its DDL and dialect are never executed (our own are).
 
 Trap: ``LOAD DATA LOCAL`` needs ``local_infile=ON`` on the server (MySQL 8 defaults to OFF) and
 is enabled on the client only for this session, only for the staging directory.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -29,9 +34,18 @@ from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError, ChecksumMismatch, ObjectStoreError
 from consumer.dump import MANIFEST, Manifest
 from consumer.ledger import archive_errors
+from consumer.rotation import TEMPLATE
 from consumer.targets import ObjectStore, TargetUrl
 
 log = logging.getLogger(__name__)
+
+#: LOAD DATA clauses per method: our own constants, never text from the downloaded manifest.
+_TSV_LOAD = "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'"
+_CSV_LOAD = (
+    "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '\\\\'"
+    " LINES TERMINATED BY '\\r\\n'"
+)
+_SUFFIX = re.compile(r"@\d+\.tsv\.zst|\.csv|\.sql|\.json")
 
 
 def read_manifest(store: ObjectStore, target: TargetUrl, table: str) -> Manifest:
@@ -65,6 +79,7 @@ def restore(
     dest = sqlident.ident(into or table)
     # Step 1
     manifest = read_manifest(store, target, table)
+    _check(manifest, table)
     work = staging / f"restore-{table}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -100,15 +115,22 @@ def restore(
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _check(manifest: Manifest, table: str) -> None:
+    """The manifest comes from object storage: trust none of what reaches SQL or a path."""
+    if manifest.table != table or manifest.method not in ("dump", "export"):
+        raise ChecksumMismatch(
+            "the manifest is not a dump of this table", table=table, manifest=manifest.table
+        )
+    for obj in manifest.objects:
+        if not obj.name.startswith(table) or not _SUFFIX.fullmatch(obj.name[len(table) :]):
+            raise ChecksumMismatch("unexpected object name in the manifest", object=obj.name)
+    for column in manifest.columns:
+        sqlident.ident(column)
+
+
 def _load(conn: mysql.Connection, manifest: Manifest, dest: str, files: list[Path]) -> int:
-    head = f"CREATE TABLE `{manifest.table}`"
-    if not manifest.ddl.startswith(head):
-        raise ArchiveError("the dump's DDL does not create its table", table=manifest.table)
-    d = manifest.dialect
-    enclosed = f" OPTIONALLY ENCLOSED BY '{d['enclosed']}'" if d["enclosed"] else ""
-    lines = d["lines"].replace("\r", "\\r").replace("\n", "\\n")
-    fields = d["fields"].replace("\t", "\\t")
     columns = ", ".join(sqlident.ident(c) for c in manifest.columns)
+    dialect = _TSV_LOAD if manifest.method == "dump" else _CSV_LOAD
     with archive_errors("restore", table=dest):
         cur = conn.cursor()
         # Step 3
@@ -123,13 +145,12 @@ def _load(conn: mysql.Connection, manifest: Manifest, dest: str, files: list[Pat
             if cur.fetchall():
                 raise ArchiveError("restore target table exists and is not empty", table=dest)
         else:
-            cur.execute(f"CREATE TABLE {dest}" + manifest.ddl[len(head) :])
+            cur.execute(f"CREATE TABLE {dest} LIKE {TEMPLATE}")
         # Step 4
         for path in files:
             cur.execute(
                 f"LOAD DATA LOCAL INFILE %s INTO TABLE {dest} CHARACTER SET utf8mb4"
-                f" FIELDS TERMINATED BY '{fields}'{enclosed} ESCAPED BY '\\\\'"
-                f" LINES TERMINATED BY '{lines}' ({columns})",
+                f" {dialect} ({columns})",
                 (str(path.resolve()),),
             )
             log.info("loaded", extra={"ctx": {"table": dest, "file": path.name}})

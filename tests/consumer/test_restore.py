@@ -77,3 +77,34 @@ def _tables(dsn: MySQLDsn) -> list[tuple[str]]:
     out = [(str(r[0]),) for r in cur.fetchall()]
     conn.close()
     return out
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        {"table": "audit_data_20200101_000000"},
+        {"method": "dump; DROP TABLE audit_data"},
+        {"objects": [{"name": "../../../etc/passwd", "size": 1, "sha256": "0" * 64}]},
+        {"columns": ["id`, `x"]},
+        {"ddl": "CREATE TABLE `audit_data_20260102_030405` (x INT) AS SELECT * FROM mysql.user"},
+    ],
+    ids=["table", "method", "path", "column", "ddl"],
+)
+def test_a_tampered_manifest_reaches_no_sql_and_no_path(
+    archive_dsn: MySQLDsn, tmp_path: Path, tamper: dict[str, object]
+) -> None:
+    import json
+
+    from auditstream.errors import AuditStreamError
+
+    target, store = rotate_and_upload(archive_dsn, tmp_path, "dump")
+    original = table_rows(archive_dsn, TABLE)
+    path = tmp_path / "store" / "prefix" / TABLE / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **tamper}))
+    if "ddl" in tamper:  # the DDL is never executed: the restore is exact anyway
+        restore(store, target, TABLE, archive_dsn, tmp_path / "r", into="back")
+        assert table_rows(archive_dsn, "back") == original
+        return
+    with pytest.raises(AuditStreamError):
+        restore(store, target, TABLE, archive_dsn, tmp_path / "r", into="back")
+    assert "back" not in {r[0] for r in _tables(archive_dsn)}
