@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from emulator import selfaudit
 from emulator.errors import UdfError, udf_failed
 from emulator.filters import filter_function
 from emulator.variables import check_read
@@ -27,7 +28,14 @@ FILTER_FUNCTIONS = {
 }
 AUDIT_FUNCTIONS = READ_FUNCTIONS | FILTER_FUNCTIONS | {"audit_log_rotate"}
 #: functions whose value belongs to the emulator, not to the backend
-SESSION_FUNCTIONS = {"connection_id", "version", "current_user", "user", "session_user"}
+SESSION_FUNCTIONS = {
+    "connection_id",
+    "version",
+    "current_user",
+    "user",
+    "session_user",
+    "audit_api_message_emit_udf",
+}
 OWN_SYSVARS = {"version", "version_comment", "server_uuid", "warning_count", "error_count"}
 
 
@@ -38,6 +46,8 @@ def call(session: AuditSession, name: str, args: list[str | None]) -> bytes | st
         UdfError: the server's error for this call.
     """
     state = session.state
+    if name == "audit_api_message_emit_udf":
+        return selfaudit.message(session, args)
     if name in SESSION_FUNCTIONS:
         if args:
             raise UdfError(

@@ -173,11 +173,13 @@ class AuditConnection(Connection):  # type: ignore[misc]  # mimic is untyped
     ) -> None:
         plugin = CachingSha2PasswordPlugin.name
         scramble_nonce = (self.handshake_auth_data or b"").rstrip(b"\x00")
-        if client_plugin_name not in (None, plugin):
+        account = self.session.state.accounts().get(username)
+        # Another plugin, or no scramble at all (libmysqlclient's COM_CHANGE_USER): switch.
+        silent = not auth_response.strip(b"\x00") and account is not None and account.password
+        if client_plugin_name not in (None, plugin) or silent:
             scramble_nonce = nonce(20)
             await self.stream.write(b"\xfe" + plugin.encode() + b"\x00" + scramble_nonce + b"\x00")
             auth_response = await self.stream.read()
-        account = self.session.state.accounts().get(username)
         host = self.stream.writer.get_extra_info("peername", ("127.0.0.1", 0))[0]
         if account is not None and CachingSha2PasswordPlugin.matches(
             account.password, auth_response, scramble_nonce

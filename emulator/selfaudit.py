@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from emulator.errors import UdfError
 from emulator.filters import logs
 from emulator.sqltext import Token, sql_command
 
@@ -48,6 +49,25 @@ def _base(session: AuditSession, klass: str, event: str) -> dict[str, Any]:
     }
 
 
+def message(session: AuditSession, args: list[str | None]) -> str:
+    """``audit_api_message_emit_udf(component, producer, message[, key, value]...)``.
+
+    Writes a ``message``/``user`` event when the session's filter logs it; returns ``OK``.
+
+    Raises:
+        UdfError: fewer than three arguments or an odd key/value list (1123).
+    """
+    if len(args) < 3 or len(args) % 2 == 0:
+        raise UdfError(
+            1123, "Can't initialize function 'audit_api_message_emit_udf'; Wrong argument list."
+        )
+    text = [a or "" for a in args]
+    pairs = dict(zip(text[3::2], text[4::2], strict=True))
+    data = {"component": text[0], "producer": text[1], "message": text[2], "map": pairs}
+    _write(session, "message", "user", message_data=data)
+    return "OK"
+
+
 def _write(session: AuditSession, klass: str, event: str, **data: Any) -> None:
     if not logs(session.rule, klass, event):
         return
@@ -56,12 +76,12 @@ def _write(session: AuditSession, klass: str, event: str, **data: Any) -> None:
     session.state.writer.write(body)
 
 
-def connect(session: AuditSession, status: int) -> None:
-    """``connection/connect`` with the client's attributes."""
+def connect(session: AuditSession, status: int, event: str = "connect") -> None:
+    """``connection/connect`` (or ``change_user``) with the client's attributes."""
     _write(
         session,
         "connection",
-        "connect",
+        event,
         connection_data={
             "connection_type": session.connection_type,
             "status": status,

@@ -92,12 +92,16 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
     # ----------------------------------------------------------------- lifecycle
 
     def start(self, account: Account, connection_id: int, host: str, attrs: dict[str, str]) -> None:
-        """Called after a successful login: fixes the session's filter and logs ``connect``."""
+        """Called after a successful login: fixes the session's filter and logs ``connect``.
+
+        A second call (COM_CHANGE_USER) logs ``change_user`` and re-reads the filter.
+        """
+        event = "change_user" if self.account is not None else "connect"
         self.account, self.username = account, account.name
         self.connection_id, self.client_host, self.connect_attrs = connection_id, host, attrs
         self.filter_id, self.rule = self.state.filters.for_account(account.name, account.host)
         self.backend.database = self.database
-        selfaudit.connect(self, status=0)
+        selfaudit.connect(self, status=0, event=event)
 
     async def close(self) -> None:  # noqa: D102
         if self.closed:

@@ -448,3 +448,35 @@ def test_kill_acts_on_the_emulators_own_connections(emulator) -> None:
         for c in (victim, killer, other):
             with contextlib.suppress(mysql.Error):
                 c.close()
+
+
+def test_message_events_and_change_user(emulator) -> None:
+    conn = mysql.connect(emulator.dsn("app"), autocommit=True)
+    try:
+        assert query(
+            conn, "SELECT audit_api_message_emit_udf('comp', 'prod', 'hello ✓', 'k', 'v')"
+        ) == [("OK",)]
+        with pytest.raises(mysql.Error) as info:
+            query(conn, "SELECT audit_api_message_emit_udf('comp', 'prod')")
+        assert info.value.errno == 1123
+        conn.cmd_change_user(username="admin", password="admin-pw")
+    finally:
+        conn.close()
+    admin = connect(emulator.archiver_dsn)
+    try:
+        page = json.loads(read(admin, '{"start": {"timestamp": "2000-01-01"}}'))
+    finally:
+        admin.close()
+    (msg,) = [e for e in page if e and e["class"] == "message"]
+    assert msg["message_data"] == {
+        "component": "comp",
+        "producer": "prod",
+        "message": "hello ✓",
+        "map": {"k": "v"},
+    }
+    events = [
+        (e["class"], e["event"], e["account"]["user"])
+        for e in page
+        if e and e["class"] == "connection"
+    ]
+    assert events[:2] == [("connection", "connect", "app"), ("connection", "change_user", "admin")]
