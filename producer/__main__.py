@@ -15,6 +15,7 @@ from types import FrameType
 from auditstream import log as logsetup
 from auditstream import metrics
 from auditstream.cli import run
+from auditstream.errors import BrokerError
 from auditstream.settings import load
 from producer.bookmark import BookmarkStore
 from producer.config import BookmarkSettings, ProducerSettings
@@ -41,15 +42,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         allow_self_audit=settings.allow_self_audit,
     )
     kafka = settings.kafka()
+    topics_ready = False
 
-    def publisher_for(server_uuid: str) -> Publisher:
-        # Part of the loop's (retried) start: a broker that is down at start is waited for.
+    def create_topics(timeout: float) -> None:
+        nonlocal topics_ready
         ensure(
             settings.admin(),
             [settings.topic, settings.control_topic],
             partitions=settings.partitions,
             max_message_bytes=settings.max_message_bytes,
+            timeout=timeout,
         )
+        topics_ready = True
+
+    # As early as possible (subscribers may be waiting for the topics); a broker that is down
+    # now is waited for in the loop's retried start instead.
+    try:
+        create_topics(5.0)
+    except BrokerError as exc:
+        log.warning("cannot create the topics yet: %s", exc.message)
+
+    def publisher_for(server_uuid: str) -> Publisher:
+        if not topics_ready:
+            create_topics(30.0)
         return Publisher(kafka, server_uuid)
 
     loop = Loop(

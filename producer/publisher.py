@@ -144,6 +144,7 @@ def ensure(
     *,
     partitions: int,
     max_message_bytes: int,
+    timeout: float = 30.0,
 ) -> None:
     """Create the topics when missing, sized for ``max_message_bytes`` messages.
 
@@ -151,4 +152,5 @@ def ensure(
         BrokerError: the broker is unreachable or refused (retriable).
     """
     config = audit_topic_config(max_message_bytes)
-    ensure_topics(admin_conf, [TopicSpec(name, partitions, config=config) for name in topics])
+    specs = [TopicSpec(name, partitions, config=config) for name in topics]
+    ensure_topics(admin_conf, specs, timeout=timeout)
