@@ -33,7 +33,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="comma-separated components to sample with py-spy: producer,consumer",
     )
     parser.add_argument(
-        "--rotation-rows", type=int, help="rows in the table the rotation stage rotates and dumps"
+        "--rotation-rows",
+        type=int,
+        help="rows in the table the rotation stage rotates and dumps (full run: 1,000,000)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--workdir", type=Path, help="work directory (default: a temp dir)")
