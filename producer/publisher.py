@@ -53,6 +53,7 @@ class Publisher:
         self._producer = Producer(self._conf)
         self._errors: list[KafkaError] = []
         self._too_large: list[Any] = []
+        self._fatal = False
         self.acked = 0
 
     def send(self, topic: str, value: bytes, ref: Any = None) -> None:
@@ -75,6 +76,8 @@ class Publisher:
                     raise MessageTooLarge(
                         "message larger than message.max.bytes", topic=topic, size=len(value)
                     ) from exc
+                # A fatal error (idempotence state lost) needs a new client: reset() builds it.
+                self._fatal = self._fatal or err.fatal()
                 raise BrokerError(f"produce failed: {err.str()}", topic=topic) from exc
         self._producer.poll(0)
 
@@ -96,6 +99,7 @@ class Publisher:
             )
         if self._errors:
             first, count = self._errors[0], len(self._errors)
+            self._fatal = self._fatal or any(err.fatal() for err in self._errors)
             self._errors.clear()
             metrics.DELIVERY_ERRORS.labels(self._key.decode()).inc(count)
             raise DeliveryError(
@@ -111,7 +115,8 @@ class Publisher:
 
         A fatal error (the idempotent producer's state is lost) needs a new client.
         """
-        fatal = any(err.fatal() for err in self._errors)
+        fatal = self._fatal or any(err.fatal() for err in self._errors)
+        self._fatal = False
         self._producer.purge()
         self._producer.poll(0)
         self._producer.flush(0)
