@@ -72,6 +72,8 @@ class TcpProxy:
         self.cut()
         self._flowing.set()
         with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
+        with contextlib.suppress(OSError):
             self._listener.close()
         self._thread.join(5)
 
