@@ -263,3 +263,22 @@ def test_the_index_scans_many_keys_in_order_with_little_python_memory(tmp_path: 
         tracemalloc.stop()
     assert count == n
     assert peak < 3 * 1024 * 1024, f"peak {peak} bytes: the keys were held in memory"
+
+
+def test_percona_flavor_source_reconciles_clean(
+    emulator_factory: Any, bootstrap: str, mysql_server: Any, tmp_path: Path
+) -> None:
+    """Percona: global ids, no session buffer, re-positioning needs a close first."""
+    p = make_pipeline(emulator_factory("percona"), bootstrap, mysql_server.dsn, tmp_path)
+    try:
+        p.write(250)
+        p.producer_once()
+        p.consumer_once()
+        report = p.assert_clean(250)
+        _, start = row_key(p, "audit_data", 100)
+        ts, id_ = start.split("#")
+        ranged = p.check(keys=KeyRange(start=(ts, int(id_)), end=(ts, int(id_) + 9)))
+        assert ranged.clean and 1 <= ranged.keys["source"] <= 10
+        assert report.keys["topic"] == 250
+    finally:
+        drop_database(p.archive)
