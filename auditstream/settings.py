@@ -108,7 +108,10 @@ def describe(exc: ValidationError) -> str:
     """One line per invalid setting: its flag name, the value given (masked) and the rule."""
     lines = []
     for err in exc.errors():
-        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        if not err["loc"]:  # a rule across settings (model validator): its message says which
+            lines.append(f"invalid settings: {err['msg'].removeprefix('Value error, ')}")
+            continue
+        name = ".".join(str(p) for p in err["loc"])
         flag = "--" + name.replace("_", "-")
         value = err.get("input")
         shown = "***" if "password" in name or "secret" in name else repr(value)

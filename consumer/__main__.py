@@ -14,11 +14,14 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer
 
 from auditstream import log as logsetup
+from auditstream import metrics
 from auditstream.cli import run
 from auditstream.settings import load
 from consumer.config import ArchiveSettings, ConsumerSettings
@@ -26,6 +29,9 @@ from consumer.dlq import DeadLetterQueue
 from consumer.loop import ConsumerLoop, PeriodicTask
 from consumer.sink import Sink
 from schemas.codec import Codec, for_settings
+
+if TYPE_CHECKING:
+    from consumer.ops import RotationTask
 
 log = logging.getLogger("consumer")
 
@@ -65,7 +71,10 @@ def consume_main(argv: Sequence[str]) -> int:
     """One group member: build the parts from the settings and run the loop."""
     settings = load(ConsumerSettings, argv, prog="consumer", section="consumer")
     logsetup.setup(json=settings.log_json)
-    loop = build(settings)
+    tasks = rotation_tasks(settings)
+    loop = build(settings, tasks=tasks)
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port, ready=readiness(settings))
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: finishing the current batch", signum)
@@ -77,8 +86,63 @@ def consume_main(argv: Sequence[str]) -> int:
         return loop.run()
     finally:
         loop.sink.close()
+        for task in tasks:
+            task.close(timeout=settings.backoff_max)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def rotation_tasks(s: ConsumerSettings) -> list[RotationTask]:
+    """Rotation inside the consumer (on by default); with ``--target`` also dump and upload.
+
+    Any number of members may run it: one rotator acts at a time (``GET_LOCK``), and the
+    ledger makes every dump and upload step resumable and exactly once.
+    """
+    if not s.rotate or (
+        s.rotate_interval is None and not (s.rotate_max_rows or s.rotate_max_bytes)
+    ):
+        return []
+    from consumer.ops import UploadSettings, build_rotation_task
+
+    upload = None
+    if s.target is not None:
+        # An entry point: OCI options (profile, endpoint, part size) come from AUDITSTREAM_*.
+        given: dict[str, Any] = {
+            "archive_dsn": s.archive().url(reveal=True),
+            "target": s.target,
+            "method": s.method,
+            "staging_dir": s.staging_dir,
+        }
+        upload = UploadSettings(**given)
+    return [
+        build_rotation_task(
+            s.archive(),
+            interval=s.rotate_interval,
+            max_rows=s.rotate_max_rows,
+            max_bytes=s.rotate_max_bytes,
+            upload=upload,
+            every=timedelta(seconds=s.rotate_check_seconds),
+        )
+    ]
+
+
+def readiness(s: ConsumerSettings) -> dict[str, Callable[[], bool]]:
+    """``/readyz`` checks: the archive accepts a session, the broker answers metadata."""
+    from confluent_kafka.admin import AdminClient
+
+    from auditstream import mysql
+
+    admin = AdminClient(s.admin())
+
+    def archive() -> bool:
+        mysql.connect(s.archive(), connection_timeout=2).close()
+        return True
+
+    def broker() -> bool:
+        admin.list_topics(timeout=2)
+        return True
+
+    return {"archive": archive, "broker": broker}
 
 
 def build(

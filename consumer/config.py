@@ -80,6 +80,31 @@ class ConsumerSettings(ArchiveSettings):
     )
     once: bool = Field(False, description="stop when every assigned partition is caught up")
     backoff_max: float = Field(30.0, gt=0, description="longest wait between retries (s)")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="serve /metrics, /healthz, /readyz on this port"
+    )
+    rotate: bool = Field(True, description="rotate audit_data from inside the consumer")
+    rotate_interval: str | None = Field(
+        "1d", description="rotate at UTC boundaries of this interval (1h, 1d); none: thresholds"
+    )
+    rotate_max_rows: int | None = Field(None, ge=1, description="also rotate at this many rows")
+    rotate_max_bytes: int | None = Field(None, ge=1, description="also rotate at this size")
+    rotate_check_seconds: float = Field(
+        30.0, gt=0, description="how often the consumer checks whether a rotation is due (s)"
+    )
+    target: str | None = Field(
+        None,
+        description="also dump, upload and verify rotated tables to oci://... or file://... "
+        "(default: leave that to `consumer upload`)",
+    )
+    method: Literal["dump", "export"] = Field("dump", description="dump format with --target")
+    staging_dir: Path = Field(Path("auditstream-staging"), description="local dir for dumps")
+
+    @field_validator("rotate_interval", "target", mode="before")
+    @classmethod
+    def _none(cls, value: object) -> object:
+        """``none``/``off`` on the command line or in the environment mean: not set."""
+        return None if isinstance(value, str) and value.lower() in ("", "none", "off") else value
 
     @model_validator(mode="after")
     def _contradictions(self) -> ConsumerSettings:
@@ -88,6 +113,13 @@ class ConsumerSettings(ArchiveSettings):
         names = {self.topic, self.control_topic, self.dlq_topic}
         if len(names) != 3:
             raise ValueError("--topic, --control-topic and --dlq-topic must all differ")
+        if self.rotate_interval is not None:
+            from consumer.rotation import parse_interval
+
+            try:
+                parse_interval(self.rotate_interval)
+            except ConfigError as exc:
+                raise ValueError(f"--rotate-interval: {exc.message}") from None
         return self
 
     def kafka(self) -> dict[str, Any]:

@@ -83,3 +83,9 @@ def query(dsn: MySQLDsn, statement: str, params: tuple[Any, ...] = ()) -> list[t
 @pytest.fixture
 def sql_query(archive: MySQLDsn) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
     yield lambda statement, *params: query(archive, statement, tuple(params))
+
+
+@pytest.fixture
+def names(unique_name: Callable[[str], str]) -> dict[str, str]:
+    """Fresh topic, control topic, DLQ topic and group names for one test."""
+    return {k: unique_name(k) for k in ("topic", "control", "dlq", "group")}

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import fastavro
-import pytest
 
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError
@@ -26,11 +25,6 @@ from tests.consumer.kafkatools import CODEC, committed, create_topics, produce, 
 from tests.harness.mariadb import PrivateMariaDB
 
 SERVERS = [f"00000000-0000-0000-0000-00000000000{n}" for n in range(3)]
-
-
-@pytest.fixture
-def names(unique_name: Callable[[str], str]) -> dict[str, str]:
-    return {k: unique_name(k) for k in ("topic", "control", "dlq", "group")}
 
 
 def poison() -> list[tuple[bytes | None, bytes]]:

@@ -67,17 +67,13 @@ class Member:
             raise
 
 
-@pytest.fixture
-def names(unique_name: Callable[[str], str]) -> dict[str, str]:
-    return {k: unique_name(k) for k in ("topic", "control", "dlq", "group")}
-
-
 def cli_args(bootstrap: str, archive: MySQLDsn, names: dict[str, str], *extra: str) -> list[str]:
     return [
         "--archive-dsn", archive.url(reveal=True), "--bootstrap-servers", bootstrap,
         "--topic", names["topic"], "--control-topic", names["control"],
         "--dlq-topic", names["dlq"], "--group", names["group"],
         "--batch-rows", "250", "--batch-linger-ms", "50",
+        "--no-rotate",  # these tests play the rotator themselves, at chosen moments
         "--kafka-config", "session.timeout.ms=2000",
         "--kafka-config", "heartbeat.interval.ms=500",
         *extra,
