@@ -16,7 +16,6 @@ from auditstream.dsn import MySQLDsn
 from auditstream.embedded import free_port
 from consumer.__main__ import main
 from tests.consumer.conftest import RecordFactory, query
-
 from tests.consumer.kafkatools import create_topics, produce
 
 SERVERS = ["30000000-0000-0000-0000-000000000001"]
