@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rotate": ("consumer.ops:rotate_main", "rotate audit_data now or when due"),
     "upload": ("consumer.ops:upload_main", "dump, upload and verify every rotated table"),
     "restore": ("consumer.ops:restore_main", "load a dump back into a table"),
+    "bookmark": ("auditstream.bookmark:main", "show or move a producer's bookmark (audited)"),
     "status": (
         "auditstream.status:main",
         "bookmarks, lag, partitions, rotations and pending uploads",
