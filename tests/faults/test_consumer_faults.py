@@ -160,20 +160,20 @@ def test_archive_db_killed_and_restarted_while_consuming(
 def test_network_cut_and_stall_between_consumer_and_archive(
     pipeline: Pipeline, mysql_server: Any
 ) -> None:
-    published(pipeline, 1200)
+    published(pipeline, 600)
     server: MySQLDsn = mysql_server.dsn
     with TcpProxy(server.host, server.port) as proxy:
         via = pipeline.archive.model_copy(update={"port": proxy.port})
-        consumer = pipeline.spawn_consumer("--batch-rows", "50", archive=via)
+        consumer = pipeline.spawn_consumer("--batch-rows", "25", archive=via)
         wait_for(lambda: pipeline.archived() >= 100, 60, lambda: pipeline.log("consumer"))
         proxy.cut()
         time.sleep(1.5)
         proxy.heal()
-        wait_for(lambda: pipeline.archived() >= 700, 60, lambda: pipeline.log("consumer"))
+        wait_for(lambda: pipeline.archived() >= 350, 60, lambda: pipeline.log("consumer"))
         proxy.stall()
         time.sleep(1.5)
         proxy.heal()
-        pipeline.wait_archived(1200)
+        pipeline.wait_archived(600)
         assert consumer.poll() is None, pipeline.log("consumer")
         kill9(consumer)
-    pipeline.assert_clean(1200)
+    pipeline.assert_clean(600)
