@@ -53,6 +53,11 @@ COMMANDS = [
     Command(("status",), "auditstream.status:StatusSettings", (f"--archive-dsn={DSN}",)),
     Command(("demo",), "auditstream.demo:DemoSettings", ()),
     Command(("setup",), "auditstream.setup:SetupSettings", ("--print-sql",)),
+    Command(
+        ("bookmark", "set"),
+        "auditstream.bookmark:BookmarkSettings",
+        (f"--bookmark-dsn={DSN}", "--server-uuid=u", "--reason=t", "--to=2025-01-01 00:00:00#0"),
+    ),
     Command(("rotate",), "consumer.ops:RotateSettings", (f"--archive-dsn={DSN}",)),
     Command(("upload",), "consumer.ops:UploadSettings", (f"--archive-dsn={DSN}",)),
     Command(
@@ -66,6 +71,7 @@ COMMANDS = [
 BY_NAME = {
     "dsn": "not-a-dsn",
     "user": "bad user; --",
+    "to": "tomorrow",
     "host": "bad host'",
     "start_from": "yesterday",
     "interval": "fortnight",
@@ -110,6 +116,8 @@ KNOWN: dict[str, str] = {
     "status --source-dsn=not-a-dsn": "status: DSNs are parsed after load(), unnamed",
     "consumer --target=ftp://example/x": "consumer: --target is only checked when the command "
     "builds UploadSettings from it; a raw pydantic ValidationError escapes (a traceback)",
+    "bookmark set --bookmark-dsn=not-a-dsn": "auditstream bookmark: the DSN is parsed after "
+    "load(), unnamed",
     "setup --archive-dsn=not-a-dsn": "auditstream setup: DSNs are parsed after load(), unnamed",
     "setup --source-dsn=not-a-dsn": "auditstream setup --print-sql: an invalid DSN is accepted",
 }
