@@ -193,6 +193,7 @@ class Loop:
             if page.exhausted or self._stopping.is_set():
                 break
             self._heartbeat(batcher, in_sequence=True)
+            del page  # one page in memory at a time: free it before the next one arrives
             page = self._source.next()
         batcher.end_sequence()
         return batcher.sent - sent_before
