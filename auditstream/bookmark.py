@@ -25,7 +25,7 @@ from pydantic import Field, SecretStr, field_validator
 
 import sql
 from auditstream import mysql as db
-from auditstream.dsn import MySQLDsn
+from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ArchiveError, ConfigError
 from auditstream.settings import ServiceSettings, load
 from schemas.mapping import InvalidEventError, parse_timestamp
@@ -36,7 +36,7 @@ _POSITION = re.compile(r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)#(?P<id>\d+)")
 class BookmarkSettings(ServiceSettings):
     """Where the bookmarks are, and the change to make."""
 
-    bookmark_dsn: str = Field(description="mysql://user@host:port[/audit_archive]")
+    bookmark_dsn: DsnText = Field(description="mysql://user@host:port[/audit_archive]")
     bookmark_password: SecretStr | None = None
     bookmark_password_file: Path | None = None
     server_uuid: str | None = Field(None, description="the audited server (set: required)")

@@ -8,10 +8,10 @@ command line (``ps`` shows it to every user): a DSN without a password takes it 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr
 
 from auditstream.errors import ConfigError
 
@@ -122,3 +122,16 @@ def mask(text: str) -> str:
         return text
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
+
+
+def _check(value: str) -> str:
+    try:
+        MySQLDsn.parse(value)
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
+    return value
+
+
+#: A settings field holding a MySQL DSN as text: checked when the settings are built, so an
+#: invalid one is reported with its flag name (exit code 2), not later without it.
+DsnText = Annotated[str, AfterValidator(_check)]

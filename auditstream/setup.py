@@ -23,7 +23,7 @@ from pydantic import Field, SecretStr, field_validator
 
 import sql
 from auditstream import mysql as db
-from auditstream.dsn import MySQLDsn
+from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ConfigError, SourceError
 from auditstream.settings import ServiceSettings, load
 from auditstream.sqlident import ident
@@ -38,12 +38,12 @@ PASSWORD_PLACEHOLDER = "'change-me'"  # noqa: S105 - the text replaced by a boun
 class SetupSettings(ServiceSettings):
     """What to prepare, and as whom (administrator DSNs; passwords from env or files)."""
 
-    archive_dsn: str | None = Field(
+    archive_dsn: DsnText | None = Field(
         None, description="archive admin: mysql://root@host:port/audit_archive"
     )
     archive_password: SecretStr | None = None
     archive_password_file: Path | None = None
-    source_dsn: str | None = Field(
+    source_dsn: DsnText | None = Field(
         None, description="audited server admin: mysql://admin@host:port"
     )
     source_password: SecretStr | None = None

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from auditstream import mysql as db
-from auditstream.dsn import MySQLDsn
+from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ArchiveError
 from auditstream.settings import ServiceSettings, load
 
@@ -31,12 +31,12 @@ log = logging.getLogger(__name__)
 class StatusSettings(ServiceSettings):
     """Where to look."""
 
-    archive_dsn: str = Field(description="mysql://user@host:port/audit_archive")
+    archive_dsn: DsnText = Field(description="mysql://user@host:port/audit_archive")
     archive_password: SecretStr | None = None
     archive_password_file: Path | None = None
-    bookmark_dsn: str | None = Field(None, description="bookmark store (default: the archive)")
+    bookmark_dsn: DsnText | None = Field(None, description="bookmark store (default: the archive)")
     bookmark_password: SecretStr | None = None
-    source_dsn: str | None = Field(None, description="an audited server, for its newest event")
+    source_dsn: DsnText | None = Field(None, description="an audited server, for its newest event")
     source_password: SecretStr | None = None
     source_password_file: Path | None = None
     bootstrap_servers: str | None = Field(None, description="Kafka, for partition high watermarks")

@@ -106,6 +106,18 @@ class ConsumerSettings(ArchiveSettings):
         """``none``/``off`` on the command line or in the environment mean: not set."""
         return None if isinstance(value, str) and value.lower() in ("", "none", "off") else value
 
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str | None) -> str | None:
+        if value is not None:
+            from consumer.targets import TargetUrl
+
+            try:
+                TargetUrl.parse(value)
+            except ConfigError as exc:
+                raise ValueError(exc.message) from None
+        return value
+
     @model_validator(mode="after")
     def _contradictions(self) -> ConsumerSettings:
         if self.archive_dsn is None:

@@ -44,6 +44,18 @@ class VerifySettings(ServiceSettings):
     idle_timeout: float = Field(30.0, gt=0, description="seconds without a message: broker down")
     log_json: bool = Field(False, description="log one JSON object per line")
 
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str | None) -> str | None:
+        if value is not None:
+            from consumer.targets import TargetUrl
+
+            try:
+                TargetUrl.parse(value)
+            except ConfigError as exc:
+                raise ValueError(exc.message) from None
+        return value
+
     @field_validator("since", "until")
     @classmethod
     def _bookmark(cls, value: str | None) -> str | None:

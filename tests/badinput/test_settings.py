@@ -109,18 +109,7 @@ def invalid_values(name: str, info: Any) -> Iterator[str]:
 
 #: Cases that fail today, reported to their owners (see the session report): strict xfails,
 #: so the day one is fixed the test says so and the entry goes.
-KNOWN: dict[str, str] = {
-    "verify --target=ftp://example/x": "verify: the target is checked after load(), unnamed",
-    "status --archive-dsn=not-a-dsn": "status: DSNs are parsed after load(), unnamed",
-    "status --bookmark-dsn=not-a-dsn": "status: DSNs are parsed after load(), unnamed",
-    "status --source-dsn=not-a-dsn": "status: DSNs are parsed after load(), unnamed",
-    "consumer --target=ftp://example/x": "consumer: --target is only checked when the command "
-    "builds UploadSettings from it; a raw pydantic ValidationError escapes (a traceback)",
-    "bookmark set --bookmark-dsn=not-a-dsn": "auditstream bookmark: the DSN is parsed after "
-    "load(), unnamed",
-    "setup --archive-dsn=not-a-dsn": "auditstream setup: DSNs are parsed after load(), unnamed",
-    "setup --source-dsn=not-a-dsn": "auditstream setup --print-sql: an invalid DSN is accepted",
-}
+KNOWN: dict[str, str] = {}
 
 
 def cases() -> Iterator[Any]:
