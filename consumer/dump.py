@@ -212,6 +212,9 @@ def dump_table(
             return _tsv_bytes(row) if method == "dump" else _csv_bytes(row, numeric)
 
         key_idx = [columns.index(k) for k in KEY]
+        # The hash chain's ends per server (docs/tamper-evidence.md): consecutive dumps link up.
+        if "chain" in columns and "chain_seq" in columns:
+            key_idx += [columns.index("chain_seq"), columns.index("chain")]
         suffix = ".tsv.zst" if method == "dump" else ".csv"
         chunk_names: list[str] = []
         # Step 2
@@ -364,3 +367,7 @@ def _track(bookmarks: dict[str, dict[str, Any]], row: Sequence[Any], key_idx: li
     entry = bookmarks.setdefault(key, {"min": point, "max": point, "rows": 0})
     entry["max"] = point
     entry["rows"] += 1
+    if len(key_idx) == 5 and row[key_idx[4]] is not None and row[key_idx[3]] is not None:
+        link = [int(row[key_idx[3]]), _text(row[key_idx[4]])]
+        entry.setdefault("first_link", link)
+        entry["last_link"] = link

@@ -166,10 +166,14 @@ def test_a_missing_object_is_named_and_its_links_are_missing(
     root, conn = dumped
     (root / ROTATED / f"{ROTATED}@1.tsv.zst").unlink()  # links 8..11 and 13..15 of server A
     reader, findings = check(root, conn)
-    assert [(f.where, f.detail) for f in reader.findings] == [
+    assert [(f.where, f.detail) for f in reader.findings][:2] == [
         (f"object {ROTATED}/{ROTATED}@1.tsv.zst", "cannot be read: No such file or directory"),
         (f"object {ROTATED}/manifest.json", "lists 19 rows, the objects hold 12"),
     ]
+    # the manifest records each server's last link, so the lost tail is named there too
+    assert len(reader.findings) == 3
+    assert reader.findings[2].where == f"object {ROTATED}/manifest.json"
+    assert reader.findings[2].detail.startswith("last_link of 3e11fa47-")
     # the hole is seen at the next links the stores still hold: the gap (in audit_control) and
     # the first row of the next dump
     assert findings == [
@@ -241,3 +245,17 @@ def test_dumps_uploaded_to_oci_and_a_replaced_object(
         f"TAMPER object_mismatch: server=- bookmark=- at object {ROTATED}/{ROTATED}@0.tsv.zst"
         in out
     )
+
+
+def test_manifests_record_each_servers_first_and_last_link_so_dumps_link_up(
+    dumped: tuple[Path, Connection],
+) -> None:
+    root, _ = dumped
+    first = json.loads((root / ROTATED / "manifest.json").read_text())["bookmarks"]
+    second = json.loads((root / SECOND / "manifest.json").read_text())["bookmarks"]
+    assert set(first) & set(second), "both dumps hold events of one server"
+    for server in set(first) & set(second):
+        last_seq, last_hash = first[server]["last_link"]
+        next_seq, _ = second[server]["first_link"]
+        assert next_seq > last_seq and len(last_hash) == 64
+    assert all("first_link" in entry and "last_link" in entry for entry in first.values())
