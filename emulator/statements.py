@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from mysql_mimic.constants import KillKind
@@ -80,7 +81,8 @@ async def set_statement(session: AuditSession, sql: str, tokens: list[Token]) ->
             actions.append((scope, name, str(raw).upper()))
     result = Result()
     if others and session.backend.dsn is not None:
-        rest = await session.substitute("SET " + ", ".join(others))
+        rest = mysql8_collations("SET " + ", ".join(others))
+        rest = await session.substitute(rest)
         result = await session.backend.execute(rest)
     # Without a backend, session settings (SET NAMES, autocommit, time_zone ...) are accepted
     # and ignored: clients send them while connecting.
@@ -91,6 +93,27 @@ async def set_statement(session: AuditSession, sql: str, tokens: list[Token]) ->
             session.state.set_global(name, new)
     result.warnings = warnings + result.warnings
     return result
+
+
+_MYSQL8_COLLATION = re.compile(r"\butf8mb4_0900_(?:ai_ci|as_ci|as_cs|bin)\b", re.IGNORECASE)
+
+
+def mysql8_collations(statement: str) -> str:
+    """MySQL 8's ``utf8mb4_0900_*`` collations, which a MariaDB backend does not know.
+
+    Stock MySQL 8 clients (mysql-connector-python 9.x by default) send ``SET NAMES utf8mb4
+    COLLATE utf8mb4_0900_ai_ci`` while connecting; a real server accepts it, so the emulator
+    must too. The nearest MariaDB collation stands in: Unicode 5.2 rules, or binary.
+    """
+
+    def nearest(match: re.Match[str]) -> str:
+        return (
+            "utf8mb4_bin"
+            if match[0].lower().endswith(("_bin", "_cs"))
+            else "utf8mb4_unicode_520_ci"
+        )
+
+    return _MYSQL8_COLLATION.sub(nearest, statement)
 
 
 def _value(tokens: list[Token]) -> int | str | None:

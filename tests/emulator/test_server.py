@@ -480,3 +480,24 @@ def test_message_events_and_change_user(emulator) -> None:
         if e and e["class"] == "connection"
     ]
     assert events[:2] == [("connection", "connect", "app"), ("connection", "change_user", "admin")]
+
+
+@pytest.mark.parametrize("use_pure", [False, True])
+def test_a_stock_mysql8_client_connects_with_its_default_collation(emulator, use_pure) -> None:
+    """mysql-connector-python 9.x sends SET NAMES ... utf8mb4_0900_ai_ci; a real server accepts it."""
+    import mysql.connector
+
+    dsn = emulator.archiver_dsn
+    conn = mysql.connector.connect(
+        host=dsn.host,
+        port=dsn.port,
+        user=dsn.user,
+        password=dsn.password.get_secret_value(),
+        use_pure=use_pure,
+    )
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT @@server_uuid")
+        assert cur.fetchall() == [(emulator.server_uuid,)]
+    finally:
+        conn.close()
