@@ -15,33 +15,23 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from auditstream.dsn import MySQLDsn
+from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ConfigError
 from auditstream.kafka import consumer_config, producer_config
 from auditstream.settings import ServiceSettings
-
-
-def _check_dsn(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            MySQLDsn.parse(value)
-        except ConfigError as exc:
-            raise ValueError(exc.message) from None
-    return value
+from consumer.targets import TargetText
 
 
 class ArchiveSettings(ServiceSettings):
     """Where the archive lives (``python -m consumer setup`` needs only this)."""
 
-    archive_dsn: str | None = Field(
+    archive_dsn: DsnText | None = Field(
         None,
         description="archive DB: mysql://user[:pass]@host:port/audit_archive (password: env/file)",
     )
     archive_password: SecretStr | None = Field(None, description="AUDITSTREAM_ARCHIVE_PASSWORD")
     archive_password_file: Path | None = Field(None, description="file holding the password")
     log_json: bool = Field(False, description="log one JSON object per line")
-
-    _check = field_validator("archive_dsn")(_check_dsn)
 
     def archive(self) -> MySQLDsn:
         """The archive DSN with its password filled in; the database defaults to audit_archive."""
@@ -92,7 +82,7 @@ class ConsumerSettings(ArchiveSettings):
     rotate_check_seconds: float = Field(
         30.0, gt=0, description="how often the consumer checks whether a rotation is due (s)"
     )
-    target: str | None = Field(
+    target: TargetText | None = Field(
         None,
         description="also dump, upload and verify rotated tables to oci://... or file://... "
         "(default: leave that to `consumer upload`)",
@@ -105,18 +95,6 @@ class ConsumerSettings(ArchiveSettings):
     def _none(cls, value: object) -> object:
         """``none``/``off`` on the command line or in the environment mean: not set."""
         return None if isinstance(value, str) and value.lower() in ("", "none", "off") else value
-
-    @field_validator("target")
-    @classmethod
-    def _target(cls, value: str | None) -> str | None:
-        if value is not None:
-            from consumer.targets import TargetUrl
-
-            try:
-                TargetUrl.parse(value)
-            except ConfigError as exc:
-                raise ValueError(exc.message) from None
-        return value
 
     @model_validator(mode="after")
     def _contradictions(self) -> ConsumerSettings:

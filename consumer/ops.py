@@ -28,7 +28,7 @@ from consumer.config import ArchiveSettings
 from consumer.ledger import Ledger, archive_errors
 from consumer.restore import restore
 from consumer.rotation import Rotator, Schedule, parse_interval
-from consumer.targets import FileStore, ObjectStore, TargetUrl
+from consumer.targets import FileStore, ObjectStore, TargetText, TargetUrl
 
 log = logging.getLogger("consumer.ops")
 _SIZE = re.compile(r"(\d+)\s*(|k|kb|kib|m|mb|mib|g|gb|gib)", re.IGNORECASE)
@@ -82,7 +82,7 @@ class RotateSettings(ArchiveSettings):
 class StoreSettings(ArchiveSettings):
     """Where dumps go and how to reach OCI Object Storage."""
 
-    target: str = Field(
+    target: TargetText = Field(
         "file://./auditstream-dumps",
         description="oci://bucket@namespace/prefix, oci://bucket/prefix or file:///dir",
     )
@@ -98,12 +98,6 @@ class StoreSettings(ArchiveSettings):
     oci_retries: int = Field(8, ge=1, description="attempts per OCI call (exponential backoff)")
 
     _sizes = field_validator("part_size", mode="before")(_size)
-
-    @field_validator("target")
-    @classmethod
-    def _target(cls, value: str) -> str:
-        _named(TargetUrl.parse, value)
-        return value
 
     def store(self) -> tuple[TargetUrl, ObjectStore]:
         """The parsed target and a store for it (the OCI SDK is imported only for ``oci://``)."""

@@ -18,8 +18,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Annotated, Protocol
 from urllib.parse import unquote, urlsplit
+
+from pydantic import AfterValidator
 
 from auditstream.errors import ChecksumMismatch, ConfigError, ObjectStoreError
 from consumer.dump import DumpObject
@@ -216,3 +218,16 @@ def _parts_match(info: ObjectInfo, local: Path, expected: DumpObject) -> bool:
         whole.hexdigest() == expected.sha256
         and f"{composite}-{len(parts)}" == info.multipart_sha256
     )
+
+
+def _check_target(value: str) -> str:
+    try:
+        TargetUrl.parse(value)
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
+    return value
+
+
+#: A settings field holding a target URL as text, checked when the settings are built (so an
+#: invalid one is reported with its flag name).
+TargetText = Annotated[str, AfterValidator(_check_target)]

@@ -15,36 +15,17 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from auditstream.dsn import MySQLDsn, mask
+from auditstream.dsn import DsnText, MySQLDsn, mask
 from auditstream.errors import ConfigError
 from auditstream.reconcile.keys import KeyRange, parse_bookmark
 from auditstream.settings import ServiceSettings
-
-
-def _check_dsn(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            MySQLDsn.parse(value)
-        except ConfigError as exc:
-            raise ValueError(exc.message) from None
-    return value
+from consumer.targets import TargetText
 
 
 def _check_bookmark(value: str | None) -> str | None:
     if value is not None:
         try:
             parse_bookmark(value, upper=False)
-        except ConfigError as exc:
-            raise ValueError(exc.message) from None
-    return value
-
-
-def _check_target(value: str | None) -> str | None:
-    if value is not None:
-        from consumer.targets import TargetUrl
-
-        try:
-            TargetUrl.parse(value)
         except ConfigError as exc:
             raise ValueError(exc.message) from None
     return value
@@ -60,7 +41,7 @@ class ReconcileSettings(ServiceSettings):
     end: str | None = Field(
         None, description="last bookmark, inclusive (default: the source's newest event)"
     )
-    source_dsn: str | None = Field(None, description="the audited server (AUDIT_ADMIN account)")
+    source_dsn: DsnText | None = Field(None, description="the audited server (AUDIT_ADMIN account)")
     source_password: SecretStr | None = Field(None, description="AUDITSTREAM_SOURCE_PASSWORD")
     source_password_file: Path | None = Field(None, description="file holding the password")
     bootstrap_servers: str | None = Field(None, description="Kafka bootstrap servers")
@@ -71,10 +52,10 @@ class ReconcileSettings(ServiceSettings):
     kafka_config: dict[str, str] = Field(
         default_factory=dict, description="librdkafka pass-through, key=value (security keys)"
     )
-    archive_dsn: str | None = Field(None, description="archive DB mysql://user@host:port/db")
+    archive_dsn: DsnText | None = Field(None, description="archive DB mysql://user@host:port/db")
     archive_password: SecretStr | None = Field(None, description="AUDITSTREAM_ARCHIVE_PASSWORD")
     archive_password_file: Path | None = Field(None, description="file holding the password")
-    target: str | None = Field(
+    target: TargetText | None = Field(
         None, description="where dumps were uploaded: oci://bucket@ns/prefix or file:///dir"
     )
     oci_auth: Literal["config", "instance_principal", "resource_principal"] = Field(
@@ -91,8 +72,6 @@ class ReconcileSettings(ServiceSettings):
     json_output: bool = Field(False, description="print the report as one JSON object")
     log_json: bool = Field(False, description="log one JSON object per line")
 
-    _dsns = field_validator("source_dsn", "archive_dsn")(_check_dsn)
-    _target = field_validator("target")(_check_target)
     _bookmarks = field_validator("start", "end")(_check_bookmark)
 
     @model_validator(mode="after")

@@ -13,10 +13,11 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from auditstream.dsn import MySQLDsn
+from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ConfigError
 from auditstream.settings import ServiceSettings
 from auditstream.verify.scope import Bookmark, parse_bookmark
+from consumer.targets import TargetText
 
 
 class VerifySettings(ServiceSettings):
@@ -31,10 +32,12 @@ class VerifySettings(ServiceSettings):
     dlq_topic: str | None = Field("mysql.audit.dlq", description="dead-letter topic")
     kafka_config: dict[str, str] = Field({}, description="librdkafka pass-through (security)")
     schema_registry_url: str | None = Field(None, description="for Confluent-framed topics")
-    archive_dsn: str | None = Field(None, description="verify this archive database")
+    archive_dsn: DsnText | None = Field(None, description="verify this archive database")
     archive_password: SecretStr | None = Field(None, description="AUDITSTREAM_ARCHIVE_PASSWORD")
     archive_password_file: Path | None = Field(None, description="file holding the password")
-    target: str | None = Field(None, description="verify the dumps under file:///dir or oci://")
+    target: TargetText | None = Field(
+        None, description="verify the dumps under file:///dir or oci://"
+    )
     oci_auth: Literal["config", "instance_principal", "resource_principal"] = "config"
     oci_config_file: Path | None = Field(None, description="OCI config file (~/.oci/config)")
     oci_profile: str = Field("DEFAULT", description="profile in the OCI config file")
@@ -44,34 +47,12 @@ class VerifySettings(ServiceSettings):
     idle_timeout: float = Field(30.0, gt=0, description="seconds without a message: broker down")
     log_json: bool = Field(False, description="log one JSON object per line")
 
-    @field_validator("target")
-    @classmethod
-    def _target(cls, value: str | None) -> str | None:
-        if value is not None:
-            from consumer.targets import TargetUrl
-
-            try:
-                TargetUrl.parse(value)
-            except ConfigError as exc:
-                raise ValueError(exc.message) from None
-        return value
-
     @field_validator("since", "until")
     @classmethod
     def _bookmark(cls, value: str | None) -> str | None:
         if value is not None:
             try:
                 parse_bookmark(value)
-            except ConfigError as exc:
-                raise ValueError(exc.message) from None
-        return value
-
-    @field_validator("archive_dsn")
-    @classmethod
-    def _dsn(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                MySQLDsn.parse(value)
             except ConfigError as exc:
                 raise ValueError(exc.message) from None
         return value
