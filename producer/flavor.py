@@ -21,8 +21,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from auditstream.errors import SourceConfigError
-from auditstream.mysql import Connection, Error
+from auditstream.errors import SourceConfigError, SourceUnavailable
+from auditstream.mysql import Connection, Error, is_connection_error
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,11 @@ def guard_self_audit(conn: Connection, *, allow: bool, **context: Any) -> str | 
     try:
         account, users, filters = _filter_tables(conn)
     except Error as exc:
+        if is_connection_error(exc):
+            # The session died while checking (a source restart): retry, do not give up.
+            raise SourceUnavailable(
+                f"lost the source during the self-audit check: {exc}", **context
+            ) from exc
         if allow:
             return None
         raise SourceConfigError(

@@ -69,3 +69,16 @@ def test_only_a_filter_that_certainly_logs_nothing_passes_the_guard(
     definition: str | None, silent: bool
 ) -> None:
     assert logs_nothing(definition) is silent
+
+
+def test_a_session_lost_during_the_self_audit_check_is_retriable(mysql_db) -> None:
+    """A source restart at that moment must not stop a following producer for good."""
+    from auditstream import mysql
+    from auditstream.errors import SourceUnavailable
+    from producer.flavor import guard_self_audit
+
+    conn = mysql.connect(mysql_db)
+    conn.close()
+    with pytest.raises(SourceUnavailable) as err:
+        guard_self_audit(conn, allow=False)
+    assert err.value.retriable
