@@ -20,6 +20,7 @@ from auditstream.settings import load
 from producer.bookmark import BookmarkStore
 from producer.config import BookmarkSettings, ProducerSettings
 from producer.loop import Loop
+from producer.progress import BacklogBar, newest_event
 from producer.publisher import Publisher, ensure
 from producer.source import MySQLSource
 from schemas.codec import for_settings
@@ -78,9 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port, ready={"streaming": loop.healthy})
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    bar = None
+    if sys.stderr.isatty() and not settings.log_json:
+        bar = BacklogBar(lambda: loop.bookmark, lambda: newest_event(settings.source()))
+        bar.start()
     try:
         loop.run()
     finally:
+        if bar is not None:
+            bar.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         source.close()
