@@ -144,22 +144,15 @@ class TansuBroker:
         """SIGTERM, wait for the PID, then for the port to be released."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _terminate(self.proc, timeout)
         self.proc = None
         # Tansu holds the port for a few seconds after its PID is gone.
         wait_port_closed("127.0.0.1", self.port, 10.0)
 
     def kill(self) -> None:
         """SIGKILL: a crash, for fault tests."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            _terminate(self.proc, 0.0, signal.SIGKILL)
         self.proc = None
 
     def restart(self) -> None:
@@ -170,6 +163,19 @@ class TansuBroker:
     def log(self) -> str:
         """The broker's output so far (for failure messages)."""
         return (self.workdir / "broker.log").read_text(errors="replace")
+
+
+def _terminate(
+    proc: subprocess.Popen[bytes], timeout: float, sig: signal.Signals = signal.SIGTERM
+) -> None:
+    """Signal ``proc`` and reap it; SIGKILL when it outlives ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout if sig != signal.SIGKILL else None)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _binary(*names: str) -> str:
@@ -257,21 +263,14 @@ class PrivateMariaDB:
         """Shut down cleanly (SIGTERM), keeping the datadir."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _terminate(self.proc, 60.0)
         self.proc = None
         wait_port_closed("127.0.0.1", self.port, 10.0)
 
     def kill(self) -> None:
         """SIGKILL: a crash, for fault tests."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            _terminate(self.proc, 0.0, signal.SIGKILL)
         self.proc = None
 
     def restart(self) -> None:
