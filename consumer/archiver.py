@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from auditstream import mysql, sqlident
+from auditstream import metrics, mysql, sqlident
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import (
     ArchiveContentError,
@@ -151,6 +151,7 @@ class Archiver:
     ) -> None:
         """Move one table as far as it goes; record a failure in the ledger instead of raising."""
         table = entry.table
+        step = "dump"
         try:
             # Step 1
             if entry.state == "rotated" and not self._dump(conn, ledger, entry, now):
@@ -158,6 +159,7 @@ class Archiver:
             current = ledger.get(table)
             assert current is not None  # noqa: S101 - rows are never deleted
             # Step 2
+            step = "upload"
             if current.state == "dumped":
                 self._upload(conn, current)
                 ledger.advance(table, "dumped", "uploaded", now)
@@ -165,6 +167,7 @@ class Archiver:
                 current = ledger.get(table)
                 assert current is not None  # noqa: S101
             # Step 3
+            step = "verify"
             if current.state == "uploaded":
                 for obj in _objects(current):
                     name = self.target.object_name(table, obj.name)
@@ -173,10 +176,12 @@ class Archiver:
                 self._hook(table, "verified")
                 shutil.rmtree(self.staging / table, ignore_errors=True)
                 out.verified.append(table)
+                metrics.UPLOADS.inc()
                 log.info("verified", extra={"ctx": {"table": table, "target": str(self.target)}})
         except AuditStreamError as exc:
             ledger.fail(table, exc, now, retriable=exc.retriable)
             out.failed[table] = exc
+            metrics.STEP_FAILURES.labels(step).inc()
             log.warning(
                 "archiving step failed: %s",
                 exc,
@@ -214,6 +219,7 @@ class Archiver:
             objects=[o.__dict__ for o in objects],
         )
         self._hook(table, "dumped")
+        metrics.DUMPS.labels(manifest.method).inc()
         return True
 
     def _upload(self, conn: mysql.Connection, entry: Entry) -> None:

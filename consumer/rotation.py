@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from auditstream import mysql, sqlident
+from auditstream import metrics, mysql, sqlident
 from auditstream.errors import ArchiveError, ConfigError
 from consumer.ledger import Ledger, archive_errors
 
@@ -148,6 +148,7 @@ class Rotator:
                 )
             # Step 6
             self._ledger.record_rotated(name, now, now)
+            metrics.ROTATIONS.inc()
             log.info("rotated", extra={"ctx": {"table": name, "reason": reason}})
             return name
         finally:

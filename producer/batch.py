@@ -73,6 +73,7 @@ class Batcher:
         self._topic = options.topic
         self._batch = options.batch_events
         self._max = options.max_message_bytes
+        self._buffer = options.read_buffer_size
         self._timeout = ack_timeout or (lambda: options.ack_timeout)
         self._chain = chain or ChainState.start(server_uuid)
         self._stored_chain = self._chain
@@ -119,6 +120,8 @@ class Batcher:
         """
         metrics.PAGES.labels(self.server_uuid).inc()
         metrics.EVENTS_READ.labels(self.server_uuid).inc(len(page.events))
+        if page.nbytes:
+            metrics.PAGE_FILL.labels(self.server_uuid).observe(page.nbytes / self._buffer)
         # Step 1: every warning of the call is a skipped event.
         skipped = self._skipped(page.warnings, bookmark)
         # Step 2: drop what the bookmark already covers (the read is inclusive).
@@ -185,6 +188,7 @@ class Batcher:
                         publisher.send(topic, value, event)
                         self._chain = link
                         count += 1
+                        metrics.EVENTS_PUBLISHED.labels(uuid).inc()
                     except MessageTooLarge as exc:
                         self._gap_for("too_large_for_topic", event, pos, exc.message)
             last, state = pos, self._chain

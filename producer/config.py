@@ -39,6 +39,7 @@ class Options:
     start_timestamp: str | None = None
     batch_events: int | None = None
     max_message_bytes: int = 16 * 1024 * 1024
+    read_buffer_size: int = 4 * 1024 * 1024
     heartbeat_interval: float = 30.0
     idle_min: float = 0.2
     idle_max: float = 5.0
@@ -183,6 +184,7 @@ class ProducerSettings(BookmarkSettings):
             start_timestamp=self.start_timestamp(),
             batch_events=self.batch_events,
             max_message_bytes=self.max_message_bytes,
+            read_buffer_size=self.read_buffer_size,
             heartbeat_interval=self.heartbeat_interval,
             idle_min=self.idle_min,
             idle_max=self.idle_max,
