@@ -72,7 +72,9 @@ def test_consumer_serves_metrics_and_rotates_and_uploads_inside(
         status, body = get(port, "/metrics")
         assert status == 200
         assert f'auditstream_consumer_rows_inserted_total{{topic="{names["topic"]}"}} 300.0' in body
-        assert "auditstream_rotations_total 1.0" in body or "auditstream_rotations_total 2.0" in body
+        assert (
+            "auditstream_rotations_total 1.0" in body or "auditstream_rotations_total 2.0" in body
+        )
         assert 'auditstream_dumps_total{method="dump"}' in body
         assert "auditstream_uploads_total" in body
         assert get(port, "/healthz")[0] == 200
