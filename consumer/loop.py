@@ -48,6 +48,7 @@ from consumer.errors import Fenced
 from consumer.lag import Lag
 from consumer.progress import Progress
 from consumer.sink import Sink
+from consumer.topics import TopicWatch
 from schemas.codec import Codec
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class ConsumerLoop:
         self._paused = False
         self._joined = False  # the first assignment (possibly empty) arrived
         self._last_tick: float | None = None
+        self.topic_watch = TopicWatch(topics)
 
     def stop(self) -> None:
         """Ask the loop to finish the current batch and return (signal-safe)."""
@@ -150,11 +152,14 @@ class ConsumerLoop:
         for msg in self.consumer.consume(room, timeout):
             self._accept(msg)
         self.progress.update_lag(self.consumer)
+        self.topic_watch.poll(self.consumer)
 
     def _accept(self, msg: Any) -> None:
         err = msg.error()
         if err is not None and err.code() == KafkaError._PARTITION_EOF:
             self.progress.at_end((msg.topic(), msg.partition()), msg.offset())
+            return
+        if err is not None and self.topic_watch.reported(msg.topic(), err.code()):
             return
         try:
             data = check(msg)
