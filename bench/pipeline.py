@@ -191,6 +191,8 @@ def consumer_stage(run: Run) -> None:
             ),
             f"consumer{members}.rows_s",
         )
+        if members == 1:
+            run.add(Figure(stage, "peak RSS", results[0].peak_rss_mb, "MB"), "consumer1.rss_mb")
         if members > 1:
             run.add(
                 Figure(

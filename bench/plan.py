@@ -61,7 +61,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "e2e",
         latency.e2e_stage,
-        (("end to end (log → audit_data)", "highest steady rate (of the steps tried)"),),
+        (("end to end (log → audit_data)", "highest steady rate"),),
     ),
     Stage(
         "rotation",

@@ -49,3 +49,49 @@ def write_json(path: Path, info: Mapping[str, str], figures: Sequence[Figure]) -
     """Every figure and the machine, for tools (and for diffing two runs)."""
     data = {"machine": dict(info), "figures": [asdict(f) for f in figures]}
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def median_of_runs(runs: Sequence[Sequence[Figure]]) -> list[Figure]:
+    """One figure per ``(stage, metric)``: the median of the runs' values, baselines and limits.
+
+    Ratios are then computed from the medians (as for one run). The note says every run's
+    value, so the spread is visible; a figure missing from a run is left out of its median.
+    """
+    if len(runs) == 1:
+        return list(runs[0])
+    order: list[tuple[str, str]] = []
+    seen: dict[tuple[str, str], list[Figure]] = {}
+    for figures in runs:
+        for f in figures:
+            key = (f.stage, f.metric)
+            if key not in seen:
+                order.append(key)
+                seen[key] = []
+            seen[key].append(f)
+    merged = []
+    for key in order:
+        group = seen[key]
+        values = [f.value for f in group]
+        spread = ", ".join(_num(v) for v in values)
+        first = group[0]
+        note = f"median of {len(runs)} runs ({spread})" + (f"; {first.note}" if first.note else "")
+        merged.append(
+            Figure(
+                first.stage,
+                first.metric,
+                _median([f.value for f in group]),
+                first.unit,
+                baseline=_median([f.baseline for f in group]),
+                limit=_median([f.limit for f in group]),
+                note=note,
+            )
+        )
+    return merged
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return None
+    mid = len(known) // 2
+    return known[mid] if len(known) % 2 else (known[mid - 1] + known[mid]) / 2

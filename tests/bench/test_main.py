@@ -34,11 +34,16 @@ def test_every_stage_measures_and_prints(tmp_path):
     )
     assert out.exists(), proc.stderr[-3000:]
     data = json.loads(out.read_text())
+    # "No step held" is a speed outcome (a loaded machine), not a stage that failed to measure.
     missing = [
-        f"{f['stage']} / {f['metric']}: {f['note']}" for f in data["figures"] if f["value"] is None
+        f"{f['stage']} / {f['metric']}: {f['note']}"
+        for f in data["figures"]
+        if f["value"] is None and not f["note"].startswith("no step held")
     ]
     assert not missing, "\n".join(missing) + "\n" + proc.stderr[-3000:]
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # Exit 1 says a figure is missing: only the steady rate may be, and only for that reason.
+    (held,) = [f for f in data["figures"] if f["metric"] == "highest steady rate"]
+    assert proc.returncode == (0 if held["value"] is not None else 1), proc.stderr[-3000:]
     stages = {f["stage"] for f in data["figures"]}
     for expected in (
         "limit: audit_log_read pages",
@@ -56,6 +61,7 @@ def test_every_stage_measures_and_prints(tmp_path):
         assert expected in stages
     # The table BENCHMARKS.md is pasted from, with the machine block above it.
     assert "| stage | metric | value |" in proc.stdout
+    assert "| goal | figure | wanted | measured | met |" in proc.stdout
     assert "**cpu**: " in proc.stdout and "**other load**: " in proc.stdout
     # The work directory is removed: a run leaves nothing behind.
     assert not (tmp_path / "w").exists()
