@@ -7,7 +7,10 @@ Three checks run on every (re)connect, before the first read:
    Percona's plugin (``audit_log_filter_read_buffer_size``, global only) or component
    (``audit_log_filter.*``). Percona cannot re-position an open read sequence (close it first)
    and answers a bookmark that does not match an event exactly with ``[null]``.
-2. **Format**: the reading functions only work on a JSON log.
+2. **Format**: the reading functions only work on a JSON log: ``JSON`` on Oracle; ``JSON`` or
+   ``JSONL`` on Percona (JSONL from 8.4.10-10, the 9.x default). The XML formats (``NEW``,
+   ``OLD``) are refused, naming the variable to change. Both Percona layouts reach us through
+   the same page text (Percona's reader re-encodes every event), so nothing else depends on it.
 3. **Self-audit guard**: when the filter assigned to our own account logs anything, every read
    is itself audited and the producer chases its own tail forever. Refuse to start unless
    ``--allow-self-audit``. Trap: the assignment is looked up for ``CURRENT_USER()`` (the account
@@ -27,6 +30,10 @@ from auditstream.mysql import Connection, Error, is_connection_error
 log = logging.getLogger(__name__)
 
 
+PERCONA_FORMATS = ("JSON", "JSONL")
+XML_FORMATS = ("NEW", "OLD", "XML")
+
+
 @dataclass(frozen=True)
 class Flavor:
     """The variables one audit log implementation uses."""
@@ -36,6 +43,7 @@ class Flavor:
     buffer_var: str
     session_buffer: bool
     percona: bool
+    formats: tuple[str, ...] = ("JSON",)
 
     def buffer_statement(self) -> str:
         """``SET`` for the read buffer (variable names are constants of this module)."""
@@ -46,13 +54,21 @@ class Flavor:
 FLAVORS = (
     Flavor("oracle", "audit_log_format", "audit_log_read_buffer_size", True, False),
     Flavor("oracle-component", "audit_log.format", "audit_log.read_buffer_size", True, False),
-    Flavor("percona", "audit_log_filter_format", "audit_log_filter_read_buffer_size", False, True),
+    Flavor(
+        "percona",
+        "audit_log_filter_format",
+        "audit_log_filter_read_buffer_size",
+        False,
+        True,
+        PERCONA_FORMATS,
+    ),
     Flavor(
         "percona-component",
         "audit_log_filter.format",
         "audit_log_filter.read_buffer_size",
         False,
         True,
+        PERCONA_FORMATS,
     ),
 )
 
@@ -67,27 +83,36 @@ def variables(conn: Connection) -> dict[str, str]:
 
 
 def detect(found: dict[str, str], **context: Any) -> Flavor:
-    """The flavor whose read-buffer variable the server has; its log must be JSON.
+    """The flavor whose read-buffer variable the server has; its log must be one it can read.
 
     Raises:
-        SourceConfigError: no audit log plugin/component, or its format is not JSON.
+        SourceConfigError: no audit log plugin/component, or its format is not readable
+            (XML, or a format this flavor does not have).
     """
     for flavor in FLAVORS:
         if flavor.buffer_var in found:
             fmt = found.get(flavor.format_var, "")
-            if fmt.upper() != "JSON":
-                raise SourceConfigError(
-                    f"the audit log format is {fmt or 'unknown'!r}; audit_log_read() needs "
-                    f"{flavor.format_var}=JSON",
-                    flavor=flavor.name,
-                    **context,
-                )
+            if fmt.upper() not in flavor.formats:
+                raise SourceConfigError(_format_refusal(flavor, fmt), flavor=flavor.name, **context)
             return flavor
     raise SourceConfigError(
         "no audit log on this server (no audit_log_read_buffer_size, audit_log.*, "
         "audit_log_filter_* variable): install MySQL Enterprise Audit or Percona audit_log_filter",
         **context,
     )
+
+
+def _format_refusal(flavor: Flavor, fmt: str) -> str:
+    kind = " (XML)" if fmt.upper() in XML_FORMATS else ""
+    wanted = " or ".join(f"{flavor.format_var}={f}" for f in reversed(flavor.formats))
+    text = f"the audit log format is {fmt or 'unknown'!r}{kind}; audit_log_read() needs {wanted}"
+    if flavor.percona:
+        file_var = flavor.format_var.replace("format", "file")
+        text += (
+            f" (set it at startup and rename {file_var}, e.g. audit_filter.jsonl, so files "
+            "of the old format keep their own name)"
+        )
+    return text
 
 
 def set_buffer(conn: Connection, flavor: Flavor, size: int, **context: Any) -> int:

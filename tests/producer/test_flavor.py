@@ -82,3 +82,38 @@ def test_a_session_lost_during_the_self_audit_check_is_retriable(mysql_db) -> No
     with pytest.raises(SourceUnavailable) as err:
         guard_self_audit(conn, allow=False)
     assert err.value.retriable
+
+
+# The flavor/format matrix of docs/producer.md: (format variable, buffer variable, flavor).
+SERVERS = [
+    ("audit_log_format", "audit_log_read_buffer_size", "oracle"),  # Oracle 8.0 / 8.4 plugin
+    ("audit_log.format", "audit_log.read_buffer_size", "oracle-component"),  # MySQL 9.x
+    ("audit_log_filter_format", "audit_log_filter_read_buffer_size", "percona"),  # 8.0 plugin
+    ("audit_log_filter.format", "audit_log_filter.read_buffer_size", "percona-component"),
+]
+READ = {
+    "oracle": {"JSON"},
+    "oracle-component": {"JSON"},
+    "percona": {"JSON", "JSONL"},
+    "percona-component": {"JSON", "JSONL"},
+}
+
+
+@pytest.mark.parametrize(("format_var", "buffer_var", "name"), SERVERS)
+@pytest.mark.parametrize("fmt", ["JSON", "JSONL", "json", "jsonl", "NEW", "OLD", ""])
+def test_the_flavor_format_matrix(format_var: str, buffer_var: str, name: str, fmt: str) -> None:
+    found = {buffer_var: "32768", format_var: fmt}
+    if fmt.upper() in READ[name]:
+        assert detect(found).name == name
+        return
+    with pytest.raises(SourceConfigError) as err:
+        detect(found, server="db1")
+    message = err.value.message
+    assert f"format is {fmt or 'unknown'!r}" in message
+    assert ("(XML)" in message) is (fmt in ("NEW", "OLD"))
+    if name.startswith("percona"):
+        assert f"{format_var}=JSONL or {format_var}=JSON" in message
+        assert "rename audit_log_filter" in message
+    else:
+        assert message.endswith(f"needs {format_var}=JSON")
+    assert err.value.context["flavor"] == name
