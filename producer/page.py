@@ -1,7 +1,10 @@
-"""One ``audit_log_read()`` result split into events, each with its exact raw JSON text.
+r"""One ``audit_log_read()`` result split into events, each with its exact raw JSON text.
 
 A page is a JSON array of event objects; when its last element is ``null`` the read sequence
-is exhausted, otherwise a call without position continues it. Traps:
+is exhausted, otherwise a call without position continues it. Layouts seen (docs/producer.md):
+Oracle copies the file's lines (``[\n{ ... },\n{ ... }\n]``); Percona re-encodes each event on
+one line whatever the file's format (JSON or JSONL) and ends with a newline
+(``[\n{...},\n{...},\nnull\n]\n``); a pretty-printed multi-line event is read too. Traps:
 
 - ``raw`` must be the text the server sent (key order, spacing and escapes kept), never a
   re-serialisation of the parsed object: ``raw_decode`` gives both the object and its span.
@@ -124,7 +127,7 @@ def split(text: str, after: Position | None = None, **context: Any) -> Page:
 
 
 def _by_lines(text: str) -> tuple[list[tuple[str, Any]], bool] | None:
-    r"""The fast path for the layout servers write (one event per line): None if not that.
+    r"""The fast path for one event per line (Oracle's and Percona's pages): None if not that.
 
     Each piece between ``,\n`` separators must parse ALONE as one JSON object, which proves it
     is exactly one element's text (a raw newline cannot occur inside a JSON string). Anything
@@ -132,9 +135,10 @@ def _by_lines(text: str) -> tuple[list[tuple[str, Any]], bool] | None:
     orjson reads an integer beyond 64 bits as a float (json: an int); no audit field holds one,
     and either way it is no valid ``id`` and no flat integer field.
     """
-    if not (text.startswith("[\n") and text.endswith("\n]")) or len(text) < 5:
+    end = len(text) - 1 if text.endswith("\n]\n") else len(text)  # Percona's final newline
+    if not (text.startswith("[\n") and text.endswith("\n]", 0, end)) or end < 5:
         return None
-    pieces = text[2:-2].split(",\n")
+    pieces = text[2 : end - 2].split(",\n")
     exhausted = pieces[-1] == "null"
     if exhausted:
         pieces.pop()

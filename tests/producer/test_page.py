@@ -168,3 +168,70 @@ def test_server_layout_null_alone_and_bad_pages() -> None:
         split(server_layout(["null", *make_events(1)], null=False))
     with pytest.raises(PageError, match="truncated"):
         split("[\n" + make_events(1)[0][:-3] + "\n]")
+
+
+def percona_layout(events: list[str], null: bool = True) -> str:
+    """Percona's reader page (json_reader/audit_json_handler.cc): final newline after ``]``."""
+    if null:
+        return "[\n" + "".join(e + ",\n" for e in events) + "null\n]\n"
+    return "[\n" + ",\n".join(events) + "\n]\n"
+
+
+PRETTY = (
+    '{{\n    "timestamp": "2024-01-01 00:00:0{n}",\n    "id": {n},\n    "class": "general",\n'
+    '    "general_data": {{\n      "query": "{q}",\n      "status": 0}}\n  }}'
+)
+TRAPS = [
+    "SELECT 1",
+    "SELECT '},\\n{' AS x",  # a separator-like text inside a string (escaped newline)
+    "SELECT \\\"},\\n  {\\n\\\" FROM t\\nWHERE a = '\\\\n'",
+    "SELECT '}\\u002c\\n{' -- ,\\n",
+]
+
+
+@pytest.mark.parametrize("null", [True, False])
+def test_percona_pages_of_either_file_format_split_on_the_fast_path(null: bool) -> None:
+    compact = [
+        f'{{"timestamp": "2024-01-01 00:00:0{n}", "id": {n}, "general_data": {{"query": "{q}"}}}}'
+        for n, q in enumerate(TRAPS)
+    ]
+    text = percona_layout(compact, null)
+    page = split(text)
+    assert [e.raw for e in page.events] == compact
+    assert page.exhausted is null
+    assert page.events[1].obj["general_data"]["query"] == "SELECT '},\n{' AS x"
+    assert "".join(text.partition(page.events[2].raw)) == text  # raw is a span of the page
+    assert split("[\nnull\n]\n").exhausted
+    empty = split("[\n\n]\n")
+    assert empty.events == [] and not empty.exhausted
+
+
+@pytest.mark.parametrize("layout", [percona_layout, server_layout])
+def test_pretty_printed_events_keep_their_lines_in_raw(layout) -> None:  # type: ignore[no-untyped-def]
+    """A multi-line event (Percona's JSON file layout) comes back exactly, newlines and all."""
+    events = ["  " + PRETTY.format(n=n, q=q) for n, q in enumerate(TRAPS)]
+    page = split(layout(events))
+    assert [e.raw for e in page.events] == [e.strip() for e in events]
+    assert all(e.raw.count("\n") == 7 for e in page.events)
+    assert [e.pos for e in page.events] == [
+        Position(f"2024-01-01 00:00:0{n}", n) for n in range(len(TRAPS))
+    ]
+    assert page.events[1].obj["general_data"]["query"] == "SELECT '},\n{' AS x"
+    assert page.exhausted
+
+
+@given(st.lists(_text, min_size=1, max_size=12), st.booleans(), st.booleans())
+def test_fast_and_general_paths_agree_on_any_query_text(
+    queries: list[str], pretty: bool, null: bool
+) -> None:
+    """Whatever a query holds (``},\\n{``, quotes, newlines), both paths cut the same spans."""
+    raws = []
+    for i, q in enumerate(queries):
+        body = orjson.dumps({"timestamp": f"2024-01-01 00:00:{i:02d}", "id": i, "q": q}).decode()
+        raws.append(body.replace(',"', ',\n  "') if pretty else body)
+    text = percona_layout(raws, null)
+    page = split(text)
+    general = split(page_of(raws, null=null, sep=" , "))
+    assert [e.raw for e in page.events] == [e.raw for e in general.events] == raws
+    assert [e.obj["q"] for e in page.events] == queries
+    assert page.exhausted is null
