@@ -4,7 +4,8 @@ Serve (until SIGTERM/SIGINT)::
 
     python -m emulator --port 3307 --log-dir /tmp/audit [--flavor oracle|percona]
         [--server-uuid UUID] [--backend-dsn mysql://root@127.0.0.1:3306]
-        [--user NAME:PASSWORD[:PRIV,...]]... [--audit-log-format JSON|NEW|OLD]
+        [--user NAME:PASSWORD[:PRIV,...]]... [--audit-log-format JSON|JSONL|NEW|OLD]
+        [--server-version 9.4.0-1]
 
 Write a corpus::
 
@@ -19,6 +20,8 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from auditstream import log as logsetup
 from auditstream.dsn import MySQLDsn
@@ -51,7 +54,15 @@ def _serve_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="name variables like the MySQL 9.x / Percona 8.4 components (audit_log.*)",
     )
-    p.add_argument("--audit-log-format", choices=("JSON", "NEW", "OLD"), default="JSON")
+    p.add_argument(
+        "--audit-log-format",
+        choices=("JSON", "JSONL", "NEW", "OLD"),
+        help="default: JSONL for Percona 9.x, JSON otherwise (JSONL: Percona 8.4.10+ only)",
+    )
+    p.add_argument(
+        "--server-version",
+        help="emulated @@version, e.g. 9.4.0-1 (default 8.0.40-commercial / 8.0.39-30)",
+    )
     p.add_argument("--log-file", help="audit log file name (default audit.log / audit_filter.log)")
     p.add_argument("--rotate-on-size", type=int, default=0)
     p.add_argument("--compress", action="store_true", help="gzip rotated files")
@@ -73,7 +84,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return generate_main(args_list[1:])
     args = _serve_parser().parse_args(args_list)
     logsetup.setup(json=args.log_json, level=args.log_level)
-    config = EmulatorConfig(
+    try:
+        config = _config(args)
+    except ValidationError as exc:
+        print(f"invalid settings: {exc}", file=sys.stderr)
+        return 2
+    server = EmulatorServer(config)
+    asyncio.run(_serve(server))
+    return 0
+
+
+def _config(args: argparse.Namespace) -> EmulatorConfig:
+    return EmulatorConfig(
         log_dir=args.log_dir,
         host=args.host,
         port=args.port,
@@ -82,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend_dsn=MySQLDsn.parse(args.backend_dsn) if args.backend_dsn else None,
         users=tuple(Account.parse(u) for u in args.user),
         audit_log_format=args.audit_log_format,
+        server_version=args.server_version,
         log_file=args.log_file,
         rotate_on_size=args.rotate_on_size,
         compress=args.compress,
@@ -91,9 +114,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
     )
-    server = EmulatorServer(config)
-    asyncio.run(_serve(server))
-    return 0
 
 
 async def _serve(server: EmulatorServer) -> None:

@@ -39,11 +39,16 @@ def event_key(raw: bytes) -> tuple[str, int]:
     return ts, ident
 
 
+def ordered(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with ``timestamp``, ``id``, ``class``, ``event`` first, as the servers write."""
+    out = {k: event[k] for k in _FIRST_KEYS if k in event}
+    out.update((k, v) for k, v in event.items() if k not in out)
+    return out
+
+
 def format_event(event: dict[str, Any]) -> bytes:
     """Serialise a dict the way the plugin does: ``{ "timestamp": "...", "id": 0, ... }``."""
-    ordered = {k: event[k] for k in _FIRST_KEYS if k in event}
-    ordered.update((k, v) for k, v in event.items() if k not in ordered)
-    return _value(ordered).encode("utf-8")
+    return _value(ordered(event)).encode("utf-8")
 
 
 def _value(value: Any) -> str:

@@ -67,8 +67,12 @@ def call(session: AuditSession, name: str, args: list[str | None]) -> bytes | st
             f"Can't initialize function '{name}'; Request ignored for '{user}'@'%'. "
             "SUPER or AUDIT_ADMIN needed to perform operation",
         )
-    if name in READ_FUNCTIONS and state.globals[state.format_var] != "JSON":
-        raise udf_failed("Reading the audit log requires audit_log_format=JSON.", name)
+    if name in READ_FUNCTIONS and state.globals[state.format_var] not in state.readable_formats:
+        raise udf_failed(
+            f"Reading the audit log requires {state.format_var}="
+            f"{' or '.join(state.readable_formats)}.",
+            name,
+        )
     if name in FILTER_FUNCTIONS:
         return filter_function(state.filters, name, args).encode()
     with state.index_lock:  # one reader of the shared index at a time

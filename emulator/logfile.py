@@ -1,9 +1,11 @@
-"""Audit log files as the ``audit_log`` plugin writes them in JSON format.
+"""Audit log files as the ``audit_log`` plugin writes them in JSON format (or Percona's JSONL).
 
 A file is one JSON array: ``[`` on the first line, then one event per line, each followed by
-``,``. The file being written has no closing ``]``; a rotated (closed) file has one. Rotated files
-are named ``basename.YYYYMMDDThhmmss.suffix`` after the UTC time of their **last** event and may be
-gzipped. See ``emulator.logindex`` for the reading side.
+``,``. ``layout="jsonl"`` (Percona's JSONL) only changes how a dict is serialised: compact,
+``{"timestamp":"...","id":0,...}``; the array, the commas and the line per event stay. The
+file being written has no closing ``]``; a rotated (closed) file has one. Rotated files are named
+``basename.YYYYMMDDThhmmss.suffix`` after the UTC time of their **last** event and may be gzipped.
+See ``emulator.logindex`` for the reading side.
 
 Traps:
     * Raw event text (``str``/``bytes``) is written byte for byte; only ``timestamp`` and ``id``
@@ -29,11 +31,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+import orjson
+
 from emulator.eventtext import (
     HEAD,
     TS_FORMAT,
     event_key,
     format_event,
+    ordered,
     rotated_name,
     utc_now_text,
 )
@@ -50,6 +55,7 @@ __all__ = [
 ]
 
 Flavor = Literal["oracle", "percona"]
+Layout = Literal["json", "jsonl"]
 Event = dict[str, Any] | str | bytes
 _TS_FORMAT = TS_FORMAT
 
@@ -60,6 +66,7 @@ class AuditLogWriter:
     Args:
         directory: the log directory (created if missing).
         flavor: ``oracle`` (per-second ids) or ``percona`` (global ids).
+        layout: ``json`` (the plugin's spacing) or ``jsonl`` (compact, Percona's JSONL).
         rotate_on_size: rotate once the open file reaches this many bytes (0: never).
         compress: gzip rotated files (``.json.gz``).
         max_size: prune the oldest rotated files while they total more bytes than this (0: off).
@@ -73,6 +80,7 @@ class AuditLogWriter:
         directory: Path,
         *,
         flavor: Flavor = "oracle",
+        layout: Layout = "json",
         basename: str = "audit",
         suffix: str = "log",
         rotate_on_size: int = 0,
@@ -84,6 +92,7 @@ class AuditLogWriter:
     ) -> None:
         self.directory = Path(directory)
         self.flavor: Flavor = flavor
+        self.layout: Layout = layout
         self.basename, self.suffix = basename, suffix
         self.rotate_on_size, self.compress = rotate_on_size, compress
         self.max_size, self.prune_seconds = max_size, prune_seconds
@@ -133,7 +142,9 @@ class AuditLogWriter:
     def _recover_last_from_rotated(self) -> None:
         from emulator.logindex import AuditLogIndex  # the reader knows the file layout
 
-        index = AuditLogIndex(self.directory, self.basename, self.suffix)
+        index = AuditLogIndex(
+            self.directory, self.basename, self.suffix, any_suffix=self.flavor == "percona"
+        )
         files = index.refresh()
         if files and files[-1].count:
             f = files[-1]
@@ -159,7 +170,7 @@ class AuditLogWriter:
                 ts = ev.setdefault("timestamp", self.clock())
                 if "id" not in ev:
                     ev["id"] = self._next_id(ts)
-                raw = format_event(ev)
+                raw = orjson.dumps(ordered(ev)) if self.layout == "jsonl" else format_event(ev)
                 key = (str(ts), int(ev["id"]))
             else:
                 raw = event.encode("utf-8") if isinstance(event, str) else bytes(event)

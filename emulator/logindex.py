@@ -39,10 +39,15 @@ log = logging.getLogger(__name__)
 FileId = tuple[str, int]
 
 
-def file_pattern(basename: str, suffix: str) -> re.Pattern[str]:
-    """The plugin's name pattern ``basename[.timestamp].suffix[.gz][[.pwd_id].enc]``."""
+def file_pattern(basename: str, suffix: str, any_suffix: bool = False) -> re.Pattern[str]:
+    """The plugin's name pattern ``basename[.timestamp].suffix[.gz][[.pwd_id].enc]``.
+
+    ``any_suffix``: any one suffix (Percona reads every file named after the base name, so
+    ``audit.20240301T000000.json`` is still read once the log became ``audit.jsonl``).
+    """
+    sfx = r"(?P<suffix>[A-Za-z0-9_-]+)" if any_suffix else rf"(?P<suffix>{re.escape(suffix)})"
     return re.compile(
-        rf"^{re.escape(basename)}(?:\.(?P<ts>\d{{8}}T\d{{6}}))?\.{re.escape(suffix)}"
+        rf"^{re.escape(basename)}(?:\.(?P<ts>\d{{8}}T\d{{6}}))?\.{sfx}"
         r"(?P<gz>\.gz)?(?P<enc>(?:\.\d{8}T\d{6}-\d+)?\.enc)?$"
     )
 
@@ -149,10 +154,17 @@ class IndexedFile:
 class AuditLogIndex:
     """The reader's view of a log directory; call ``refresh()`` before each read."""
 
-    def __init__(self, directory: Path, basename: str = "audit", suffix: str = "log") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        basename: str = "audit",
+        suffix: str = "log",
+        *,
+        any_suffix: bool = False,
+    ) -> None:
         self.directory = Path(directory)
         self.basename, self.suffix = basename, suffix
-        self._pattern = file_pattern(basename, suffix)
+        self._pattern = file_pattern(basename, suffix, any_suffix)
         self._files: dict[Path, IndexedFile] = {}
         self._rejected: dict[Path, tuple[int, int, int]] = {}
 
@@ -168,6 +180,8 @@ class AuditLogIndex:
             m = self._pattern.match(name)
             if not m or m.group("enc"):
                 continue
+            if m.group("ts") is None and m.group("suffix") != self.suffix:
+                continue  # another format's live file, left behind: not the log being written
             path = self.directory / name
             try:
                 st = path.stat()

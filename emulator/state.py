@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from auditstream.dsn import MySQLDsn
 from emulator.accounts import Account
@@ -21,6 +22,22 @@ VERSIONS = {
     "oracle": ("8.0.40-commercial", "MySQL Enterprise Server - Commercial"),
     "percona": ("8.0.39-30", "Percona Server (GPL), Release 30, Revision 6e6ba1ec"),
 }
+#: the first Percona release with ``audit_log_filter.format=JSONL`` (and the re-encoding reader
+#: that reads it); from 9.x on JSONL is the default
+PERCONA_JSONL = (8, 4, 10)
+_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+
+
+def version_tuple(version: str) -> tuple[int, int, int]:
+    """``(major, minor, patch)`` of a version string such as ``9.4.0-1`` or ``8.0.40-commercial``.
+
+    Raises:
+        ValueError: the text does not start with ``X.Y.Z``.
+    """
+    m = _VERSION.match(version)
+    if m is None:
+        raise ValueError(f"server version {version!r} does not start with X.Y.Z")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
 class EmulatorConfig(BaseModel):
@@ -38,7 +55,12 @@ class EmulatorConfig(BaseModel):
     server_uuid: str | None = None
     backend_dsn: MySQLDsn | None = None
     users: tuple[Account, ...] = ()
-    audit_log_format: Literal["JSON", "NEW", "OLD"] = "JSON"
+    audit_log_format: Literal["JSON", "JSONL", "NEW", "OLD"] | None = Field(
+        default=None, description="default: JSONL for Percona 9.x, JSON otherwise"
+    )
+    server_version: str | None = Field(
+        default=None, description="emulated @@version; default 8.0.40-commercial / 8.0.39-30"
+    )
     log_file: str | None = Field(default=None, description="default audit.log / audit_filter.log")
     rotate_on_size: int = 0
     compress: bool = False
@@ -50,6 +72,34 @@ class EmulatorConfig(BaseModel):
     tls_cert: Path | None = None
     tls_key: Path | None = None
 
+    @model_validator(mode="after")
+    def _format_exists(self) -> EmulatorConfig:
+        if self.flavor == "percona" and self.format == "JSONL":
+            if version_tuple(self.version) < PERCONA_JSONL:
+                raise ValueError(f"Percona {self.version} has no JSONL format (added in 8.4.10-10)")
+        elif self.format == "JSONL":
+            raise ValueError("only Percona Server writes the JSONL audit log format")
+        return self
+
+    @property
+    def version(self) -> str:
+        """The emulated ``@@version``."""
+        return self.server_version or VERSIONS[self.flavor][0]
+
+    @property
+    def format(self) -> str:
+        """The audit log format: as given, else JSONL for Percona 9.x and JSON otherwise."""
+        if self.audit_log_format is not None:
+            return self.audit_log_format
+        if self.flavor == "percona" and version_tuple(self.version)[0] >= 9:
+            return "JSONL"
+        return "JSON"
+
+    @property
+    def reencoding_reader(self) -> bool:
+        """Whether ``audit_log_read()`` re-encodes events (Percona 8.4.10+: perconatext)."""
+        return self.flavor == "percona" and version_tuple(self.version) >= PERCONA_JSONL
+
 
 class ServerState:
     """The shared state every session of one emulated server sees."""
@@ -59,7 +109,7 @@ class ServerState:
         self.flavor = config.flavor
         config.log_dir.mkdir(parents=True, exist_ok=True)
         self.server_uuid = self._uuid(config)
-        self.version, self.version_comment = VERSIONS[config.flavor]
+        self.version, self.version_comment = config.version, VERSIONS[config.flavor][1]
         default_file = "audit_filter.log" if config.flavor == "percona" else "audit.log"
         basename, _, suffix = (config.log_file or default_file).rpartition(".")
         self.basename, self.suffix = basename, suffix
@@ -68,18 +118,25 @@ class ServerState:
             flavor=config.flavor,
             basename=basename,
             suffix=suffix,
+            layout="jsonl" if config.format == "JSONL" else "json",
             rotate_on_size=config.rotate_on_size,
             compress=config.compress,
             max_size=config.max_size,
             prune_seconds=config.prune_seconds,
         )
-        self.index = AuditLogIndex(config.log_dir, basename, suffix)
+        # Percona reads every file whose name holds the base name: after a format change
+        # (audit_filter.json -> audit_filter.jsonl) the old rotated files are read as well.
+        self.index = AuditLogIndex(
+            config.log_dir, basename, suffix, any_suffix=config.flavor == "percona"
+        )
         self.index_lock = threading.Lock()
         self.filters = FilterStore(config.log_dir)
         self.specs = specs(config.flavor, config.component)
         self.prefix = prefix(config.flavor, config.component)
         self.buffer_var = buffer_variable(config.flavor, config.component)
         self.format_var = self.prefix + "format"
+        #: what audit_log_read() reads (Percona's JSONL-era reader reads both JSON layouts)
+        self.readable_formats = ("JSON", "JSONL") if config.reencoding_reader else ("JSON",)
         self.globals: dict[str, str | int] = self._globals()
 
     @staticmethod
@@ -104,7 +161,7 @@ class ServerState:
             f"{p}disable": "OFF",
             f"{p}encryption": "NONE",
             f"{p}file": str(c.log_dir / f"{self.basename}.{self.suffix}"),
-            f"{p}format": c.audit_log_format,
+            f"{p}format": c.format,
             f"{p}format_unix_timestamp": "OFF",
             f"{p}max_size": c.max_size,
             f"{p}prune_seconds": c.prune_seconds,

@@ -165,7 +165,7 @@ def write_events(
     *,
     oversized_share: float = 0.0,
     start: datetime | None = None,
-    compact: bool = False,
+    compact: bool | None = None,
     events_per_second: float = 1000.0,
     with_startup: bool = True,
 ) -> int:
@@ -174,8 +174,11 @@ def write_events(
     The fast path (≥100k events/s): a pool of sessions is generated once from ``seed`` and
     replayed with fresh connection ids, timestamps and ids, stamped into pre-formatted bytes.
     ``compact=True`` serialises the pool with orjson (``{"class":...}``) instead of the plugin's
-    spacing. Deterministic for a given seed and count.
+    spacing; by default it follows the writer (compact for a JSONL log). Deterministic for a
+    given seed and count.
     """
+    if compact is None:
+        compact = writer.layout == "jsonl"
     pool_size = min(count, 1000 if oversized_share else 5000)
     pool = [
         _template(ev, compact)

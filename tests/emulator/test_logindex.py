@@ -102,3 +102,23 @@ def test_rename_at_rotation_keeps_the_index(tmp_path: Path) -> None:
     live.rename(tmp_path / "audit.20200101T000000.log")
     (again,) = index.refresh()
     assert again is first and not again.live and again.ident == ("2020-01-01 00:00:00", 0)
+
+
+def test_percona_reads_files_of_an_earlier_format_after_the_rename(tmp_path: Path) -> None:
+    """Percona advises renaming the file with the format (audit.json -> audit.jsonl); its reader
+    takes every file named after the base name, so the JSON-era rotated files are still read."""
+    closed_file(tmp_path / "audit.20200101T000000.json", [ev("2020-01-01 00:00:00", 0)])
+    closed_file(tmp_path / "audit.20200101T000001.json.gz.x", [ev("2020-01-01 00:00:00", 9)])
+    (tmp_path / "audit.json").write_text("[\n" + ev("2020-01-01 00:00:01", 1) + ",\n")
+    compact = '{"timestamp":"2020-01-01 00:00:02","id":2,"class":"general"}'
+    (tmp_path / "audit.jsonl").write_text("[\n" + compact + ",\n")
+    files = AuditLogIndex(tmp_path, "audit", "jsonl", any_suffix=True).refresh()
+    assert [(f.path.name, f.live) for f in files] == [
+        ("audit.20200101T000000.json", False),
+        ("audit.jsonl", True),
+    ]
+    assert files[1].read_range(0, 0) == compact.encode()
+    # Oracle's plugin (and the default) match the configured suffix only
+    assert [f.path.name for f in AuditLogIndex(tmp_path, "audit", "jsonl").refresh()] == [
+        "audit.jsonl"
+    ]

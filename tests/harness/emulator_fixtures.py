@@ -1,7 +1,8 @@
 """Fixtures: emulated MySQL Enterprise Audit sources (``emulator`` package) over the MySQL protocol.
 
-``emulator_factory(flavor="oracle", *, users=None, audit_log_format="JSON",
-log_nothing_for_archiver=True, subprocess=False, tls=False, component=False) -> EmulatorHandle``; ``emulator`` is the default
+``emulator_factory(flavor="oracle", *, users=None, audit_log_format=None, server_version=None,
+log_file=None, log_nothing_for_archiver=True, subprocess=False, tls=False, component=False)
+-> EmulatorHandle``; ``emulator`` is the default
 (Oracle, in-process). The backend for proxied statements is the session's ``mysql_server``.
 
 Accounts (unless ``users`` is given as ``NAME:PASSWORD[:PRIV,...]`` strings): ``archiver``
@@ -57,7 +58,9 @@ class EmulatorHandle:
     port: int
     accounts: dict[str, Account]
     backend: MySQLDsn | None
-    audit_log_format: str = "JSON"
+    audit_log_format: str | None = None
+    server_version: str | None = None
+    log_file: str | None = None
     subprocess: bool = False
     tls: tuple[Path, Path] | None = None
     component: bool = False
@@ -100,6 +103,8 @@ class EmulatorHandle:
             backend_dsn=self.backend,
             users=tuple(self.accounts.values()),
             audit_log_format=self.audit_log_format,  # type: ignore[arg-type]
+            server_version=self.server_version,
+            log_file=self.log_file,
             component=self.component,
             tls_cert=self.tls[0] if self.tls else None,
             tls_key=self.tls[1] if self.tls else None,
@@ -121,11 +126,15 @@ class EmulatorHandle:
                 self.flavor,
                 "--server-uuid",
                 self.server_uuid,
-                "--audit-log-format",
-                self.audit_log_format,
                 "--log-level",
                 "WARNING",
             ]
+            if self.audit_log_format:
+                cmd += ["--audit-log-format", self.audit_log_format]
+            if self.server_version:
+                cmd += ["--server-version", self.server_version]
+            if self.log_file:
+                cmd += ["--log-file", self.log_file]
             if self.backend is not None:
                 cmd += ["--backend-dsn", self.backend.url(reveal=True)]
             if self.component:
@@ -182,8 +191,17 @@ class EmulatorHandle:
 
 
 def _writer_for(handle: EmulatorHandle) -> AuditLogWriter:
-    basename, suffix = ("audit_filter", "log") if handle.flavor == "percona" else ("audit", "log")
-    return AuditLogWriter(handle.log_dir, flavor=handle.flavor, basename=basename, suffix=suffix)  # type: ignore[arg-type]
+    config = handle._config()
+    default = "audit_filter.log" if handle.flavor == "percona" else "audit.log"
+    basename, _, suffix = (handle.log_file or default).rpartition(".")
+    layout = "jsonl" if config.format == "JSONL" else "json"
+    return AuditLogWriter(
+        handle.log_dir,
+        flavor=handle.flavor,  # type: ignore[arg-type]
+        layout=layout,
+        basename=basename,
+        suffix=suffix,
+    )
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
@@ -219,7 +237,9 @@ def make_emulator(
     flavor: str = "oracle",
     *,
     users: list[str] | None = None,
-    audit_log_format: str = "JSON",
+    audit_log_format: str | None = None,
+    server_version: str | None = None,
+    log_file: str | None = None,
     log_nothing_for_archiver: bool = True,
     subprocess: bool = False,
     tls: bool = False,
@@ -243,6 +263,8 @@ def make_emulator(
         accounts=accounts,
         backend=backend,
         audit_log_format=audit_log_format,
+        server_version=server_version,
+        log_file=log_file,
         subprocess=subprocess,
         tls=_self_signed(log_dir.parent / f"{log_dir.name}-tls") if tls else None,
         component=component,
