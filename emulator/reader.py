@@ -11,7 +11,10 @@ One ``ReadSequence`` belongs to one client session. A page is built as:
    (Percona). A page that reached the end of the log ends with ``null`` and closes the sequence.
 
 The page layout is the file's: ``[`` newline, then events separated by ``,`` newline, then
-``]`` — so each event's bytes are exactly the file's (consumers compare ``raw``).
+``]`` — so each event's bytes are exactly the file's (consumers compare ``raw``). With
+``reencode`` (Percona 8.4.10+ / 9.x, see ``emulator.perconatext``) every event is re-encoded
+from a parse instead, and a page is filled by Percona's rule: the first event always goes in
+whole, a later one only while the page stays ``RESERVED`` bytes below the buffer size.
 
 Traps:
     * ``null`` at the end means "nothing more *now*"; events written later are read by a new
@@ -26,6 +29,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Literal
 
+from emulator import perconatext
 from emulator.arguments import parse_argument
 from emulator.errors import UdfError, Warning, udf_failed
 from emulator.logindex import AuditLogIndex, FileId, IndexedFile
@@ -52,8 +56,10 @@ class Page:
 class ReadSequence:
     """One session's read sequence over a shared ``AuditLogIndex``."""
 
-    def __init__(self, index: AuditLogIndex, flavor: Flavor = "oracle") -> None:
-        self.index, self.flavor = index, flavor
+    def __init__(
+        self, index: AuditLogIndex, flavor: Flavor = "oracle", *, reencode: bool = False
+    ) -> None:
+        self.index, self.flavor, self.reencode = index, flavor, reencode
         self._pos: tuple[FileId | None, int] | None = None
         self._ended = False
 
@@ -82,6 +88,8 @@ class ReadSequence:
             pos = self._locate(files, args.bookmark, args.start)
             if pos is None:  # Percona: no event matches the bookmark exactly
                 self._pos, self._ended = None, True
+                if self.reencode:
+                    return Page(perconatext.page([], ended=True))
                 return Page(_OPEN + _NULL + _CLOSE)
             self._pos, self._ended = pos, False
         elif self._pos is None:
@@ -89,6 +97,8 @@ class ReadSequence:
                 raise udf_failed("Wrong argument format.")
             raise udf_failed("Reader not initialized.")
         # Steps 3-4
+        if self.reencode:
+            return self._fill_reencoded(files, args.limit, buffer_size)
         return self._fill(files, args.limit, buffer_size)
 
     def _locate(
@@ -165,6 +175,37 @@ class ReadSequence:
             self._pos, self._ended = None, True
             body = body + _SEP + _NULL if parts else _NULL
         return Page(_OPEN + body + _CLOSE, warnings, count)
+
+    def _fill_reencoded(
+        self, files: list[IndexedFile], limit: int | None, buffer_size: int
+    ) -> Page:
+        """Percona's reader: events one by one, re-encoded; the end of the log adds ``null``."""
+        fi, idx = self._resolve(files, self._pos or (None, 0))
+        events: list[bytes] = []
+        used = len(perconatext.OPEN)
+        reached_end = False
+        while True:
+            while fi < len(files) and idx >= files[fi].count and not files[fi].live:
+                fi, idx = fi + 1, 0
+            if fi >= len(files) or idx >= files[fi].count:
+                reached_end = True
+                break
+            if limit is not None and len(events) >= limit:
+                break  # Percona ends a batch only when a next event exists
+            text = perconatext.event(files[fi].read_range(idx, idx))
+            size = len(text) + len(perconatext.SEP)
+            if events and used + size + perconatext.RESERVED >= buffer_size:
+                break
+            events.append(text)
+            used += size
+            idx += 1
+        if fi < len(files):
+            self._pos = (files[fi].ident, idx)
+        else:
+            self._pos = (files[-1].ident, files[-1].count) if files else (None, 0)
+        if reached_end:
+            self._pos, self._ended = None, True
+        return Page(perconatext.page(events, ended=reached_end), [], len(events))
 
     def _resolve(self, files: list[IndexedFile], pos: tuple[FileId | None, int]) -> tuple[int, int]:
         ident, idx = pos

@@ -72,7 +72,9 @@ class AuditSession(BaseSession):  # type: ignore[misc]  # mimic is untyped
         self.client_host = "127.0.0.1"
         self.connect_attrs: dict[str, str] = {}
         self.connection_type = "tcp/ip"
-        self.read_seq = ReadSequence(state.index, state.flavor)
+        self.read_seq = ReadSequence(
+            state.index, state.flavor, reencode=state.config.reencoding_reader
+        )
         buffer = state.globals[state.buffer_var]
         self.session_buffer = int(buffer)
         self.filter_id: int = 0

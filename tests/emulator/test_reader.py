@@ -241,3 +241,103 @@ def test_pages_partition_the_log_exactly(tmp_path_factory, sizes, buffer, limit,
         assert got == fits and skipped == len(raws) - len(fits)
     else:
         assert got == raws and skipped == 0
+
+
+# Percona 8.4.10+ / 9.x: audit_log_read() re-encodes events (emulator.perconatext).
+
+PRETTY_FILE = (
+    b'[\n  {\n    "timestamp": "2024-01-01 00:00:00",\n    "id": 7,\n    "class": "general",\n'
+    b'    "account": { "user": "app", "host": "%" },\n'
+    b'    "general_data": {\n      "query": "SELECT \'a\\/b\', \\"q\\", \'},\\n{\'\\t\\u0001 \\u00e9",\n'
+    b'      "status": 0},\n    "rows": [1, 2.5, true, null]\n  }'
+)
+PAGE_EVENT = (
+    '{"timestamp": "2024-01-01 00:00:00", "id": 7, "class": "general", '
+    '"account": {"user": "app", "host": "%"}, '
+    '"general_data": {"query": "SELECT \'a/b\', \\"q\\", \'},\\n{\'\\t\\u0001 \u00e9", '
+    '"status": 0}, "rows": [1, 2.5, true, null]}'
+).encode()
+
+
+def test_percona_reencodes_a_pretty_printed_event_on_one_line() -> None:
+    from emulator import perconatext
+
+    event = PRETTY_FILE[2:]
+    assert perconatext.event(event) == PAGE_EVENT
+    compact = json.dumps(json.loads(event), separators=(",", ":")).encode()
+    assert perconatext.event(compact) == PAGE_EVENT, "the file layout never shows in the page"
+
+
+def test_percona_reencoding_page_text_and_budget(tmp_path: Path) -> None:
+    w = AuditLogWriter(tmp_path, flavor="percona", layout="jsonl", clock=lambda: TS)
+    try:
+        for n in range(6):
+            w.write({"class": "general", "q": "x" * 100 * n})
+    finally:
+        w.close()
+    text = (tmp_path / "audit.log").read_text()
+    assert text.startswith(
+        '[\n{"timestamp":"2024-01-01 00:00:00","id":0,"class":"general","q":""},\n'
+    )
+    reader = ReadSequence(AuditLogIndex(tmp_path), "percona", reencode=True)
+    events = [
+        f'{{"timestamp": "{TS}", "id": {n}, "class": "general", "q": "{"x" * 100 * n}"}}'.encode()
+        for n in range(6)
+    ]
+    whole = reader.read(bookmark(0), 32768)
+    assert whole.payload == b"[\n" + b"".join(e + b",\n" for e in events) + b"null\n]\n"
+    # a page that does not reach the end: no null, the last ",\n" taken off, a final newline
+    two = ReadSequence(AuditLogIndex(tmp_path), "percona", reencode=True)
+    page = two.read(json.dumps({"timestamp": TS, "id": 1, "max_array_length": 2}), 32768)
+    assert page.payload == b"[\n" + events[1] + b",\n" + events[2] + b"\n]\n"
+    # the budget: a later event only while the page stays 10 bytes under the buffer
+    tight = ReadSequence(AuditLogIndex(tmp_path), "percona", reencode=True)
+    size = 2 + len(events[3]) + 2 + len(events[4]) + 2 + 10
+    assert tight.read(bookmark(3), size + 1).payload == (
+        b"[\n" + events[3] + b",\n" + events[4] + b"\n]\n"
+    )
+    tight = ReadSequence(AuditLogIndex(tmp_path), "percona", reencode=True)
+    assert tight.read(bookmark(3), size).payload == b"[\n" + events[3] + b"\n]\n"
+    # the first event goes in whole whatever its size; a missing bookmark is [null]
+    big = ReadSequence(AuditLogIndex(tmp_path), "percona", reencode=True)
+    assert big.read(bookmark(5), 100).payload == b"[\n" + events[5] + b",\nnull\n]\n"
+    gone = ReadSequence(AuditLogIndex(tmp_path), "percona", reencode=True)
+    assert gone.read(bookmark(99), 32768).payload == b"[\nnull\n]\n"
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=50_000), min_size=1, max_size=30),
+    buffer=st.sampled_from([32768, 65536]),
+    limit=st.one_of(st.none(), st.integers(min_value=1, max_value=7)),
+    layout=st.sampled_from(["json", "jsonl"]),
+)
+def test_reencoded_pages_partition_the_log_exactly(
+    tmp_path_factory, sizes, buffer, limit, layout
+) -> None:
+    directory = tmp_path_factory.mktemp("prop")
+    w = AuditLogWriter(directory, flavor="percona", layout=layout, clock=lambda: TS)
+    try:
+        for size in sizes:
+            w.write({"class": "general", "q": 'x\n"/' * (size // 4)})
+    finally:
+        w.close()
+    reader = ReadSequence(AuditLogIndex(directory), "percona", reencode=True)
+    arg = {"timestamp": TS, "id": 0} | ({"max_array_length": limit} if limit else {})
+    pages = [reader.read(json.dumps(arg), buffer)]
+    while not pages[-1].payload.endswith(b"null\n]\n"):
+        pages.append(
+            reader.read(json.dumps({"max_array_length": limit}) if limit else None, buffer)
+        )
+        assert len(pages) < 200
+    ids = []
+    for p in pages:
+        assert p.payload.endswith(b"\n]\n") and b"\n" not in p.payload[2:-3].replace(b",\n", b"")
+        body = json.loads(p.payload)
+        ids += [e["id"] for e in body if e is not None]
+        assert limit is None or p.events <= limit
+        if p.events > 1:
+            assert len(p.payload) < buffer
+    assert ids == list(range(len(sizes)))
