@@ -6,7 +6,12 @@ Against a real MySQL Enterprise / Percona server, set:
   (``log_nothing``), e.g. ``mysql://audituser:pw@db:3306``;
 * ``AUDIT_SOURCE_TEST_AUDITED_DSN``: an account whose statements ARE logged (``log_all``);
 * ``AUDIT_SOURCE_TEST_FLAVOR``: ``oracle`` (default) or ``percona``;
-* optionally ``AUDIT_SOURCE_TEST_PLAIN_DSN``: an account without AUDIT_ADMIN.
+* optionally ``AUDIT_SOURCE_TEST_PLAIN_DSN``: an account without AUDIT_ADMIN;
+* for a Percona 8.4.10+ / 9.x component logging JSONL: ``AUDIT_SOURCE_TEST_FORMAT=JSONL``
+  (runs the ``percona-jsonl`` cases; the variables are then ``audit_log_filter.*``).
+
+By default the emulator serves three sources: Oracle 8.0, Percona 8.0 (JSON) and Percona 9.x
+(the component, ``JSONL`` by default, pages re-encoded like Percona's reader).
 
 The suite only uses SQL (events come from the audited account's statements), so it checks the
 same documented behaviour on both.
@@ -37,26 +42,40 @@ class AuditSource:
     audited: MySQLDsn
     plain: MySQLDsn | None
     emulated: bool
+    fmt: str = "JSON"
+
+    @property
+    def component(self) -> bool:
+        """Percona's JSONL exists only in its 8.4.10+ / 9.x component (``audit_log_filter.*``)."""
+        return self.fmt == "JSONL"
+
+    @property
+    def format_var(self) -> str:
+        if self.flavor != "percona":
+            return "audit_log_format"
+        return "audit_log_filter.format" if self.component else "audit_log_filter_format"
 
     @property
     def buffer_var(self) -> str:
-        return (
-            "audit_log_filter_read_buffer_size"
-            if self.flavor == "percona"
-            else "audit_log_read_buffer_size"
-        )
+        if self.flavor != "percona":
+            return "audit_log_read_buffer_size"
+        sep = "." if self.component else "_"
+        return f"audit_log_filter{sep}read_buffer_size"
 
     def connect(self, dsn: MySQLDsn | None = None) -> Any:
         return mysql.connect(dsn or self.admin, autocommit=True)
 
 
-@pytest.fixture(params=["oracle", "percona"])
+@pytest.fixture(params=["oracle", "percona", "percona-jsonl"])
 def audit_source(request: pytest.FixtureRequest) -> AuditSource:
+    flavor, _, jsonl = str(request.param).partition("-")
+    fmt = "JSONL" if jsonl else "JSON"
     given = os.environ.get("AUDIT_SOURCE_TEST_DSN")
     if given:
-        flavor = os.environ.get("AUDIT_SOURCE_TEST_FLAVOR", "oracle")
-        if request.param != flavor:
-            pytest.skip(f"the real source is {flavor}")
+        real = os.environ.get("AUDIT_SOURCE_TEST_FLAVOR", "oracle")
+        real_fmt = os.environ.get("AUDIT_SOURCE_TEST_FORMAT", "JSON").upper()
+        if (flavor, fmt) != (real, real_fmt):
+            pytest.skip(f"the real source is {real} {real_fmt}")
         plain = os.environ.get("AUDIT_SOURCE_TEST_PLAIN_DSN")
         return AuditSource(
             flavor=flavor,
@@ -64,14 +83,17 @@ def audit_source(request: pytest.FixtureRequest) -> AuditSource:
             audited=MySQLDsn.parse(os.environ["AUDIT_SOURCE_TEST_AUDITED_DSN"]),
             plain=MySQLDsn.parse(plain) if plain else None,
             emulated=False,
+            fmt=fmt,
         )
-    handle = request.getfixturevalue("emulator_factory")(request.param)
+    options: dict[str, Any] = {"server_version": "9.4.0-1", "component": True} if jsonl else {}
+    handle = request.getfixturevalue("emulator_factory")(flavor, **options)
     return AuditSource(
-        flavor=request.param,
+        flavor=flavor,
         admin=handle.archiver_dsn,
         audited=handle.dsn("app"),
         plain=handle.dsn("app"),
         emulated=True,
+        fmt=fmt,
     )
 
 

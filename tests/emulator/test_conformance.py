@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 
 import pytest
 
@@ -238,8 +239,7 @@ def test_server_identity_and_audit_variables(reader: Reader, audit_source: Audit
     assert re.match(r"^\d+\.\d+\.\d+", version)
     cur.execute("SHOW VARIABLES LIKE 'audit_log%'")
     variables = dict(cur.fetchall())
-    fmt = "audit_log_filter_format" if audit_source.flavor == "percona" else "audit_log_format"
-    assert variables[fmt] == "JSON"
+    assert variables[audit_source.format_var] == audit_source.fmt
     assert variables[audit_source.buffer_var].isdigit()
     cur.close()
 
@@ -255,3 +255,35 @@ def test_filter_functions_and_tables(reader: Reader) -> None:
     cur.execute("SELECT audit_log_filter_remove_filter('conf_probe')")
     assert cur.fetchall()[0][0] in (b"OK", "OK")
     cur.close()
+
+
+def test_percona_jsonl_pages_hold_one_reencoded_event_per_line(
+    reader: Reader, emit, audit_source: AuditSource
+) -> None:
+    """Percona's reader re-encodes every event (json_reader/audit_json_handler.cc): one line per
+    event, ``": "`` and ``", "`` separators, ``/`` and non-ASCII copied, and a final newline."""
+    if audit_source.fmt != "JSONL":
+        pytest.skip("Percona JSONL only")
+    emit()
+    start = reader.bookmark()
+    conn = audit_source.connect(audit_source.audited)
+    marker = "m" + uuid.uuid4().hex[:12]
+    cur = conn.cursor()
+    cur.execute(f"SELECT '{marker}}},\n{{', \"a/b\", 'é\t' AS v")
+    cur.fetchall()
+    cur.close()
+    conn.close()
+    found = wait_for_marker(reader, start, marker)
+    assert len(found) == 1
+    text = reader.call(json.dumps(start))
+    assert text.startswith("[\n") and text.endswith("\n]\n")
+    lines = text.split("\n")
+    assert lines[-3:] == ["null", "]", ""] or lines[-2:] == ["]", ""]
+    body = [line for line in lines[1:-2] if line != "null"]
+    assert body and all(line.endswith(",") for line in body[:-1])
+    for line in body:
+        event = json.loads(line.removesuffix(","))
+        assert line.removesuffix(",") == json.dumps(event, ensure_ascii=False)
+    ours = [line for line in body if marker in line]
+    assert len(ours) == 1
+    assert f"SELECT '{marker}}},\\n{{', \\\"a/b\\\", 'é\\t' AS v" in ours[0]
