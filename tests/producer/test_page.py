@@ -227,8 +227,13 @@ def test_fast_and_general_paths_agree_on_any_query_text(
     """Whatever a query holds (``},\\n{``, quotes, newlines), both paths cut the same spans."""
     raws = []
     for i, q in enumerate(queries):
-        body = orjson.dumps({"timestamp": f"2024-01-01 00:00:{i:02d}", "id": i, "q": q}).decode()
-        raws.append(body.replace(',"', ',\n  "') if pretty else body)
+        members = {"timestamp": f"2024-01-01 00:00:{i:02d}", "id": i, "q": q}
+        texts = [
+            f"{orjson.dumps(k).decode()}: {orjson.dumps(v).decode()}" for k, v in members.items()
+        ]
+        raws.append(
+            "{\n    " + ",\n    ".join(texts) + "\n  }" if pretty else "{" + ", ".join(texts) + "}"
+        )
     text = percona_layout(raws, null)
     page = split(text)
     general = split(page_of(raws, null=null, sep=" , "))
