@@ -51,6 +51,40 @@ def format_event(event: dict[str, Any]) -> bytes:
     return _value(ordered(event)).encode("utf-8")
 
 
+def format_pretty(event: dict[str, Any]) -> bytes:
+    r"""Serialise a dict like Percona's JSON format (``log_record_formatter/json.cc``).
+
+    ``  {`` on its own line, one member per line indented by 4, nested objects over lines
+    indented by 6 with ``}`` after their last member, arrays on one line, ``/`` escaped as
+    ``\/``, and ``  }`` closing the event: the layout ``emulator.logindex`` reads back.
+    """
+    members = ",\n".join(
+        f"    {_pretty_scalar(k)}: {_pretty(v)}" for k, v in ordered(event).items()
+    )
+    return ("  {\n" + members + "\n  }").encode("utf-8")
+
+
+def _pretty(value: Any) -> str:
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = ",\n".join(f"      {_pretty_scalar(k)}: {_flat(v)}" for k, v in value.items())
+        return "{\n" + inner + "}"
+    return _flat(value)
+
+
+def _flat(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_pretty_scalar(k)}: {_flat(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_flat(v) for v in value) + "]"
+    return _pretty_scalar(value)
+
+
+def _pretty_scalar(value: Any) -> str:
+    return _scalar(value).replace("/", "\\/")
+
+
 def _value(value: Any) -> str:
     if isinstance(value, dict):
         if not value:

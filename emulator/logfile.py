@@ -2,7 +2,8 @@
 
 A file is one JSON array: ``[`` on the first line, then one event per line, each followed by
 ``,``. ``layout="jsonl"`` (Percona's JSONL) only changes how a dict is serialised: compact,
-``{"timestamp":"...","id":0,...}``; the array, the commas and the line per event stay. The
+``{"timestamp":"...","id":0,...}``; ``layout="pretty"`` (Percona's JSON) writes a dict over
+several lines, from ``  {`` to ``  }``, as Percona's formatter does. The
 file being written has no closing ``]``; a rotated (closed) file has one. Rotated files are named
 ``basename.YYYYMMDDThhmmss.suffix`` after the UTC time of their **last** event and may be gzipped.
 See ``emulator.logindex`` for the reading side.
@@ -38,6 +39,7 @@ from emulator.eventtext import (
     TS_FORMAT,
     event_key,
     format_event,
+    format_pretty,
     ordered,
     rotated_name,
     utc_now_text,
@@ -55,7 +57,7 @@ __all__ = [
 ]
 
 Flavor = Literal["oracle", "percona"]
-Layout = Literal["json", "jsonl"]
+Layout = Literal["json", "jsonl", "pretty"]
 Event = dict[str, Any] | str | bytes
 _TS_FORMAT = TS_FORMAT
 
@@ -66,7 +68,8 @@ class AuditLogWriter:
     Args:
         directory: the log directory (created if missing).
         flavor: ``oracle`` (per-second ids) or ``percona`` (global ids).
-        layout: ``json`` (the plugin's spacing) or ``jsonl`` (compact, Percona's JSONL).
+        layout: ``json`` (the plugin's spacing, one line), ``jsonl`` (compact, Percona's JSONL)
+            or ``pretty`` (Percona's JSON: one event over several lines; dicts only).
         rotate_on_size: rotate once the open file reaches this many bytes (0: never).
         compress: gzip rotated files (``.json.gz``).
         max_size: prune the oldest rotated files while they total more bytes than this (0: off).
@@ -130,7 +133,7 @@ class AuditLogWriter:
             self._events_in_file = 1 if found else 0
             if found:
                 self.last = found
-            elif self.last is None:
+            else:  # no one-line event at the end: a pretty-printed one, or none
                 self._recover_last_from_rotated()
             return path.open("ab")
         self._recover_last_from_rotated()
@@ -145,10 +148,12 @@ class AuditLogWriter:
         index = AuditLogIndex(
             self.directory, self.basename, self.suffix, any_suffix=self.flavor == "percona"
         )
-        files = index.refresh()
-        if files and files[-1].count:
-            f = files[-1]
-            self.last = (f.ts[-1], f.ids[-1])
+        for f in reversed(index.refresh()):
+            if f.count:
+                self.last = (f.ts[-1], f.ids[-1])
+                if f.live and f.path == self.path:
+                    self._events_in_file = f.count
+                return
 
     def _next_id(self, ts: str) -> int:
         if self.last is None:
@@ -170,7 +175,7 @@ class AuditLogWriter:
                 ts = ev.setdefault("timestamp", self.clock())
                 if "id" not in ev:
                     ev["id"] = self._next_id(ts)
-                raw = orjson.dumps(ordered(ev)) if self.layout == "jsonl" else format_event(ev)
+                raw = self._format(ev)
                 key = (str(ts), int(ev["id"]))
             else:
                 raw = event.encode("utf-8") if isinstance(event, str) else bytes(event)
@@ -183,6 +188,13 @@ class AuditLogWriter:
             if self.flush_each:
                 self._file.flush()
             return key
+
+    def _format(self, event: dict[str, Any]) -> bytes:
+        if self.layout == "jsonl":
+            return orjson.dumps(ordered(event))
+        if self.layout == "pretty":
+            return format_pretty(event)
+        return format_event(event)
 
     def _follow(self) -> None:
         """Reopen when another writer rotated the live file away from us, or after ``close``."""

@@ -7,7 +7,8 @@
 3. Order files by the timestamp of their **first** event (then its id; the open file last).
 4. Index each file once: offsets, lengths, timestamps and ids of its events. A line shaped
    like the plugin's (``{ "timestamp": ..., "id": ...`` ... ``},``) is trusted; any other line
-   is parsed whole and skipped with a logged reason when it is not a JSON event. The open file is
+   is parsed whole and skipped with a logged reason when it is not a JSON event. An event of
+   Percona's pretty-printed JSON layout spans the lines from ``  {`` to ``  }``. The open file is
    indexed incrementally from where the last refresh stopped; a torn last line (a crash mid-write)
    is not indexed until its newline arrives.
 
@@ -37,6 +38,8 @@ from emulator.eventtext import event_key
 log = logging.getLogger(__name__)
 
 FileId = tuple[str, int]
+#: the first and last line of an event in Percona's pretty-printed JSON layout
+PRETTY_OPEN, PRETTY_CLOSE = b"  {", b"\n  }"
 
 
 def file_pattern(basename: str, suffix: str, any_suffix: bool = False) -> re.Pattern[str]:
@@ -116,6 +119,12 @@ class IndexedFile:
         while pos < end:
             nl = blob.index(b"\n", pos)
             if blob[pos] != 0x7B:  # "{": "[", "]" and blank lines carry no event
+                if blob[pos:nl] == PRETTY_OPEN:
+                    done = self._scan_pretty(blob, base, pos, end)
+                    if done is None:
+                        return pos  # its closing line has not been written yet
+                    pos = done
+                    continue
                 pos = nl + 1
                 continue
             if nl - pos > 2 and blob[nl - 1] == 0x2C and blob[nl - 2] == 0x7D:  # "},\n"
@@ -149,6 +158,45 @@ class IndexedFile:
                     self._mark(n)
             pos = nl + 1
         return end
+
+    def _scan_pretty(self, blob: bytes, base: int, pos: int, end: int) -> int | None:
+        """Index one pretty-printed event (Percona's JSON layout) starting at ``pos``.
+
+        Returns the offset after its ``  }`` line, None when that line is not whole yet. Its
+        members sit on lines indented by 4 spaces or more and JSON strings hold no raw
+        newline, so the first line that is ``  }`` (then ``,`` or a newline) closes it.
+        """
+        close = pos
+        while True:
+            close = blob.find(PRETTY_CLOSE, close, end)
+            if close < 0:
+                return None
+            after = close + len(PRETTY_CLOSE)
+            if after < end and blob[after] in b",\n":
+                break
+            close = after
+        start, stop = pos + len(PRETTY_OPEN) - 1, after
+        nl = blob.find(b"\n", after, end)
+        if nl < 0:
+            return None
+        try:
+            orjson.loads(memoryview(blob)[start:stop])
+            ts, ident = event_key(blob[start:stop])
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            log.warning(
+                "skipping an unreadable event",
+                extra={"ctx": {"file": self.path.name, "offset": base + pos, "why": exc}},
+            )
+        else:
+            n = len(self.offsets)
+            if n:
+                self._mark(n - 1)
+            self.offsets.append(base + start)
+            self.lengths.append(stop - start)
+            self.ts.append(ts)
+            self.ids.append(ident)
+            self._mark(n)
+        return nl + 1
 
 
 class AuditLogIndex:

@@ -96,6 +96,17 @@ class EmulatorConfig(BaseModel):
         return "JSON"
 
     @property
+    def layout(self) -> Literal["json", "jsonl", "pretty"]:
+        """How the writer lays events out: Percona 8.4.10+ JSON pretty-printed, JSONL compact.
+
+        Percona 8.0 keeps one line per event (its pages are the file's bytes here, and the
+        existing tests read them so; docs/emulator.md, Limits).
+        """
+        if self.format == "JSONL":
+            return "jsonl"
+        return "pretty" if self.reencoding_reader else "json"
+
+    @property
     def reencoding_reader(self) -> bool:
         """Whether ``audit_log_read()`` re-encodes events (Percona 8.4.10+: perconatext)."""
         return self.flavor == "percona" and version_tuple(self.version) >= PERCONA_JSONL
@@ -118,7 +129,7 @@ class ServerState:
             flavor=config.flavor,
             basename=basename,
             suffix=suffix,
-            layout="jsonl" if config.format == "JSONL" else "json",
+            layout=config.layout,
             rotate_on_size=config.rotate_on_size,
             compress=config.compress,
             max_size=config.max_size,

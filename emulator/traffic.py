@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from emulator.eventtext import format_pretty
 from emulator.logfile import AuditLogWriter, format_event
 from emulator.mix import (
     HOSTS,
@@ -174,8 +175,8 @@ def write_events(
     The fast path (≥100k events/s): a pool of sessions is generated once from ``seed`` and
     replayed with fresh connection ids, timestamps and ids, stamped into pre-formatted bytes.
     ``compact=True`` serialises the pool with orjson (``{"class":...}``) instead of the plugin's
-    spacing; by default it follows the writer (compact for a JSONL log). Deterministic for a
-    given seed and count.
+    spacing; by default it follows the writer (compact for a JSONL log; a ``pretty`` writer gets
+    each event re-laid over several lines). Deterministic for a given seed and count.
     """
     if compact is None:
         compact = writer.layout == "jsonl"
@@ -213,6 +214,10 @@ def write_events(
             cid_text = b"%d" % (cid + cycle * 100_000) if cid else b"0"
             yield stamp + b"%d" % ident + sep + head + cid_text + tail, ts, ident
 
+    if writer.layout == "pretty":  # Percona's JSON: the same events over several lines
+        return writer.write_raw_lines(
+            (format_pretty(orjson.loads(raw)), ts, ident) for raw, ts, ident in lines()
+        )
     return writer.write_raw_lines(lines())
 
 

@@ -158,3 +158,49 @@ def test_a_second_writer_follows_a_rotation_made_by_the_first(tmp_path: Path) ->
     live = (tmp_path / "audit.log").read_text().splitlines()
     assert live[0] == "[" and '"class": "b"' in live[1]
     assert b.rotate() is not None
+
+
+def test_percona_pretty_layout_is_indexed_resumed_and_rotated(tmp_path: Path) -> None:
+    """Percona's JSON layout: each event over several lines; the index finds each span, a
+    restarted writer continues the global ids and still rotates what the live file holds."""
+    from emulator.logindex import AuditLogIndex
+
+    clock = lambda: "2024-01-01 00:00:00"  # noqa: E731
+    writer = AuditLogWriter(tmp_path, flavor="percona", layout="pretty", clock=clock)
+    writer.write({"class": "general", "general_data": {"query": "SELECT '},\n  }\n{' -- a/b"}})
+    writer.write({"class": "general", "rows": [1, {"a": 2}], "empty": {}})
+    writer.close()
+    text = (tmp_path / "audit.log").read_text()
+    assert text.startswith('[\n  {\n    "timestamp": "2024-01-01 00:00:00",\n    "id": 0,\n')
+    assert '"query": "SELECT \'},\\n  }\\n{\' -- a\\/b"}\n  },\n  {\n' in text
+    assert json.loads(text.rstrip().rstrip(",") + "]")[1]["rows"] == [1, {"a": 2}]
+    (f,) = AuditLogIndex(tmp_path).refresh()
+    assert f.count == 2 and f.ids.tolist() == [0, 1]
+    assert json.loads(f.read_range(1, 1))["empty"] == {}
+    assert f.read_range(0, 0).startswith(b"{\n") and f.read_range(0, 0).endswith(b"\n  }")
+
+    again = AuditLogWriter(tmp_path, flavor="percona", layout="pretty", clock=clock)
+    assert again.last == ("2024-01-01 00:00:00", 1)
+    assert again.write({"class": "general"}) == ("2024-01-01 00:00:00", 2)
+    rotated = again.rotate()
+    assert rotated is not None
+    body = rotated.read_text().removesuffix(",\n]\n")  # the emulator's closing, as for Oracle
+    assert [e["id"] for e in json.loads(body + "]")] == [0, 1, 2]
+
+
+def test_a_pretty_event_is_indexed_only_once_its_closing_line_is_written(tmp_path: Path) -> None:
+    from emulator.logindex import AuditLogIndex
+
+    live = tmp_path / "audit.log"
+    whole = '  {\n    "timestamp": "2024-01-01 00:00:00",\n    "id": 0\n  },\n'
+    live.write_text("[\n" + whole + '  {\n    "timestamp": "2024-01-01 00:00:01",\n')
+    index = AuditLogIndex(tmp_path)
+    assert index.refresh()[0].count == 1
+    with live.open("a") as fh:
+        fh.write('    "id": 1\n  }')
+    assert index.refresh()[0].count == 1, "the closing line has no newline yet"
+    with live.open("a") as fh:
+        fh.write(",\n")
+    (f,) = index.refresh()
+    assert f.ids.tolist() == [0, 1]
+    assert f.read_range(1, 1) == b'{\n    "timestamp": "2024-01-01 00:00:01",\n    "id": 1\n  }'

@@ -312,7 +312,7 @@ def test_percona_reencoding_page_text_and_budget(tmp_path: Path) -> None:
     sizes=st.lists(st.integers(min_value=0, max_value=50_000), min_size=1, max_size=30),
     buffer=st.sampled_from([32768, 65536]),
     limit=st.one_of(st.none(), st.integers(min_value=1, max_value=7)),
-    layout=st.sampled_from(["json", "jsonl"]),
+    layout=st.sampled_from(["json", "jsonl", "pretty"]),
 )
 def test_reencoded_pages_partition_the_log_exactly(
     tmp_path_factory, sizes, buffer, limit, layout

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from auditstream import mysql
 from auditstream.verify.tables import event_tables
@@ -27,17 +28,17 @@ TRAPS = [
 ]
 
 
-def file_events(log_dir: Path) -> list[bytes]:
-    """Every event line of the audit_filter.* files: rotated ones (by name), then the live one."""
+def file_events(log_dir: Path) -> list[Any]:
+    """Every event of the audit_filter.* files (rotated ones by name, then the live one), read
+    as JSON whatever their layout (pretty-printed JSON or compact JSONL)."""
     names = sorted(p for p in log_dir.iterdir() if p.name.startswith("audit_filter."))
     rotated = [p for p in names if p.name.count(".") > 1]
     live = [p for p in names if p.name.count(".") == 1]
-    lines = []
+    events: list[Any] = []
     for path in rotated + live:
-        for line in path.read_bytes().splitlines():
-            if line.startswith(b"{"):
-                lines.append(line.rstrip(b","))
-    return lines
+        text = path.read_text().rstrip().removesuffix("]").rstrip().removesuffix(",")
+        events += json.loads(text + "]")
+    return events
 
 
 def source_raws(pipe: Pipeline) -> list[str]:
@@ -90,7 +91,7 @@ def write_traps(pipe: Pipeline) -> None:
 
 
 def assert_archived_unchanged(pipe: Pipeline, count: int) -> None:
-    expected = [perconatext.event(line).decode() for line in file_events(pipe.emu.log_dir)]
+    expected = [perconatext.value_text(event) for event in file_events(pipe.emu.log_dir)]
     assert len(expected) == count
     assert source_raws(pipe) == expected
     assert archived_raws(pipe) == expected
@@ -104,7 +105,8 @@ def test_a_percona_9_source_with_default_settings_is_archived_unchanged(
     assert (pipe.emu.log_dir / "audit_filter.log").read_text() == "[\n"
     pipe.write(400)
     write_traps(pipe)
-    assert file_events(pipe.emu.log_dir)[0].startswith(b'{"timestamp":"'), "JSONL, compact"
+    lines = (pipe.emu.log_dir / "audit_filter.log").read_text().splitlines()
+    assert lines[1].startswith('{"timestamp":"') and len(lines) == 404, "JSONL: compact lines"
     pipe.producer_once("--read-buffer-size", "32768")
     pipe.consumer_once()
     pipe.assert_clean(403)
@@ -123,6 +125,7 @@ def test_a_log_changed_from_json_to_jsonl_under_a_new_name_is_drained_across_the
     )
     pipe.write(200)
     write_traps(pipe)
+    assert (pipe.emu.log_dir / "audit_filter.json").read_text().startswith("[\n  {\n")
     pipe.producer_once()
     # the upgrade: rotate, restart as 9.x with the default format and the advised new name
     rotated = pipe.emu.writer.rotate()

@@ -191,14 +191,12 @@ class EmulatorHandle:
 
 
 def _writer_for(handle: EmulatorHandle) -> AuditLogWriter:
-    config = handle._config()
     default = "audit_filter.log" if handle.flavor == "percona" else "audit.log"
     basename, _, suffix = (handle.log_file or default).rpartition(".")
-    layout = "jsonl" if config.format == "JSONL" else "json"
     return AuditLogWriter(
         handle.log_dir,
         flavor=handle.flavor,  # type: ignore[arg-type]
-        layout=layout,
+        layout=handle._config().layout,
         basename=basename,
         suffix=suffix,
     )
