@@ -192,6 +192,37 @@ def test_a_log_that_is_not_json_is_refused(
         source.connect()
 
 
+@pytest.mark.parametrize(
+    ("version", "fmt", "refusal"),
+    [
+        ("8.0.39-30", "OLD", "needs audit_log_filter_format=JSONL or audit_log_filter_format=JSON"),
+        ("9.4.0-1", "NEW", "needs audit_log_filter.format=JSONL or audit_log_filter.format=JSON"),
+        ("9.4.0-1", None, None),  # the 9.x default, JSONL, is read
+        ("8.4.10-10", "JSON", None),
+    ],
+)
+def test_percona_formats_are_read_or_refused_at_connect(
+    emulator_factory: Callable[..., EmulatorHandle],
+    version: str,
+    fmt: str | None,
+    refusal: str | None,
+) -> None:
+    emu = emulator_factory(
+        "percona", server_version=version, audit_log_format=fmt, component=version >= "8.4"
+    )
+    source = MySQLSource(emu.archiver_dsn, read_buffer_size=65536, allow_self_audit=False)
+    try:
+        if refusal is None:
+            source.connect()
+            assert source.flavor is not None and source.flavor.percona
+            return
+        with pytest.raises(SourceConfigError, match="XML") as err:
+            source.connect()
+        assert refusal in str(err.value) and "rename audit_log_filter" in str(err.value)
+    finally:
+        source.close()
+
+
 def test_account_without_audit_admin_is_a_clear_config_error(
     emulator: EmulatorHandle,
 ) -> None:
