@@ -74,6 +74,7 @@ class EmulatorConfig(BaseModel):
 
     @model_validator(mode="after")
     def _format_exists(self) -> EmulatorConfig:
+        version_tuple(self.version)  # a version that does not start with X.Y.Z is refused
         if self.flavor == "percona" and self.format == "JSONL":
             if version_tuple(self.version) < PERCONA_JSONL:
                 raise ValueError(f"Percona {self.version} has no JSONL format (added in 8.4.10-10)")

@@ -99,6 +99,7 @@ def test_the_format_default_follows_the_emulated_version(
         ("percona", "8.0.39-30", "has no JSONL format"),
         ("percona", "8.4.9-9", "has no JSONL format"),
         ("oracle", None, "only Percona Server writes"),
+        ("oracle", "nine", "does not start with X.Y.Z"),
     ],
 )
 def test_jsonl_where_the_server_has_none_is_refused(
