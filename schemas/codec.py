@@ -8,11 +8,18 @@
 
 ``decode`` recognises both framings by their first byte, so a consumer reads topics written
 either way. Decoding resolves the writer's version against the current (reader) schema.
+
+Single-object values go through code generated from the schema (``schemas.compiled``,
+``schemas.fused``), proven byte-identical to fastavro; fastavro stays the reference and does
+everything the generated code does not cover: values of unexpected types, a body the fast
+decoder refuses, and every older writer version (resolution is left to fastavro). A failure on
+the fast path is never an answer, only a reason to ask fastavro.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import fastavro
@@ -21,7 +28,8 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from auditstream.errors import DecodeError
-from schemas import registry
+from schemas import compiled, fused, registry
+from schemas.mapping import to_record
 
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 CONFLUENT_MAGIC = 0
@@ -38,6 +46,22 @@ class Codec(Protocol):
         """Decode a message value into ``(schema name, record)``; raise ``DecodeError``."""
         ...
 
+    def encode_event(
+        self,
+        server_uuid: str,
+        raw: str,
+        event: Mapping[str, Any],
+        topic: str,
+        *,
+        chain: str | None = None,
+        chain_seq: int | None = None,
+    ) -> bytes:
+        """``encode(AUDIT_EVENT, to_record(server_uuid, raw, event, chain=, chain_seq=), topic)``.
+
+        Raises what that raises (``InvalidEventError``, ``ValueError``, ``OverflowError``).
+        """
+        ...
+
 
 class SingleObjectCodec:
     """Avro single-object encoding with the schema files as the only registry."""
@@ -47,24 +71,66 @@ class SingleObjectCodec:
             name: SINGLE_OBJECT_MARKER + registry.fingerprint64(registry.current(name))
             for name in (registry.AUDIT_EVENT, registry.CONTROL_EVENT)
         }
+        self._fast = {name: _generated(name) for name in self._headers}
+        self._fused = _fused_encoder()
 
     def encode(self, name: str, record: dict[str, Any], topic: str) -> bytes:
         """Encode with the current schema ``name``."""
+        header = self._headers[name]
+        fast = self._fast[name]
+        if fast is not None:
+            try:
+                return fast[0](record, header)
+            except Exception:  # noqa: BLE001, S110 - any failure: the reference decides
+                pass
         buf = io.BytesIO()
-        buf.write(self._headers[name])
+        buf.write(header)
         fastavro.schemaless_writer(buf, registry.current(name), record)
         return buf.getvalue()
+
+    def encode_event(
+        self,
+        server_uuid: str,
+        raw: str,
+        event: Mapping[str, Any],
+        topic: str,
+        *,
+        chain: str | None = None,
+        chain_seq: int | None = None,
+    ) -> bytes:
+        """An audit event straight to its message value (``schemas.fused``).
+
+        The same bytes as ``encode("audit_event", to_record(...), topic)``; that path runs
+        whenever the fused one fails, so it gives every error.
+        """
+        if self._fused is not None:
+            try:
+                return self._fused(
+                    server_uuid, raw, event, chain, chain_seq, self._headers[registry.AUDIT_EVENT]
+                )
+            except Exception:  # noqa: BLE001, S110 - any failure: the reference decides
+                pass
+        record = to_record(server_uuid, raw, event, chain=chain, chain_seq=chain_seq)
+        return self.encode(registry.AUDIT_EVENT, record, topic)
 
     def decode(self, value: bytes, topic: str) -> tuple[str, dict[str, Any]]:
         """Decode a single-object encoded value (other framings: see ``decode``)."""
         if value[:2] != SINGLE_OBJECT_MARKER or len(value) < 10:
             raise DecodeError("not Avro single-object encoding", topic=topic)
-        known = registry.by_fingerprint().get(value[2:10])
+        fingerprint = value[2:10]
+        for name, header in self._headers.items():
+            fast = self._fast[name]
+            if fingerprint == header[2:] and fast is not None:
+                try:
+                    return name, fast[1](value[10:])
+                except Exception:  # noqa: BLE001 - any failure: the reference decides
+                    break
+        known = registry.by_fingerprint().get(fingerprint)
         if known is None:
             raise DecodeError(
                 "written with an unknown schema (fingerprint not in schemas/versions)",
                 topic=topic,
-                fingerprint=value[2:10].hex(),
+                fingerprint=fingerprint.hex(),
             )
         name, writer = known
         try:
@@ -102,6 +168,20 @@ class RegistryCodec:
         assert isinstance(value, bytes)  # noqa: S101 - the serializer returns bytes for a dict
         return value
 
+    def encode_event(
+        self,
+        server_uuid: str,
+        raw: str,
+        event: Mapping[str, Any],
+        topic: str,
+        *,
+        chain: str | None = None,
+        chain_seq: int | None = None,
+    ) -> bytes:
+        """``to_record`` then ``encode`` (the registry's serializer: no fused path here)."""
+        record = to_record(server_uuid, raw, event, chain=chain, chain_seq=chain_seq)
+        return self.encode(registry.AUDIT_EVENT, record, topic)
+
     def decode(self, value: bytes, topic: str) -> tuple[str, dict[str, Any]]:
         """Decode either framing; Confluent-framed values are resolved through the registry."""
         if value[:2] == SINGLE_OBJECT_MARKER:
@@ -138,6 +218,21 @@ def decode(
 def for_settings(schema_registry_url: str | None) -> Codec:
     """The codec a service uses: the registry's when a URL is configured, else single-object."""
     return RegistryCodec(schema_registry_url) if schema_registry_url else SingleObjectCodec()
+
+
+def _generated(name: str) -> tuple[compiled.EncodeFn, compiled.DecodeFn] | None:
+    """The generated codec of the current schema ``name``; None leaves it all to fastavro."""
+    try:
+        return compiled.compile_record(registry.current(name))
+    except compiled.Unsupported:
+        return None
+
+
+def _fused_encoder() -> fused.EventEncoder | None:
+    try:
+        return fused.compile_event_encoder(registry.current(registry.AUDIT_EVENT))
+    except compiled.Unsupported:
+        return None
 
 
 def _name_of(schema_str: str | None) -> str:

@@ -13,6 +13,7 @@ import pytest
 from auditstream.errors import DecodeError
 from schemas import codec, registry
 from schemas.mapping import InvalidEventError, to_record
+from tests.schemas.reference import fastavro_body, fastavro_record
 
 SAMPLE = (
     Path(__file__).resolve().parents[3] / "shared" / "samples" / "mysql-8.0.22-commercial-audit.log"
@@ -104,3 +105,56 @@ def test_unknown_class_and_keys_are_kept() -> None:
     _, back = codec.decode(codec.SingleObjectCodec().encode("audit_event", record, "t"), "t")
     assert back["class"] == "parse"
     assert back["raw"] == raw
+
+
+@pytest.mark.parametrize("framing", ["single", "registry"])
+def test_encode_event_is_encode_of_to_record(framing: str) -> None:
+    c = codec.SingleObjectCodec() if framing == "single" else codec.RegistryCodec("mock://fused")
+    for seq, raw in enumerate(sample_events()):
+        event = orjson.loads(raw)
+        record = to_record(UUID, raw, event, chain="cd" * 32, chain_seq=seq)
+        expected = c.encode("audit_event", record, "audit")
+        value = c.encode_event(UUID, raw, event, "audit", chain="cd" * 32, chain_seq=seq)
+        assert value == expected
+        assert c.decode(value, "audit") == ("audit_event", c.decode(expected, "audit")[1])
+
+
+def test_single_object_values_are_fastavro_bytes_and_read_back_as_fastavro_reads_them() -> None:
+    c = codec.SingleObjectCodec()
+    for raw in sample_events():
+        record = to_record(UUID, raw, orjson.loads(raw), chain="ef" * 32, chain_seq=3)
+        value = c.encode("audit_event", record, "audit")
+        assert value[10:] == fastavro_body("audit_event", record)
+        name, back = c.decode(value, "audit")
+        assert name == "audit_event"
+        assert back == fastavro_record("audit_event", value[10:])
+        assert (
+            back["timestamp"].tzinfo
+            is fastavro_record("audit_event", value[10:])["timestamp"].tzinfo
+        )
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"timestamp": "2020-10-19 19:21:33", "id": 2**63, "class": "general", "event": "status"},
+        {"timestamp": "2020-10-19 19:21:33", "id": 1, "class": ["x"], "event": "status"},
+        {"timestamp": "2020-10-19 19:21:33", "id": True, "class": "general", "event": "status"},
+    ],
+)
+def test_encode_event_raises_what_the_reference_raises(event: dict[str, object]) -> None:
+    c = codec.SingleObjectCodec()
+    raw = json.dumps(event)
+    with pytest.raises(Exception) as reference:
+        c.encode("audit_event", to_record(UUID, raw, event), "audit")
+    with pytest.raises(type(reference.value)):
+        c.encode_event(UUID, raw, event, "audit")
+
+
+def test_a_corrupt_body_of_the_current_schema_is_a_decode_error() -> None:
+    c = codec.SingleObjectCodec()
+    raw = sample_events()[0]
+    value = c.encode("audit_event", to_record(UUID, raw, orjson.loads(raw)), "audit")
+    for cut in (11, 20, len(value) // 2, len(value) - 1):
+        with pytest.raises(DecodeError, match="corrupt"):
+            c.decode(value[:cut], "audit")

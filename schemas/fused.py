@@ -1,0 +1,290 @@
+"""A parsed audit event straight to ``AuditEvent`` Avro bytes, without the record dict.
+
+``compile_event_encoder(schema)`` generates (as Python source, compiled once) one function::
+
+    encode(server_uuid, raw, event, chain, chain_seq, header) -> bytes
+
+returning exactly ``header`` + the body fastavro writes for
+``to_record(server_uuid, raw, event, chain=chain, chain_seq=chain_seq)``. Each flat field is
+read from the event as ``schemas.mapping.to_record`` reads it (``SOURCES`` below) and written
+in schema order. The common values (exact ``str``, small ``int``, ``float``, ``None``) are
+handled inline; anything else goes through the mapping's own converters (``_str``, ``_int``,
+``_float``, ``_str_map``, ``_str_list``), so the type rules live in one place.
+
+Traps:
+
+- ``Fallback`` (or any other exception) means "use the reference": the caller then runs
+  ``to_record`` + the reference encoder, which gives the right bytes or the right error
+  (``InvalidEventError``, fastavro's ``OverflowError`` for an id of 2**63 or more, ...).
+- ``SOURCES`` must name every field of the schema: a new field without a source makes
+  ``compile_event_encoder`` raise ``Unsupported``, and the codec then uses ``to_record``.
+  A field added to ``to_record`` must be added here too (the property tests catch it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any, Protocol
+
+from schemas import compiled, mapping
+from schemas.compiled import Fallback, Unsupported
+
+#: How ``to_record`` reads each flat field: ``(object, key)`` where object is ``event`` (the
+#: top level) or one of the sub-objects bound in the generated prologue; or a Python
+#: expression over those names for the special fields.
+SOURCES: dict[str, tuple[str, str] | str] = {
+    "connection_id": ("event", "connection_id"),
+    "account_user": ("account", "user"),
+    "account_host": ("account", "host"),
+    "login_user": ("login", "user"),
+    "login_os": ("login", "os"),
+    "login_ip": ("login", "ip"),
+    "login_proxy": ("login", "proxy"),
+    "connection_type": ("conn", "connection_type"),
+    "connection_status": ("conn", "status"),
+    "connection_db": ("conn", "db"),
+    "connection_attributes": ("conn", "connection_attributes"),
+    "command": ("general", "command"),
+    "sql_command": ("sql_source", "sql_command"),
+    "query": ("sql_source", "query"),
+    "status": ("general", "status"),
+    "table_db": ("table", "db"),
+    "table_name": ("table", "table"),
+    "server_id": 'startup.get("server_id", shutdown.get("server_id"))',
+    "os_version": ("startup", "os_version"),
+    "mysql_version": ("startup", "mysql_version"),
+    "startup_args": ("startup", "args"),
+    "query_time": ("stats", "query_time"),
+    "rows_sent": ("stats", "rows_sent"),
+    "rows_examined": ("stats", "rows_examined"),
+    "bytes_received": ("stats", "bytes_received"),
+    "bytes_sent": ("stats", "bytes_sent"),
+    "message_component": ("message", "component"),
+    "message_producer": ("message", "producer"),
+    "message": ("message", "message"),
+    "message_map": ("message", "map"),
+    "unix_time": ("event", "time"),
+}
+#: Sub-objects as ``to_record`` binds them (``_obj``: a non-mapping reads as empty).
+OBJECTS = {
+    "account": "account",
+    "login": "login",
+    "conn": "connection_data",
+    "general": "general_data",
+    "table": "table_access_data",
+    "startup": "startup_data",
+    "shutdown": "shutdown_data",
+    "stats": "query_statistics",
+    "message": "message_data",
+}
+#: The fields written from the arguments or identity checks, in their schema positions.
+_FIXED = {
+    "server_uuid": "    a(_uuid(server_uuid))",
+    "timestamp": "    a(_timestamp(get('timestamp')))",
+    "id": "    a(long(event_id(event)))",
+    "class": "    _string(get('class'), a)",
+    "event": "    _string(get('event'), a)",
+    "raw": "    _string(raw, a)",
+    "chain": "    a(_nstring_strict(chain))",
+    "chain_seq": "    a(_nlong_strict(chain_seq))",
+}
+_NULL = b"\x00"
+#: ``b"\x02"`` (union branch 1) + the zigzag varint of 0..16383, for lengths and small longs.
+NTAGGED: tuple[bytes, ...] = tuple(b"\x02" + b for b in compiled.LENGTHS)
+_EMPTY: Mapping[str, Any] = {}
+
+
+class EventEncoder(Protocol):
+    """The generated function's signature."""
+
+    def __call__(
+        self,
+        server_uuid: str,
+        raw: str,
+        event: Mapping[str, Any],
+        chain: str | None,
+        chain_seq: int | None,
+        header: bytes,
+    ) -> bytes:
+        """``header`` + the Avro body of the event's record (module docstring)."""
+        ...
+
+
+def _string(value: object, a: Any) -> None:
+    if value.__class__ is not str:
+        raise Fallback
+    b = value.encode()
+    a(compiled.length(len(b)))
+    a(b)
+
+
+@lru_cache(maxsize=64)
+def _uuid(server_uuid: str) -> bytes:
+    if server_uuid.__class__ is not str:
+        raise Fallback
+    b = server_uuid.encode()
+    return compiled.length(len(b)) + b
+
+
+@lru_cache(maxsize=8192)
+def _timestamp(text: str) -> bytes:
+    if text.__class__ is not str:
+        raise Fallback
+    return compiled.long(compiled.millis(mapping.parse_timestamp(text)))
+
+
+def _nstring_strict(value: object) -> bytes:
+    if value is None:
+        return _NULL
+    if value.__class__ is not str:
+        raise Fallback
+    b = value.encode()
+    return b"\x02" + compiled.length(len(b)) + b
+
+
+def _nlong_strict(value: object) -> bytes:
+    if value is None:
+        return _NULL
+    if value.__class__ is not int:
+        raise Fallback
+    return b"\x02" + compiled.long(value)
+
+
+def _slow_string(value: object) -> bytes:
+    return _nstring_strict(mapping._str(value))
+
+
+def _slow_long(value: object) -> bytes:
+    return _nlong_strict(mapping._int(value))
+
+
+def _slow_double(value: object) -> bytes:
+    number = mapping._float(value)
+    return _NULL if number is None else b"\x02" + compiled.PACK_DOUBLE(number)
+
+
+def _strings(values: Any, parts: list[bytes]) -> None:
+    for v in values:
+        if v.__class__ is not str:
+            raise Fallback
+        b = v.encode()
+        parts.append(compiled.length(len(b)))
+        parts.append(b)
+
+
+def _slow_map(value: object) -> bytes:
+    converted = mapping._str_map(value)
+    if converted is None:
+        return _NULL
+    parts = [b"\x02"]
+    if converted:
+        parts.append(compiled.length(len(converted)))
+        for k, v in converted.items():
+            _strings((k, v), parts)
+    parts.append(_NULL)
+    return b"".join(parts)
+
+
+def _slow_array(value: object) -> bytes:
+    converted = mapping._str_list(value)
+    if converted is None:
+        return _NULL
+    parts = [b"\x02"]
+    if converted:
+        parts.append(compiled.length(len(converted)))
+        _strings(converted, parts)
+    parts.append(_NULL)
+    return b"".join(parts)
+
+
+def _field_lines(kind: str, expr: str) -> list[str]:
+    lines = [f"    v = {expr}"]
+    if kind == "string":
+        return [
+            *lines,
+            "    if v is None: a(b'\\x00')",
+            "    elif v.__class__ is str:",
+            "        _b = v.encode(); _n = len(_b)",
+            "        a(NTAGGED[_n] if _n < 16384 else b'\\x02' + length(_n)); a(_b)",
+            "    else: a(_slow_string(v))",
+        ]
+    if kind == "long":
+        return [
+            *lines,
+            "    if v is None: a(b'\\x00')",
+            "    elif v.__class__ is int and 0 <= v < 16384: a(NTAGGED[v])",
+            "    else: a(_slow_long(v))",
+        ]
+    if kind == "double":
+        return [
+            *lines,
+            "    if v is None: a(b'\\x00')",
+            "    elif v.__class__ is float: a(b'\\x02'); a(PACK_DOUBLE(v))",
+            "    else: a(_slow_double(v))",
+        ]
+    if kind in ("map", "array"):
+        return [*lines, f"    a(b'\\x00' if v is None else _slow_{kind}(v))"]
+    raise Unsupported(f"no fused encoding for a nullable {kind}")
+
+
+def compile_event_encoder(schema: Any) -> EventEncoder:
+    """The fused encoder for ``schema`` (the parsed current ``audit_event`` schema).
+
+    Raises:
+        Unsupported: a field of the schema has no source here, or a type not covered.
+    """
+    fields = compiled.record_fields(schema)
+    names = [name for name, _, _ in fields]
+    missing = set(names) - set(SOURCES) - set(_FIXED)
+    if missing or set(SOURCES) - set(names):
+        raise Unsupported(f"fields without a source: {sorted(missing)}")
+    src = [
+        "def encode(server_uuid, raw, event, chain, chain_seq, header):",
+        "    if event.__class__ is not dict: raise Fallback",
+        "    get = event.get",
+        "    parts = [header]",
+        "    a = parts.append",
+    ]
+    for local, key in OBJECTS.items():
+        src += [
+            f"    {local} = get({key!r})",
+            f"    if {local}.__class__ is not dict:",
+            f"        if isinstance({local}, Mapping): raise Fallback",
+            f"        {local} = _EMPTY",
+        ]
+    src.append("    sql_source = general or table")
+    for name, nullable, kind in fields:
+        if name in _FIXED:
+            src.append(_FIXED[name])
+            continue
+        if not nullable:
+            raise Unsupported(f"{name} is not nullable")
+        source = SOURCES[name]
+        expr = source if isinstance(source, str) else f"{source[0]}.get({source[1]!r})"
+        if expr.startswith("event.get("):
+            expr = "get(" + expr.removeprefix("event.get(")
+        src += _field_lines(kind, expr)
+    src.append("    return b''.join(parts)")
+    scope = compiled.namespace()
+    scope.update(
+        {
+            "Mapping": Mapping,
+            "_EMPTY": _EMPTY,
+            "NTAGGED": NTAGGED,
+            "event_id": mapping.event_id,
+            "_uuid": _uuid,
+            "_timestamp": _timestamp,
+            "_string": _string,
+            "_nstring_strict": _nstring_strict,
+            "_nlong_strict": _nlong_strict,
+            "_slow_string": _slow_string,
+            "_slow_long": _slow_long,
+            "_slow_double": _slow_double,
+            "_slow_map": _slow_map,
+            "_slow_array": _slow_array,
+        }
+    )
+    exec(compile("\n".join(src) + "\n", "<fused audit_event encoder>", "exec"), scope)  # noqa: S102
+    encode: EventEncoder = scope["encode"]
+    return encode
