@@ -9,10 +9,10 @@ exactly the bytes and records fastavro does (fastavro stays the reference: see
   two-branch union of ``null`` first and one of those or a ``map``/``array`` of strings.
 
 Anything else in a schema raises ``Unsupported`` at compile time. At run time the generated code
-accepts only exact types (``str``, ``int``, ``float``, ``dict``, ``list``, aware ``datetime``);
-any other value, a missing field, an out-of-range integer, a truncated or odd body (negative
-block counts) raises ``Fallback`` and the caller must use fastavro, which then gives the
-reference answer or the reference error. Traps:
+accepts only exact types (``str``, ``int``, ``float``, ``dict``, ``list``, aware ``datetime``).
+Any other value, a missing field, an out-of-range integer, a truncated or odd body (negative
+block counts), any error at all raises ``Fallback``: the caller must then use fastavro, which
+gives the reference answer or the reference error. Traps:
 
 - fastavro ignores bytes after the record; so does ``decode``.
 - a value fastavro would coerce (an ``int`` for a ``double``, a naive datetime) is not
@@ -208,6 +208,17 @@ def record_fields(schema: Any) -> list[tuple[str, bool, str]]:
     return [(f["name"], *_field_kind(f["type"])) for f in schema["fields"]]
 
 
+def guarded(function: list[str]) -> list[str]:
+    """A generated function's lines with its body inside ``try``: any error becomes Fallback."""
+    return [
+        function[0],
+        "    try:",
+        *("    " + line for line in function[1:]),
+        "    except Fallback: raise",
+        "    except Exception as exc: raise Fallback(repr(exc)) from exc",
+    ]
+
+
 def namespace() -> dict[str, Any]:
     """The names generated code may use."""
     return {
@@ -258,6 +269,6 @@ def compile_record(schema: Any) -> tuple[EncodeFn, DecodeFn]:
         "    return {" + ", ".join(f"{name!r}: f{i}" for i, (name, _, _) in enumerate(fields)) + "}"
     )
     scope = namespace()
-    source = "\n".join([*enc, "", *dec, ""])
+    source = "\n".join([*guarded(enc), "", *guarded(dec), ""])
     exec(compile(source, f"<avro codec {schema.get('name')}>", "exec"), scope)  # noqa: S102
     return scope["encode"], scope["decode"]

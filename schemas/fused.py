@@ -13,7 +13,7 @@ handled inline; anything else goes through the mapping's own converters (``_str`
 
 Traps:
 
-- ``Fallback`` (or any other exception) means "use the reference": the caller then runs
+- ``Fallback`` (every error is turned into one) means "use the reference": the caller then runs
   ``to_record`` + the reference encoder, which gives the right bytes or the right error
   (``InvalidEventError``, fastavro's ``OverflowError`` for an id of 2**63 or more, ...).
 - ``SOURCES`` must name every field of the schema: a new field without a source makes
@@ -285,6 +285,7 @@ def compile_event_encoder(schema: Any) -> EventEncoder:
             "_slow_array": _slow_array,
         }
     )
-    exec(compile("\n".join(src) + "\n", "<fused audit_event encoder>", "exec"), scope)  # noqa: S102
+    source = "\n".join(compiled.guarded(src)) + "\n"
+    exec(compile(source, "<fused audit_event encoder>", "exec"), scope)  # noqa: S102
     encode: EventEncoder = scope["encode"]
     return encode

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from enum import IntEnum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from schemas import fused, registry
-from schemas.compiled import Unsupported
+from schemas.compiled import Fallback, Unsupported
+from tests.schemas import strategies
 from tests.schemas.reference import UUID, reference_event, sample_events, traffic_events
 
 ENCODE = fused.compile_event_encoder(registry.current(registry.AUDIT_EVENT))
@@ -20,7 +26,7 @@ def fused_event(raw: str, event: Any, chain: str | None, seq: int | None) -> byt
     """The fused body, or None where it hands the event to the reference."""
     try:
         return ENCODE(UUID, raw, event, chain, seq, b"")
-    except Exception:
+    except Fallback:
         return None
 
 
@@ -77,3 +83,68 @@ def test_a_schema_field_without_a_source_disables_fusing() -> None:
     schema["fields"] = [*schema["fields"], {"name": "new_field", "type": ["null", "string"]}]
     with pytest.raises(Unsupported, match="new_field"):
         fused.compile_event_encoder(schema)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    event=strategies.events(),
+    ascii_only=st.booleans(),
+    chain=st.one_of(st.none(), st.just(CHAIN), strategies.texts),
+    seq=st.one_of(st.none(), strategies.ints),
+)
+def test_any_event_gives_the_reference_bytes_or_is_left_to_the_reference(
+    event: dict[str, Any], ascii_only: bool, chain: str | None, seq: int | None
+) -> None:
+    raw = strategies.raw_text(event, ascii_only)
+    assert_same(raw, event, chain, seq)
+
+
+@settings(max_examples=300, deadline=None)
+@given(event=strategies.events())
+def test_events_of_plain_json_values_take_the_fast_path(event: dict[str, Any]) -> None:
+    # Not only "never wrong": every event the reference encodes, with values JSON parsers
+    # produce (no str/int subclasses, no non-dict mappings), is encoded without the reference.
+    raw = strategies.raw_text(event, ascii_only=True)
+    expected = reference_event(raw, event, CHAIN, 5)
+    if isinstance(expected, bytes):
+        assert fused_event(raw, event, CHAIN, 5) == expected
+
+
+@pytest.mark.parametrize("where", ["general_data", "table_access_data"])
+def test_a_1_mb_query_is_byte_identical(where: str) -> None:
+    query = ("SELECT 'é😀“x”' FROM t WHERE a = 1 -- " * 30000)[: 1 << 20]
+    event = {"timestamp": "2024-01-01 00:00:00", "id": 5, "class": "general", "event": "status",
+             where: {"sql_command": "select", "query": query, "status": 0}}  # fmt: skip
+    raw = json.dumps(event, ensure_ascii=False)
+    assert len(raw.encode()) > 1 << 20
+    assert fused_event(raw, event, CHAIN, 1) == reference_event(raw, event, CHAIN, 1)
+
+
+class _Sub(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        MappingProxyType({"timestamp": "2024-01-01 00:00:00", "id": 1, "class": "a", "event": "b"}),
+        {"timestamp": "2024-01-01 00:00:00", "id": 1, "class": _Sub("a"), "event": "b"},
+        {
+            "timestamp": "2024-01-01 00:00:00",
+            "id": 1,
+            "class": "a",
+            "event": "b",
+            "account": MappingProxyType({"user": _Sub("u")}),
+        },
+        {
+            "timestamp": "2024-01-01 00:00:00",
+            "id": 1,
+            "class": "a",
+            "event": "b",
+            "login": {"user": _Sub("u")},
+            "connection_data": {"status": IntEnum("E", "X").X},
+        },
+    ],
+)
+def test_unusual_python_types_are_left_to_the_reference_or_match_it(event: Any) -> None:
+    assert_same("{}", event)
