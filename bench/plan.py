@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import latency, pipeline, rotation, stages
+from bench import codec, latency, pipeline, rotation, stages
 from bench.run import Stage
 
 STAGES: tuple[Stage, ...] = (
@@ -12,6 +12,7 @@ STAGES: tuple[Stage, ...] = (
         (("corpus (traffic generator)", "events/s written"),),
         always=True,
     ),
+    Stage("codec", codec.codec_stage, tuple((codec.STAGE, m) for m in codec.METRICS)),
     Stage(
         "limits",
         stages.source_limits,

@@ -73,6 +73,13 @@ class SingleObjectCodec:
         }
         self._fast = {name: _generated(name) for name in self._headers}
         self._fused = _fused_encoder()
+        # Only the current version of each schema is read by generated code: older writers
+        # need resolution, which stays fastavro's.
+        self._decoders = {
+            header[2:]: (name, fast[1])
+            for name, header in self._headers.items()
+            if (fast := self._fast[name]) is not None
+        }
 
     def encode(self, name: str, record: dict[str, Any], topic: str) -> bytes:
         """Encode with the current schema ``name``."""
@@ -81,8 +88,13 @@ class SingleObjectCodec:
         if fast is not None:
             try:
                 return fast[0](record, header)
-            except Exception:  # noqa: BLE001, S110 - any failure: the reference decides
+            except compiled.Fallback:  # any failure there: the reference decides
                 pass
+        return self.encode_with_fastavro(name, record, topic)
+
+    def encode_with_fastavro(self, name: str, record: dict[str, Any], topic: str) -> bytes:
+        """``encode`` by the reference alone (fastavro)."""
+        header = self._headers[name]
         buf = io.BytesIO()
         buf.write(header)
         fastavro.schemaless_writer(buf, registry.current(name), record)
@@ -108,29 +120,31 @@ class SingleObjectCodec:
                 return self._fused(
                     server_uuid, raw, event, chain, chain_seq, self._headers[registry.AUDIT_EVENT]
                 )
-            except Exception:  # noqa: BLE001, S110 - any failure: the reference decides
+            except compiled.Fallback:  # any failure there: the reference decides
                 pass
         record = to_record(server_uuid, raw, event, chain=chain, chain_seq=chain_seq)
         return self.encode(registry.AUDIT_EVENT, record, topic)
 
     def decode(self, value: bytes, topic: str) -> tuple[str, dict[str, Any]]:
         """Decode a single-object encoded value (other framings: see ``decode``)."""
+        fast = self._decoders.get(value[2:10])
+        if fast is not None and value[:2] == SINGLE_OBJECT_MARKER:
+            try:
+                return fast[0], fast[1](value, 10)
+            except compiled.Fallback:  # any failure there: the reference decides
+                pass
+        return self.decode_with_fastavro(value, topic)
+
+    def decode_with_fastavro(self, value: bytes, topic: str) -> tuple[str, dict[str, Any]]:
+        """``decode`` by the reference alone (fastavro, resolving older writer versions)."""
         if value[:2] != SINGLE_OBJECT_MARKER or len(value) < 10:
             raise DecodeError("not Avro single-object encoding", topic=topic)
-        fingerprint = value[2:10]
-        for name, header in self._headers.items():
-            fast = self._fast[name]
-            if fingerprint == header[2:] and fast is not None:
-                try:
-                    return name, fast[1](value[10:])
-                except Exception:  # noqa: BLE001 - any failure: the reference decides
-                    break
-        known = registry.by_fingerprint().get(fingerprint)
+        known = registry.by_fingerprint().get(value[2:10])
         if known is None:
             raise DecodeError(
                 "written with an unknown schema (fingerprint not in schemas/versions)",
                 topic=topic,
-                fingerprint=fingerprint.hex(),
+                fingerprint=value[2:10].hex(),
             )
         name, writer = known
         try:

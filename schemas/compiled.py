@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any
 
 EncodeFn = Callable[[dict[str, Any], bytes], bytes]
-DecodeFn = Callable[[bytes], dict[str, Any]]
+DecodeFn = Callable[[bytes, int], dict[str, Any]]
 
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -238,7 +238,8 @@ def namespace() -> dict[str, Any]:
 def compile_record(schema: Any) -> tuple[EncodeFn, DecodeFn]:
     """``(encode, decode)`` generated for ``schema`` (a parsed flat record schema).
 
-    ``encode(record, header)`` returns ``header`` + the Avro body; ``decode(body)`` the record.
+    ``encode(record, header)`` returns ``header`` + the Avro body; ``decode(value, start)`` the
+    record whose body starts at ``start`` of ``value`` (no copy of the body is made).
     Both raise ``Fallback`` for anything outside the fast path (module docstring).
 
     Raises:
@@ -246,7 +247,7 @@ def compile_record(schema: Any) -> tuple[EncodeFn, DecodeFn]:
     """
     fields = record_fields(schema)
     enc = ["def encode(r, header):", "    parts = [header]", "    a = parts.append"]
-    dec = ["def decode(buf):", "    p = 0", "    end = len(buf)"]
+    dec = ["def decode(buf, p=0):", "    end = len(buf)"]
     for i, (name, nullable, kind) in enumerate(fields):
         enc.append(f"    v = r[{name!r}]")
         pad = "    "

@@ -78,14 +78,18 @@ OBJECTS = {
     "stats": "query_statistics",
     "message": "message_data",
 }
+_REQUIRED_STRING = """\
+    if v.__class__ is not str: raise Fallback
+    _b = v.encode(); _n = len(_b)
+    a(LENGTHS[_n] if _n < 16384 else length(_n)); a(_b)"""
 #: The fields written from the arguments or identity checks, in their schema positions.
 _FIXED = {
     "server_uuid": "    a(_uuid(server_uuid))",
     "timestamp": "    a(_timestamp(get('timestamp')))",
     "id": "    a(long(event_id(event)))",
-    "class": "    _string(get('class'), a)",
-    "event": "    _string(get('event'), a)",
-    "raw": "    _string(raw, a)",
+    "class": "    v = get('class')\n" + _REQUIRED_STRING,
+    "event": "    v = get('event')\n" + _REQUIRED_STRING,
+    "raw": "    v = raw\n" + _REQUIRED_STRING,
     "chain": "    a(_nstring_strict(chain))",
     "chain_seq": "    a(_nlong_strict(chain_seq))",
 }
@@ -109,14 +113,6 @@ class EventEncoder(Protocol):
     ) -> bytes:
         """``header`` + the Avro body of the event's record (module docstring)."""
         ...
-
-
-def _string(value: object, a: Any) -> None:
-    if value.__class__ is not str:
-        raise Fallback
-    b = value.encode()
-    a(compiled.length(len(b)))
-    a(b)
 
 
 @lru_cache(maxsize=64)
@@ -157,6 +153,13 @@ def _slow_string(value: object) -> bytes:
 
 def _slow_long(value: object) -> bytes:
     return _nlong_strict(mapping._int(value))
+
+
+def _tagged_long(value: int) -> bytes:
+    """A nullable long of an exact ``int`` as ``to_record`` maps it (out of range: null)."""
+    if -(2**63) <= value < 2**63:
+        return b"\x02" + compiled.long(value)
+    return _NULL
 
 
 def _slow_double(value: object) -> bytes:
@@ -213,7 +216,7 @@ def _field_lines(kind: str, expr: str) -> list[str]:
         return [
             *lines,
             "    if v is None: a(b'\\x00')",
-            "    elif v.__class__ is int and 0 <= v < 16384: a(NTAGGED[v])",
+            "    elif v.__class__ is int: a(NTAGGED[v] if 0 <= v < 16384 else _tagged_long(v))",
             "    else: a(_slow_long(v))",
         ]
     if kind == "double":
@@ -249,14 +252,15 @@ def compile_event_encoder(schema: Any) -> EventEncoder:
     for local, key in OBJECTS.items():
         src += [
             f"    {local} = get({key!r})",
-            f"    if {local}.__class__ is not dict:",
+            f"    if {local} is None: {local} = _EMPTY",
+            f"    elif {local}.__class__ is not dict:",
             f"        if isinstance({local}, Mapping): raise Fallback",
             f"        {local} = _EMPTY",
         ]
     src.append("    sql_source = general or table")
     for name, nullable, kind in fields:
         if name in _FIXED:
-            src.append(_FIXED[name])
+            src += _FIXED[name].split("\n")
             continue
         if not nullable:
             raise Unsupported(f"{name} is not nullable")
@@ -275,11 +279,11 @@ def compile_event_encoder(schema: Any) -> EventEncoder:
             "event_id": mapping.event_id,
             "_uuid": _uuid,
             "_timestamp": _timestamp,
-            "_string": _string,
             "_nstring_strict": _nstring_strict,
             "_nlong_strict": _nlong_strict,
             "_slow_string": _slow_string,
             "_slow_long": _slow_long,
+            "_tagged_long": _tagged_long,
             "_slow_double": _slow_double,
             "_slow_map": _slow_map,
             "_slow_array": _slow_array,
