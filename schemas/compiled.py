@@ -163,9 +163,12 @@ def encode_lines(kind: str, v: str, out: list[str], pad: str) -> None:
 
 def _decode_lines(kind: str, target: str, out: list[str], pad: str) -> None:
     """Source lines that read one value at ``p`` of ``buf`` into ``target``."""
+    # Varints of one and two bytes inline (lengths up to 8191, the chain hash, ...).
     read_long = [
         f"{pad}_u = buf[p]",
         f"{pad}if _u < 0x80: _v = (_u >> 1) ^ -(_u & 1); p += 1",
+        f"{pad}elif buf[p + 1] < 0x80:",
+        f"{pad}    _u = (_u & 0x7F) | (buf[p + 1] << 7); _v = (_u >> 1) ^ -(_u & 1); p += 2",
         f"{pad}else: _v, p = read_long_slow(buf, p)",
     ]
     if kind == "string":
@@ -175,6 +178,9 @@ def _decode_lines(kind: str, target: str, out: list[str], pad: str) -> None:
             f"{pad}_u = buf[p]",
             f"{pad}if _u < 0x80 and not _u & 1:",
             f"{pad}    _e = p + 1 + (_u >> 1); {target} = buf[p + 1:_e].decode(); p = _e",
+            f"{pad}elif buf[p + 1] < 0x80 and _u & 0x80 and not _u & 1:",
+            f"{pad}    _e = p + 2 + (((_u & 0x7F) | (buf[p + 1] << 7)) >> 1)",
+            f"{pad}    {target} = buf[p + 2:_e].decode(); p = _e",
             f"{pad}else:",
             f"{pad}    _v, p = read_long_slow(buf, p)",
             f"{pad}    if _v < 0: raise Fallback",
