@@ -93,6 +93,17 @@ _FIXED = {
     "chain": "    a(_nstring_strict(chain))",
     "chain_seq": "    a(_nlong_strict(chain_seq))",
 }
+#: What the ``_FIXED`` code writes: ``(nullable, kind)`` it must find in the schema.
+_FIXED_KINDS = {
+    "server_uuid": (False, "string"),
+    "timestamp": (False, "timestamp-millis"),
+    "id": (False, "long"),
+    "class": (False, "string"),
+    "event": (False, "string"),
+    "raw": (False, "string"),
+    "chain": (True, "string"),
+    "chain_seq": (True, "long"),
+}
 _NULL = b"\x00"
 #: ``b"\x02"`` (union branch 1) + the zigzag varint of 0..16383, for lengths and small longs.
 NTAGGED: tuple[bytes, ...] = tuple(b"\x02" + b for b in compiled.LENGTHS)
@@ -260,6 +271,8 @@ def compile_event_encoder(schema: Any) -> EventEncoder:
     src.append("    sql_source = general or table")
     for name, nullable, kind in fields:
         if name in _FIXED:
+            if _FIXED_KINDS[name] != (nullable, kind):
+                raise Unsupported(f"{name} is {kind} (nullable: {nullable}), fused code is not")
             src += _FIXED[name].split("\n")
             continue
         if not nullable:

@@ -148,3 +148,13 @@ class _Sub(str):
 )
 def test_unusual_python_types_are_left_to_the_reference_or_match_it(event: Any) -> None:
     assert_same("{}", event)
+
+
+def test_a_changed_type_of_a_fixed_field_disables_fusing() -> None:
+    schema = dict(registry.current(registry.AUDIT_EVENT))
+    schema["fields"] = [
+        {**f, "type": ["null", "string"]} if f["name"] == "chain_seq" else f
+        for f in schema["fields"]
+    ]
+    with pytest.raises(Unsupported, match="chain_seq"):
+        fused.compile_event_encoder(schema)
