@@ -1,8 +1,11 @@
 r"""Steps 1-4 of the producer guarantee for one page: warnings, drop, produce, wait for acks.
 
-``Batcher.batches(page, bookmark)`` yields once per acknowledged batch with the position the
-bookmark may move to and the hash-chain state at that position (``(None, None)`` when the batch
-held only gap events). The caller stores both (step 5) before asking for the next batch.
+``Batcher.send(page, bookmark)`` yields one ``Sent`` per batch as soon as it is produced (steps
+1-3), without waiting; ``settle(sent)`` waits for that batch's acknowledgements (step 4) and
+returns the position the bookmark may move to and the hash-chain state at that position
+(``(None, None)`` when the batch held only gap events). The loop keeps a bounded number of
+batches between the two and settles them strictly in the order they were sent.
+``batches(page, bookmark)`` is both in one step (one batch in flight).
 
 Every published event and gap is a link of the server's hash chain (docs/tamper-evidence.md,
 ``auditstream.chain``), in log order. Traps:
@@ -16,6 +19,9 @@ Every published event and gap is a link of the server's hash chain (docs/tamper-
   starts mid-page links it identically. A warning without a position is linked at page start.
 - Step 2 drops by position, but an unidentifiable element has none: it is kept only when the
   last identified event before it was at or after the bookmark.
+- With batches in flight the chain head is ahead of every unsettled batch: each ``Sent``
+  carries the state at its own last element, and ``rewind`` after any failure goes back to the
+  stored state (the in-flight batches are read, linked and sent again, with the same hashes).
 - ``raw`` goes out exactly as read; when a flat field cannot be encoded (a lone surrogate from a
   ``\ud800`` escape), only the flat copy is scrubbed, never ``raw``.
 """
@@ -24,13 +30,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from auditstream import metrics
 from auditstream.chain import ChainState
 from producer.control import Control
 from producer.page import Event, Page, Position
-from producer.publisher import MessageTooLarge, Publisher
+from producer.publisher import Delivery, MessageTooLarge, Publisher
 from schemas.codec import Codec
 from schemas.mapping import InvalidEventError, to_record
 from schemas.registry import AUDIT_EVENT
@@ -41,6 +47,15 @@ if TYPE_CHECKING:
 _WARN_POS = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\D+?(\d+)")
 _ENCODE_ERRORS = (InvalidEventError, ValueError, TypeError, OverflowError)
 Skipped = tuple[Position | None, str]
+
+
+class Sent(NamedTuple):
+    """A produced batch: where the bookmark may move once its ``delivery`` is acknowledged."""
+
+    last: Position | None
+    chain: ChainState | None
+    count: int
+    delivery: Delivery
 
 
 class Batcher:
@@ -118,6 +133,26 @@ class Batcher:
             DeliveryError: a message was not acknowledged (nothing yielded for that batch).
             BrokerError: the client refused a message.
         """
+        for sent in self.send(page, bookmark):
+            yield self.settle(sent)
+
+    def settle(self, sent: Sent) -> tuple[Position | None, ChainState | None]:
+        """Step 4: wait for the acks of ``sent``; return its bookmark and chain state.
+
+        Raises:
+            DeliveryError: a message of this batch was not acknowledged.
+        """
+        self._wait(sent.delivery, sent.count)
+        return sent.last, sent.chain
+
+    def send(self, page: Page, bookmark: Position | None) -> Iterator[Sent]:
+        """Steps 1-3 for ``page``: yield each batch once produced (not yet acknowledged).
+
+        ``bookmark`` is the position the read sequence started from (step 2 drops up to it).
+
+        Raises:
+            BrokerError: the client refused a message.
+        """
         metrics.PAGES.labels(self.server_uuid).inc()
         metrics.EVENTS_READ.labels(self.server_uuid).inc(len(page.events))
         if page.nbytes:
@@ -145,15 +180,13 @@ class Batcher:
             for at, text in pending:
                 self._gap_skipped(at, text)
             if skipped:
-                self._wait(0)
-                yield None, None
+                yield Sent(None, None, 0, self.publisher.cut())
             return
         size = self._batch or len(kept)
         for i in range(0, len(kept), size):
             last, state, count = self._send(kept[i : i + size], pending, i + size >= len(kept))
-            # Step 4: every message of the batch acknowledged, or DeliveryError.
-            self._wait(count)
-            yield last, state
+            # Step 4 is the caller's: settle() this batch, in order, before bookmarking it.
+            yield Sent(last, state, count, self.publisher.cut())
 
     def _send(
         self, chunk: list[Event], pending: list[Skipped], final: bool
@@ -207,14 +240,15 @@ class Batcher:
             self._gap_for("invalid_event", event, event.pos, f"{type(exc).__name__}: {exc}")
             return None
 
-    def _wait(self, count: int) -> None:
-        refused = self.publisher.wait(self._timeout())
+    def _wait(self, delivery: Delivery, count: int) -> None:
+        refused = self.publisher.wait_for(delivery, self._timeout())
         for event in refused:
             # The broker refused a message the client accepted (topic limit below the client's):
-            # the event's link is already in the chain, so a verifier will see it missing.
+            # the event's link is already in the chain, so a verifier will see it missing. The
+            # gap links at the chain head (after the batches still in flight, if any).
             self._gap_for("too_large_for_topic", event, event.pos, "refused by the broker")
         if refused:
-            self.publisher.wait(self._timeout())
+            self.publisher.wait_for(self.publisher.cut(), self._timeout())
         acked = count - len(refused)
         self.sent += acked
         metrics.EVENTS_ACKED.labels(self.server_uuid).inc(acked)

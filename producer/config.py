@@ -23,6 +23,11 @@ from auditstream.kafka import MAX_MESSAGE_BYTES, producer_config
 from auditstream.settings import ServiceSettings
 from schemas.mapping import InvalidEventError, parse_timestamp
 
+DEFAULT_PAGES_IN_FLIGHT = 3
+MAX_PAGES_IN_FLIGHT = 16
+#: librdkafka's local queue (``queue.buffering.max.kbytes``, default 1 GB): enough for the
+#: pages in flight (a 4 MB page encodes to ~8 MB) and never below two of the largest messages.
+QUEUE_KBYTES = 64 * 1024
 MIN_READ_BUFFER = 32 * 1024
 MAX_READ_BUFFER = 4 * 1024 * 1024
 DEFAULT_DATABASE = "audit_archive"
@@ -38,6 +43,8 @@ class Options:
     start_from: str = "latest"
     start_timestamp: str | None = None
     batch_events: int | None = None
+    #: 1 here (the library default) is one batch at a time; the command's default is 3.
+    pages_in_flight: int = 1
     max_message_bytes: int = 16 * 1024 * 1024
     read_buffer_size: int = 4 * 1024 * 1024
     heartbeat_interval: float = 30.0
@@ -121,6 +128,13 @@ class ProducerSettings(BookmarkSettings):
     batch_events: int | None = Field(
         None, ge=1, description="events per acknowledged batch (default: one page)"
     )
+    pages_in_flight: int = Field(
+        DEFAULT_PAGES_IN_FLIGHT,
+        ge=1,
+        le=MAX_PAGES_IN_FLIGHT,
+        description="batches (pages, or --batch-events events) sent and not yet acknowledged; "
+        "a crash re-sends at most these (1 = wait for each batch's acks before reading on)",
+    )
     partitions: int = Field(6, ge=1, description="partitions of topics the producer creates")
     max_message_bytes: int = Field(
         MAX_MESSAGE_BYTES, ge=1024, description="largest message; larger events become gaps"
@@ -157,6 +171,13 @@ class ProducerSettings(BookmarkSettings):
             raise ValueError("--idle-min must not exceed --idle-max")
         if self.topic == self.control_topic:
             raise ValueError("--topic and --control-topic must differ")
+        queue = self.kafka()["queue.buffering.max.kbytes"]
+        if int(queue) * 1024 < self.max_message_bytes:
+            # produce() would refuse the largest message forever (BufferError, retried).
+            raise ValueError(
+                f"queue.buffering.max.kbytes ({queue}) must hold one message of "
+                f"--max-message-bytes ({self.max_message_bytes} bytes)"
+            )
         return self
 
     def start_timestamp(self) -> str | None:
@@ -173,6 +194,7 @@ class ProducerSettings(BookmarkSettings):
             self.kafka_config,
             message_max_bytes=self.max_message_bytes,
             message_timeout_ms=120_000,
+            queue_buffering_max_kbytes=max(QUEUE_KBYTES, 2 * self.max_message_bytes // 1024),
         )
 
     def options(self) -> Options:
@@ -183,6 +205,7 @@ class ProducerSettings(BookmarkSettings):
             start_from=self.start_from,
             start_timestamp=self.start_timestamp(),
             batch_events=self.batch_events,
+            pages_in_flight=self.pages_in_flight,
             max_message_bytes=self.max_message_bytes,
             read_buffer_size=self.read_buffer_size,
             heartbeat_interval=self.heartbeat_interval,

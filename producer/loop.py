@@ -1,6 +1,7 @@
 """The read loop: audit_log_read pages into Kafka, bookmark only after acks.
 
-The producer guarantee (design.md), one batch at a time (a page, or ``batch_events`` events):
+The producer guarantee (design.md), batch by batch (a page, or ``batch_events`` events), with
+at most ``pages_in_flight`` batches sent and not yet acknowledged:
 
 1. Read a page (``audit_log_read``), then ``SHOW WARNINGS``; skipped (oversized) events become
    a gap control event, never silence.
@@ -8,16 +9,23 @@ The producer guarantee (design.md), one batch at a time (a page, or ``batch_even
    event returned was already sent.
 3. Encode each event and produce it (``acks=all``, idempotence on, key = server_uuid). Events
    that cannot be published (too large, unidentifiable) become gap events in the same batch.
-4. Wait until every message of the batch is acknowledged. Any delivery error: do not advance.
-5. Only then upsert the bookmark ``{server_uuid, ts, id}`` of the batch's last event.
-6. A crash between 4 and 5 re-sends at most one batch; every event carries
-   ``(server_uuid, timestamp, id)``, so a subscriber can drop the duplicate.
+   While up to ``pages_in_flight`` batches await their acks, the next page is read and sent.
+4. Settle the batches strictly in the order they were sent: wait until every message of the
+   oldest batch is acknowledged. Any delivery error: do not advance, drop every batch still in
+   flight (acknowledged or not) and re-read from the bookmark.
+5. Only then upsert the bookmark ``{server_uuid, ts, id}`` of that batch's last event: the
+   stored bookmark is never ahead of the acks, even when later batches were acknowledged first.
+6. A crash after 3 and before 5 re-sends at most the batches in flight (``pages_in_flight``;
+   one batch when it is 1), with the same hashes; every event carries
+   ``(server_uuid, timestamp, id)``, so a subscriber can drop the duplicates.
 
 Traps: a bookmark that no longer exists is detected when the first event of a positioned read
 is not the bookmarked one (or, on Percona, a ``[null]`` page while newer events exist; then the
 loop re-reads with ``start`` and de-duplicates). Retriable errors (source lost, broker down)
-re-open from the bookmark after a capped, jittered backoff; the bookmark store failing after
-the acks is retried in place, without reading further.
+re-open from the bookmark after a capped, jittered backoff, and the batches in flight are
+forgotten (sent again, linked exactly as the first time); the bookmark store failing after the
+acks is retried in place, without reading further. Stopping settles and bookmarks what is in
+flight and sends nothing more.
 """
 
 from __future__ import annotations
@@ -25,12 +33,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
 from auditstream.chain import ChainState
 from auditstream.errors import ArchiveError, AuditStreamError, BrokerError, SourceConfigError
-from producer.batch import Batcher
+from producer.batch import Batcher, Sent
 from producer.bookmark import Stored
 from producer.config import Options
 from producer.control import Control
@@ -90,6 +99,7 @@ class Loop:
         self._newest: Position | None = None
         self._start_ts = options.start_timestamp or EARLIEST
         self._connected = False
+        self._in_flight: deque[Sent] = deque()
         self.bookmark: Position | None = None
         self.batcher: Batcher | None = None
 
@@ -98,7 +108,7 @@ class Loop:
         return self.batcher is not None and self._backoff.failures == 0
 
     def stop(self) -> None:
-        """Stop reading; the batch in flight is acknowledged and bookmarked (signal-safe)."""
+        """Stop reading; the batches in flight are acknowledged and bookmarked (signal-safe)."""
         if not self._stopping.is_set():
             self._deadline = time.monotonic() + self._opts.shutdown_timeout
             self._stopping.set()
@@ -189,12 +199,14 @@ class Loop:
         batcher.begin_sequence(bookmark, missing, reason)
         while True:
             # Step 1: the page and its warnings (Source read both).
-            self._process(batcher, page)
+            self._process(batcher, page, bookmark)
             if page.exhausted or self._stopping.is_set():
                 break
             self._heartbeat(batcher, in_sequence=True)
-            del page  # one page in memory at a time: free it before the next one arrives
+            # Only the batches in flight hold (parts of) earlier pages: free this one first.
+            del page
             page = self._source.next()
+        self._settle(batcher, 0)
         batcher.end_sequence()
         return batcher.sent - sent_before
 
@@ -206,13 +218,23 @@ class Loop:
             return bookmark if newest is not None and newest > bookmark else None
         return bookmark if first > bookmark else None
 
-    def _process(self, batcher: Batcher, page: Page) -> None:
-        for last, chain in batcher.batches(page, self.bookmark):
-            # Step 4 happened in the batcher; Step 5: only now store the bookmark.
-            # Step 6: a crash before this upsert re-sends this batch only, with the same hashes.
-            self._bookmark_to(batcher, last, chain)
+    def _process(self, batcher: Batcher, page: Page, bookmark: Position | None) -> None:
+        # Steps 2-3 in the batcher; at most pages_in_flight batches unacknowledged.
+        for sent in batcher.send(page, bookmark):
+            self._in_flight.append(sent)
+            self._settle(batcher, self._opts.pages_in_flight - 1)
             if self._stopping.is_set():
-                return
+                return  # send nothing more; _drain settles what is in flight
+
+    def _settle(self, batcher: Batcher, keep: int) -> None:
+        """Settle the oldest batches until at most ``keep`` are in flight (steps 4-5)."""
+        while len(self._in_flight) > keep:
+            # Step 4: the oldest batch's acks (DeliveryError leaves it, and all after it, out).
+            last, chain = batcher.settle(self._in_flight[0])
+            self._in_flight.popleft()
+            # Step 5: only now store the bookmark. Step 6: a crash before this upsert re-sends
+            # this batch and the ones after it (at most pages_in_flight), with the same hashes.
+            self._bookmark_to(batcher, last, chain)
 
     def _bookmark_to(
         self, batcher: Batcher, position: Position | None, chain: ChainState | None
@@ -248,9 +270,12 @@ class Loop:
             # Not between two pages: the server's read sequence is left alone.
             self._newest = self._source.latest()
         batcher.control.heartbeat(self.bookmark, self._newest)
-        batcher.publisher.wait(self._opts.ack_timeout)
+        # Only the heartbeat's own ack: the batches in flight stay in flight.
+        publisher = batcher.publisher
+        publisher.wait_for(publisher.cut(), self._opts.ack_timeout)
 
     def _recover(self, exc: AuditStreamError, batcher: Batcher) -> None:
+        self._in_flight.clear()
         if not exc.retriable or self._opts.once:
             raise exc
         delay = self._backoff.failed()
@@ -260,7 +285,8 @@ class Loop:
             delay,
             extra={"ctx": {**exc.context, "bookmark": _text(self.bookmark)}},
         )
-        # What was not bookmarked is read, linked and sent again, exactly as the first time.
+        # What was not bookmarked is read, linked and sent again, exactly as the first time:
+        # the batches in flight too (cleared above), even those already acknowledged.
         batcher.rewind()
         if not isinstance(exc, BrokerError):
             self._source.close()

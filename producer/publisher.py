@@ -2,7 +2,9 @@
 
 Every message gets a delivery callback; ``wait()`` returns only when the broker acknowledged
 every message sent since the last ``wait()`` (``acks=all``, idempotence on: see
-``auditstream.kafka.PRODUCER_GUARANTEES``), and raises otherwise. Traps:
+``auditstream.kafka.PRODUCER_GUARANTEES``), and raises otherwise. For pipelining, ``cut()``
+closes the messages sent since the previous cut into one ``Delivery`` and ``wait_for`` waits
+for that one only, while later messages stay in flight. Traps:
 
 - ``flush()`` returning non-zero means messages are still unacknowledged: a failure, not a
   detail. So is any delivery report with an error.
@@ -12,6 +14,9 @@ every message sent since the last ``wait()`` (``acks=all``, idempotence on: see
   topic's ``max.message.bytes`` is refused by the broker in its delivery report. Both come back
   as "too large" (the caller publishes a gap event), never as a failure that would stop the
   stream forever.
+- ``wait_for`` serves callbacks with ``poll``; never ``flush()`` there, it would wait for every
+  later message too (and empty the pipeline). Callbacks land in the ``Delivery`` the message
+  was sent under, so an error in one batch is never charged to another.
 """
 
 from __future__ import annotations
@@ -39,6 +44,17 @@ class MessageTooLarge(BrokerError):
     retriable = False
 
 
+class Delivery:
+    """The outcome of the messages sent between two ``cut()`` calls."""
+
+    __slots__ = ("errors", "pending", "too_large")
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.errors: list[KafkaError] = []
+        self.too_large: list[Any] = []
+
+
 class Publisher:
     """Send keyed messages and wait for all of their acknowledgements.
 
@@ -51,8 +67,8 @@ class Publisher:
         self._conf = dict(conf)
         self._key = key.encode("utf-8")
         self._producer = Producer(self._conf)
-        self._errors: list[KafkaError] = []
-        self._too_large: list[Any] = []
+        self._current = Delivery()
+        self._open: list[Delivery] = [self._current]
         self._fatal = False
         self.acked = 0
 
@@ -63,7 +79,8 @@ class Publisher:
             MessageTooLarge: larger than the client's ``message.max.bytes``.
             BrokerError: the client refused the message for another reason.
         """
-        callback = self._delivered if ref is None else partial(self._delivered_ref, ref)
+        delivery = self._current
+        callback = partial(self._delivered, delivery, ref)
         while True:
             try:
                 self._producer.produce(topic, value, self._key, on_delivery=callback)
@@ -79,7 +96,34 @@ class Publisher:
                 # A fatal error (idempotence state lost) needs a new client: reset() builds it.
                 self._fatal = self._fatal or err.fatal()
                 raise BrokerError(f"produce failed: {err.str()}", topic=topic) from exc
+        delivery.pending += 1
         self._producer.poll(0)
+
+    def cut(self) -> Delivery:
+        """Close the messages sent since the last cut into one ``Delivery`` (for ``wait_for``)."""
+        done, self._current = self._current, Delivery()
+        self._open.append(self._current)
+        return done
+
+    def wait_for(self, delivery: Delivery, timeout: float) -> list[Any]:
+        """Wait for the messages of ``delivery`` only; return the refs refused for size.
+
+        Later messages stay in flight. Raises like ``wait``.
+        """
+        deadline = time.monotonic() + timeout
+        while delivery.pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._producer.poll(min(left, 0.5))
+        self._forget(delivery)
+        if delivery.pending:
+            raise DeliveryError(
+                f"{delivery.pending} message(s) not acknowledged within {timeout:.0f}s "
+                "(broker unavailable?)",
+                pending=delivery.pending,
+            )
+        return self._outcome([delivery])
 
     def wait(self, timeout: float) -> list[Any]:
         """Wait for every message sent so far; return the refs the broker refused for size.
@@ -97,31 +141,43 @@ class Publisher:
                 "(broker unavailable?)",
                 pending=remaining,
             )
-        if self._errors:
-            first, count = self._errors[0], len(self._errors)
-            self._fatal = self._fatal or any(err.fatal() for err in self._errors)
-            self._errors.clear()
+        deliveries, self._current = self._open, Delivery()
+        self._open = [self._current]
+        return self._outcome(deliveries)
+
+    def _outcome(self, deliveries: list[Delivery]) -> list[Any]:
+        errors = [err for d in deliveries for err in d.errors]
+        if errors:
+            first, count = errors[0], len(errors)
+            self._fatal = self._fatal or any(err.fatal() for err in errors)
             metrics.DELIVERY_ERRORS.labels(self._key.decode()).inc(count)
             raise DeliveryError(
                 f"{count} message(s) not delivered: {first.str()}",
                 code=first.name(),
                 fatal=first.fatal() or None,
             )
-        refused, self._too_large = self._too_large, []
-        return refused
+        return [ref for d in deliveries for ref in d.too_large]
+
+    def _forget(self, delivery: Delivery) -> None:
+        if delivery is self._current:
+            self._current = Delivery()
+            self._open.append(self._current)
+        if delivery in self._open:
+            self._open.remove(delivery)
 
     def reset(self) -> None:
         """Drop whatever is still queued (after a failure; the loop re-sends from the bookmark).
 
         A fatal error (the idempotent producer's state is lost) needs a new client.
         """
-        fatal = self._fatal or any(err.fatal() for err in self._errors)
+        fatal = self._fatal or any(err.fatal() for d in self._open for err in d.errors)
         self._fatal = False
         self._producer.purge()
         self._producer.poll(0)
         self._producer.flush(0)
-        self._errors.clear()
-        self._too_large.clear()
+        # Purged messages report into the deliveries dropped here, never into new ones.
+        self._current = Delivery()
+        self._open = [self._current]
         if fatal:
             self._producer = Producer(self._conf)
 
@@ -130,17 +186,14 @@ class Publisher:
         remaining: int = self._producer.flush(timeout)
         return remaining
 
-    def _delivered(self, err: KafkaError | None, msg: Any) -> None:
+    def _delivered(self, delivery: Delivery, ref: Any, err: KafkaError | None, msg: Any) -> None:
+        delivery.pending -= 1
         if err is None:
             self.acked += 1
+        elif ref is not None and err.code() in _TOO_LARGE:
+            delivery.too_large.append(ref)
         else:
-            self._errors.append(err)
-
-    def _delivered_ref(self, ref: Any, err: KafkaError | None, msg: Any) -> None:
-        if err is not None and err.code() in _TOO_LARGE:
-            self._too_large.append(ref)
-        else:
-            self._delivered(err, msg)
+            delivery.errors.append(err)
 
 
 def ensure(
