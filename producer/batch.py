@@ -54,7 +54,7 @@ class Sent(NamedTuple):
 
     last: Position | None
     chain: ChainState | None
-    count: int
+    events: int
     delivery: Delivery
 
 
@@ -142,7 +142,7 @@ class Batcher:
         Raises:
             DeliveryError: a message of this batch was not acknowledged.
         """
-        self._wait(sent.delivery, sent.count)
+        self._wait(sent.delivery, sent.events)
         return sent.last, sent.chain
 
     def send(self, page: Page, bookmark: Position | None) -> Iterator[Sent]:
