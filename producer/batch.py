@@ -213,6 +213,9 @@ class Batcher:
                 value = codec.encode(AUDIT_EVENT, link.stamp(record), topic)
             except _ENCODE_ERRORS as exc:
                 value = self._encode_scrubbed(event, link, exc)
+            # The parsed object is done with; the event itself stays referenced until its ack
+            # (a refused one becomes a gap from raw), so pages in flight keep only their text.
+            event.obj = None
             if value is not None:
                 if len(value) > self._max:
                     self._gap_for("too_large_for_topic", event, pos, f"{len(value)} bytes")
@@ -221,7 +224,6 @@ class Batcher:
                         publisher.send(topic, value, event)
                         self._chain = link
                         count += 1
-                        metrics.EVENTS_PUBLISHED.labels(uuid).inc()
                     except MessageTooLarge as exc:
                         self._gap_for("too_large_for_topic", event, pos, exc.message)
             last, state = pos, self._chain
@@ -229,6 +231,7 @@ class Batcher:
         if final:
             while pending:
                 self._gap_skipped(*pending.pop(0))
+        metrics.EVENTS_PUBLISHED.labels(uuid).inc(count)  # once per batch: labels() is slow
         return last, state, count
 
     def _encode_scrubbed(self, event: Event, link: ChainState, exc: Exception) -> bytes | None:
