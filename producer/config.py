@@ -55,6 +55,12 @@ class Options:
     shutdown_timeout: float = 30.0
     once: bool = False
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.pages_in_flight <= MAX_PAGES_IN_FLIGHT:
+            raise ConfigError(
+                f"pages_in_flight must be 1..{MAX_PAGES_IN_FLIGHT}", value=self.pages_in_flight
+            )
+
 
 class BookmarkSettings(ServiceSettings):
     """Where bookmarks live (``python -m producer setup`` needs only this)."""

@@ -91,3 +91,20 @@ def test_a_password_inside_a_dsn_never_reaches_the_log_line() -> None:
     shown = str(s.masked())
     assert "hunter2" not in shown and "pw2" not in shown
     assert s.source().password is not None  # still usable
+
+
+def test_pages_in_flight_and_the_librdkafka_queue_are_bounded() -> None:
+    s = build(["--source-dsn", "mysql://a@h"])
+    assert s.pages_in_flight == 3 and s.options().pages_in_flight == 3
+    assert s.kafka()["queue.buffering.max.kbytes"] == 64 * 1024  # librdkafka's own: 1 GB
+    assert (
+        build(["--source-dsn", "mysql://a@h", "--pages-in-flight", "1"]).options().pages_in_flight
+        == 1
+    )
+    for bad in ("0", "17"):
+        with pytest.raises(ConfigError, match="invalid setting") as info:
+            build(["--source-dsn", "mysql://a@h", "--pages-in-flight", bad])
+        assert "--pages-in-flight" in str(info.value)
+    # A queue smaller than one message would refuse the largest event forever.
+    with pytest.raises(ConfigError, match=r"queue\.buffering\.max\.kbytes"):
+        build(["--source-dsn", "mysql://a@h", "--kafka-config", "queue.buffering.max.kbytes=1024"])
