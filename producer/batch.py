@@ -209,8 +209,11 @@ class Batcher:
             value: bytes | None = None
             link = self._chain.advance_event(pos.ts, pos.id, event.raw)
             try:
-                record = to_record(uuid, event.raw, event.obj)
-                value = codec.encode(AUDIT_EVENT, link.stamp(record), topic)
+                # Fused: the parsed event straight to its message value, the same bytes as
+                # encode(to_record(...)) (schemas/fused.py; equality is property-tested).
+                value = codec.encode_event(
+                    uuid, event.raw, event.obj, topic, chain=link.hash, chain_seq=link.seq
+                )
             except _ENCODE_ERRORS as exc:
                 value = self._encode_scrubbed(event, link, exc)
             # The parsed object is done with; the event itself stays referenced until its ack
