@@ -20,6 +20,7 @@ from typing import Any
 
 from auditstream import mysql
 from auditstream.dsn import MySQLDsn
+from auditstream.verify.tables import event_tables
 from bench import components, corpus, topic
 from bench.components import Topics
 from bench.measure import Figure
@@ -225,7 +226,13 @@ def _bookmark(dsn: MySQLDsn, server_uuid: str) -> tuple[str, int] | None:
 
 
 def _count(dsn: MySQLDsn) -> int:
-    return int(_query(dsn, "SELECT count(*) FROM audit_data")[0][0])
+    """Rows in ``audit_data`` and the rotated tables (the consumers rotate at UTC midnight)."""
+    conn = mysql.connect(dsn, autocommit=True)
+    try:
+        tables = event_tables(conn)
+    finally:
+        conn.close()
+    return sum(int(_query(dsn, f"SELECT count(*) FROM `{t}`")[0][0]) for t in tables)
 
 
 def _wait_first_row(dsn: MySQLDsn, timeout: float) -> float:

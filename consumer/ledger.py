@@ -11,6 +11,9 @@ processes, a replay) moves the row once. Failures bump ``attempts`` and push ``n
 out exponentially; a failure that retrying cannot fix sets ``stuck`` for an operator
 (docs/rotation.md says what to do).
 
+The ledger also remembers the rotation schedule's period (``audit_rotation_period``, one row:
+the UTC start of the period the live ``audit_data`` belongs to; ``consumer/rotation.py``).
+
 Trap: the ledger is written on its own connection. Never share it with a session that runs DDL
 (``RENAME``/``DROP`` commit implicitly and would commit a half-written ledger change).
 """
@@ -75,6 +78,13 @@ def _aware(value: datetime | None) -> datetime | None:
     return None if value is None else value.replace(tzinfo=UTC)
 
 
+_SET_PERIOD = "{verb} INTO audit_rotation_period (id, period_start, updated_at) VALUES (1, %s, %s)"
+
+
+def _period_row(start: datetime, now: datetime) -> tuple[Any, ...]:
+    return (utc_naive(start), utc_naive(now))
+
+
 class Ledger:
     """Reads and moves ``audit_rotation`` rows on a connection of its own.
 
@@ -114,20 +124,27 @@ class Ledger:
         return changed
 
     def ensure(self) -> None:
-        """Create ``audit_rotation`` if it does not exist (idempotent)."""
+        """Create ``audit_rotation`` and ``audit_rotation_period`` if missing (idempotent)."""
         self._run([(stmt, ()) for stmt in sql.statements("archive/audit_rotation")])
 
-    def record_rotated(self, table: str, rotated_at: datetime, now: datetime) -> None:
-        """Add ``table`` in state ``rotated``; a row already there is left as it is."""
-        self._run(
-            [
-                (
-                    "INSERT IGNORE INTO audit_rotation (table_name, state, rotated_at, updated_at)"
-                    " VALUES (%s, 'rotated', %s, %s)",
-                    (table, utc_naive(rotated_at), utc_naive(now)),
-                )
-            ]
-        )
+    def record_rotated(
+        self, table: str, rotated_at: datetime, now: datetime, *, period: datetime | None = None
+    ) -> None:
+        """Add ``table`` in state ``rotated``; a row already there is left as it is.
+
+        ``period``: also record, in the same transaction, the schedule period the new
+        ``audit_data`` belongs to (see ``set_period``).
+        """
+        statements: list[tuple[str, tuple[Any, ...]]] = [
+            (
+                "INSERT IGNORE INTO audit_rotation (table_name, state, rotated_at, updated_at)"
+                " VALUES (%s, 'rotated', %s, %s)",
+                (table, utc_naive(rotated_at), utc_naive(now)),
+            )
+        ]
+        if period is not None:
+            statements.append((_SET_PERIOD.format(verb="REPLACE"), _period_row(period, now)))
+        self._run(statements)
 
     def get(self, table: str) -> Entry | None:
         """The row of ``table``, or None."""
@@ -154,6 +171,21 @@ class Ledger:
     def names(self) -> set[str]:
         """Every table name the ledger has ever held (names are never reused)."""
         return {e.table for e in self.all()}
+
+    def period(self) -> datetime | None:
+        """The schedule period ``audit_data`` belongs to (its UTC start), or None if unrecorded."""
+        rows = self._query("SELECT period_start FROM audit_rotation_period WHERE id = 1", ())
+        value = rows[0][0] if rows else None
+        return _aware(value) if isinstance(value, datetime) else None
+
+    def set_period(self, start: datetime, now: datetime, *, only_if_unset: bool = False) -> None:
+        """Record that ``audit_data`` belongs to the period starting at ``start``.
+
+        ``only_if_unset``: keep a period already recorded (two rotators looking at a new archive
+        at once agree on the first one's).
+        """
+        verb = "INSERT IGNORE" if only_if_unset else "REPLACE"
+        self._run([(_SET_PERIOD.format(verb=verb), _period_row(start, now))])
 
     def last_rotated_at(self) -> datetime | None:
         """When the newest rotation happened, or None if there was none."""

@@ -7,13 +7,19 @@ The guarantee, in steps (``Rotator.rotate``; the ``# Step N`` comments match):
 2. Adopt orphans: a rotated table without a ledger row (a crash fell between the RENAME and the
    ledger insert) gets its row now, so nothing rotated is ever forgotten.
 3. Decide: due by the schedule or a threshold (``immediate``: now), and not empty (``force``
-   skips both checks).
+   skips both checks). The schedule is the wall clock's: the ledger records the UTC period
+   ``audit_data`` belongs to (``audit_rotation_period``; the first look at an archive records
+   the current one), and a rotation is due once ``now`` lies in a later period. Event times
+   play no part: a backfill of last month's events stays in ``audit_data`` until the next
+   boundary. Due but empty: the recorded period moves on, nothing is rotated.
 4. Name the new table from the UTC clock (``audit_data_YYYYmmdd_HHMMSS``), adding ``_N`` when the
    name exists or ever existed (the ledger remembers dropped ones: object names derive from it).
 5. ``CREATE TABLE audit_data_new LIKE audit_data_template``; then ONE statement
    ``RENAME TABLE audit_data TO <name>, audit_data_new TO audit_data``: no instant without an
    ``audit_data``, no insert lost; inserts only wait while the rename holds the metadata lock.
-6. Record ``rotated`` in the ledger; release the lock.
+6. Record ``rotated`` in the ledger and, in the same transaction, the period the new
+   ``audit_data`` belongs to; release the lock. (A crash between steps 5 and 6 leaves the old
+   period recorded: the next tick adopts the table and may rotate once more. Nothing is lost.)
 
 Traps: RENAME waits for every open transaction on ``audit_data`` and, while it waits, new inserts
 queue behind it. The session's ``lock_wait_timeout`` is therefore short: a rotation that cannot get
@@ -134,6 +140,8 @@ class Rotator:
                 return None
             if not force and self._scalar(f"SELECT 1 FROM {LIVE} LIMIT 1") is None:
                 log.info("audit_data is empty; not rotating")
+                if reason == "schedule":  # the empty table belongs to the new period
+                    self._ledger.set_period(self._schedule.period_start(now), now)
                 return None
             # Step 4
             name = self._unique_name(now)
@@ -147,7 +155,7 @@ class Rotator:
                     f"RENAME TABLE {LIVE} TO {sqlident.rotated_table(name)}, {NEW} TO {LIVE}"
                 )
             # Step 6
-            self._ledger.record_rotated(name, now, now)
+            self._ledger.record_rotated(name, now, now, period=self._schedule.period_start(now))
             metrics.ROTATIONS.inc()
             log.info("rotated", extra={"ctx": {"table": name, "reason": reason}})
             return name
@@ -172,15 +180,24 @@ class Rotator:
             )
             if int(str(size or 0)) >= schedule.max_bytes:
                 return "bytes"
-        if schedule.interval is not None:
-            last = self._ledger.last_rotated_at()
-            if last is None:
-                # Never rotated: the period of the oldest row is the one to close.
-                oldest = self._scalar(f"SELECT MIN(ts) FROM {LIVE}")
-                last = oldest.replace(tzinfo=UTC) if isinstance(oldest, datetime) else None
-            if last is not None and schedule.period_start(now) > last:
-                return "schedule"
+        if schedule.interval is not None and schedule.period_start(now) > self.period(now):
+            return "schedule"
         return None
+
+    def period(self, now: datetime) -> datetime:
+        """The start of the period ``audit_data`` belongs to, as the ledger records it.
+
+        Unrecorded (a new archive, or one from before the record existed): the period of the
+        last rotation, or else the current one; it is recorded now, so the first boundary the
+        wall clock crosses from here is the first scheduled rotation. Never an event's time.
+        """
+        recorded = self._ledger.period()
+        if recorded is None:
+            last = self._ledger.last_rotated_at()
+            first = self._schedule.period_start(last if last is not None else now)
+            self._ledger.set_period(first, now, only_if_unset=True)
+            recorded = self._ledger.period() or first  # another rotator's, if it was quicker
+        return recorded
 
     def adopt(self, now: datetime) -> list[str]:
         """Give every rotated table that has no ledger row one (state ``rotated``)."""

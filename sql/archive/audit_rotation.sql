@@ -28,3 +28,13 @@ CREATE TABLE IF NOT EXISTS audit_rotation (
   PRIMARY KEY (table_name),
   KEY ix_state (state, next_attempt_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+-- The rotation schedule's memory: the UTC period (a multiple of --rotate-interval since the epoch)
+-- that the live audit_data belongs to. A scheduled rotation is due once the wall clock enters a
+-- later period; event times play no part (a backfill of old events does not trigger one). One row:
+-- written when a rotator first looks at an archive, and moved on by every rotation.
+CREATE TABLE IF NOT EXISTS audit_rotation_period (
+  id               TINYINT UNSIGNED NOT NULL,
+  period_start     DATETIME(6)      NOT NULL,
+  updated_at       DATETIME(6)      NOT NULL,
+  PRIMARY KEY (id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

@@ -73,7 +73,6 @@ def cli_args(bootstrap: str, archive: MySQLDsn, names: dict[str, str], *extra: s
         "--topic", names["topic"], "--control-topic", names["control"],
         "--dlq-topic", names["dlq"], "--group", names["group"],
         "--batch-rows", "250", "--batch-linger-ms", "50",
-        "--no-rotate",  # these tests play the rotator themselves, at chosen moments
         "--kafka-config", "session.timeout.ms=2000",
         "--kafka-config", "heartbeat.interval.ms=500",
         *extra,

@@ -180,6 +180,7 @@ def test_periodic_task_rotates_on_schedule_while_inserts_flow(
     thread.start()
     try:
         hour = datetime(2026, 1, 1, 1, 0, 1, tzinfo=UTC)  # rows start at 2026-01-01 00:00
+        task.tick(hour - timedelta(minutes=30))  # the first look records the 00:00 period
         for i in range(3):
             while inserted < 100 * (i + 1) and not errors:
                 stop.wait(0.01)
@@ -212,7 +213,9 @@ def test_build_rotation_task_from_settings(archive_dsn: MySQLDsn, tmp_path: Path
     )
     task = build_rotation_task(archive_dsn, interval="1d", upload=upload)
     insert_rows(archive_dsn, 20)
-    task.tick(datetime(2026, 1, 2, 0, 0, 3, tzinfo=UTC))  # rows are from 2026-01-01
+    task.tick(datetime(2026, 1, 1, 12, tzinfo=UTC))  # the first look records 2026-01-01
+    assert states(archive_dsn) == {}
+    task.tick(datetime(2026, 1, 2, 0, 0, 3, tzinfo=UTC))  # the next UTC midnight
     task.close(60)
     assert states(archive_dsn) == {"audit_data_20260102_000003": "verified"}
     assert (tmp_path / "dumps/audit_data_20260102_000003/audit_data_20260102_000003.csv").exists()

@@ -15,6 +15,7 @@ from consumer.rotation import Rotator, Schedule, parse_interval
 from tests.harness.oci_fixtures import insert_rows, make_rows, table_rows
 
 HOURLY = Schedule(interval=timedelta(hours=1))
+DAILY = Schedule(interval=timedelta(days=1))
 
 
 def at(hh: int, mm: int = 0, ss: int = 0, day: int = 1) -> datetime:
@@ -42,15 +43,14 @@ def test_interval_parsing_and_utc_alignment() -> None:
     for bad in ("", "0h", "1y", "h", "-1h"):
         with pytest.raises(ConfigError):
             parse_interval(bad)
-    daily = Schedule(interval=timedelta(days=1))
-    assert daily.period_start(at(17, 42, 3, day=5)) == at(0, day=5)
+    assert DAILY.period_start(at(17, 42, 3, day=5)) == at(0, day=5)
     assert HOURLY.period_start(at(17, 42, 3)) == at(17)
 
 
 def test_rotates_on_utc_boundary_idle_or_not_and_never_empty(archive_dsn: MySQLDsn) -> None:
     rot, ledger = rotator(archive_dsn)
     insert_rows(archive_dsn, 30)  # ts from 2026-01-01 00:00:00
-    assert rot.rotate(at(0, 59, 59)) is None  # same hour as the oldest row
+    assert rot.rotate(at(0, 59, 59)) is None  # the first look records the 00:00 period
     assert rot.rotate(at(1, 0, 5)) == "audit_data_20260101_010005"
     assert table_rows(archive_dsn, "audit_data") == []
     assert len(table_rows(archive_dsn, "audit_data_20260101_010005")) == 30
@@ -69,6 +69,32 @@ def test_rotates_on_utc_boundary_idle_or_not_and_never_empty(archive_dsn: MySQLD
         "audit_data_20260101_020001",
         "audit_data_20260101_030002",
     ]
+
+
+def test_backfilled_old_events_wait_for_the_next_wall_clock_boundary(
+    archive_dsn: MySQLDsn,
+) -> None:
+    """Events three weeks old do not make a daily schedule rotate at once: the wall clock does."""
+    rot, ledger = rotator(archive_dsn, DAILY)
+    insert_rows(archive_dsn, 30)  # ts 2026-01-01: a backfill, archived on the 20th
+    assert rot.rotate(at(10, day=20)) is None
+    assert ledger.period() == at(0, day=20)  # the first look records the current period
+    assert ledger.names() == set()
+    # another member (or a restart) reads the same record
+    other, _ = rotator(archive_dsn, DAILY)
+    assert other.rotate(at(23, 59, 59, day=20)) is None
+    assert other.rotate(at(0, 0, 1, day=21)) == "audit_data_20260121_000001"
+    assert ledger.period() == at(0, day=21)
+    # a boundary passed while empty: the empty table belongs to the new period
+    assert rot.rotate(at(0, 0, 1, day=22)) is None
+    assert ledger.period() == at(0, day=22)
+    insert_rows(archive_dsn, 5, start=100)
+    assert rot.rotate(at(10, day=22)) is None
+    assert rot.rotate(at(0, 0, 3, day=23)) == "audit_data_20260123_000003"
+    # a forced rotation starts the current period afresh too
+    insert_rows(archive_dsn, 5, start=200)
+    assert rot.rotate(at(0, 0, 1, day=25), force=True) == "audit_data_20260125_000001"
+    assert ledger.period() == at(0, day=25)
 
 
 def test_row_threshold(archive_dsn: MySQLDsn) -> None:
@@ -99,6 +125,7 @@ def test_names_unique_within_one_second_even_after_drop(archive_dsn: MySQLDsn) -
 def test_two_rotators_racing_only_one_acts(archive_dsn: MySQLDsn) -> None:
     insert_rows(archive_dsn, 10)
     rotators = [rotator(archive_dsn)[0] for _ in range(4)]
+    assert rotators[0].rotate(at(3, 30)) is None  # records the 03:00 period
     barrier = threading.Barrier(len(rotators))
     results: list[str | None] = []
 
