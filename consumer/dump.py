@@ -9,7 +9,8 @@ Two methods, as the predecessor offered them (without needing MySQL Shell):
   ``\\N`` for NULL, ``\\r\\n`` line ends: MySQL Shell's ``csv`` dialect).
 
 Each dump ends with ``manifest.json``: table, method, row count, the bookmark range per server
-(first and last ``(ts, id)`` of each ``server_uuid``), and every other file's size and SHA-256.
+(first and last ``(ts, id)`` of each ``server_uuid``), the columns' schema version
+(``consumer.schema``), and every other file's size and SHA-256.
 
 Steps (``dump_table``):
 
@@ -43,6 +44,7 @@ import zstandard
 
 from auditstream import mysql, sqlident
 from auditstream.errors import ArchiveError, ObjectStoreError
+from consumer.schema import version_of
 
 MANIFEST = "manifest.json"
 PAGE_BYTES = 16 << 20
@@ -81,6 +83,8 @@ class Manifest:
     compression: str
     objects: list[DumpObject] = field(default_factory=list)
     format: str = FORMAT
+    #: ``consumer.schema`` version of ``columns`` (None: a manifest from before it was recorded).
+    schema_version: int | None = None
 
     def to_json(self) -> bytes:
         """The ``manifest.json`` bytes."""
@@ -255,6 +259,7 @@ def dump_table(
             dialect=dialect,
             compression="zstd" if method == "dump" else "none",
             objects=objects,
+            schema_version=version_of(columns),
         )
         _write(out_dir / MANIFEST, manifest.to_json(), opener)
     except OSError as exc:

@@ -6,14 +6,18 @@ Steps (``restore``):
 2. Download every data file into the staging directory, checking size and SHA-256 against the
    manifest while writing (a corrupt object stops the restore before any row is loaded).
 3. Create the table ``LIKE audit_data_template`` (under another name with ``into``); an existing
-   table must be empty, so a restore never mixes into live data.
+   table must be empty, so a restore never mixes into live data. On an empty server (the archive
+   host is gone: the case a restore exists for) the database and the template are created first,
+   from the project's own DDL (``sql/archive/``), never from the manifest's.
 4. ``LOAD DATA LOCAL INFILE`` each file (zstd chunks are decompressed to a file first) with the
    dialect the dump was written in.
 5. Check the loaded row count against the manifest.
 
 Trust: the manifest comes from object storage, outside the archive's trust boundary. Its table
 name must be the one asked for, object names must be dump file names (they become local paths),
-columns must be plain identifiers; its DDL and dialect are never executed (our own are).
+columns must be plain identifiers and a version of the project's DDL (the schema version it
+claims, if any, must be theirs; ``consumer.schema``), checked in Step 1 before any download; its
+DDL and dialect are never executed (our own are).
 
 Trap: ``LOAD DATA LOCAL`` needs ``local_infile=ON`` on the server (MySQL 8 defaults to OFF) and
 is enabled on the client only for this session, only for the staging directory.
@@ -26,15 +30,24 @@ import logging
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import zstandard
 
+import sql
 from auditstream import mysql, sqlident
 from auditstream.dsn import MySQLDsn
-from auditstream.errors import ArchiveError, ChecksumMismatch, ObjectStoreError
+from auditstream.errors import (
+    ArchiveContentError,
+    ArchiveError,
+    ChecksumMismatch,
+    ConfigError,
+    ObjectStoreError,
+)
 from consumer.dump import MANIFEST, Manifest
 from consumer.ledger import archive_errors
 from consumer.rotation import TEMPLATE
+from consumer.schema import TEMPLATE_DDL, check_dump_columns, version_of
 from consumer.targets import ObjectStore, TargetUrl
 
 log = logging.getLogger(__name__)
@@ -73,6 +86,8 @@ def restore(
 
     Raises:
         ChecksumMismatch: a downloaded file differs from the manifest.
+        ArchiveContentError: the dump's columns do not fit the project's DDL or the archive's
+            template (exit 5, nothing loaded).
         ArchiveError: the table exists and is not empty, or loading failed.
     """
     sqlident.rotated_table(table)
@@ -104,6 +119,7 @@ def restore(
                 path.unlink()
                 path = plain
             files.append(path)
+        _ensure_schema(dsn)
         conn = mysql.connect(
             dsn, allow_local_infile=True, allow_local_infile_in_path=str(work.resolve())
         )
@@ -126,6 +142,40 @@ def _check(manifest: Manifest, table: str) -> None:
             raise ChecksumMismatch("unexpected object name in the manifest", object=obj.name)
     for column in manifest.columns:
         sqlident.ident(column)
+    check_dump_columns(manifest.columns, manifest.schema_version, table=table)
+
+
+def _ensure_schema(dsn: MySQLDsn) -> None:
+    """Create the DSN's database and ``audit_data_template`` from ``sql/archive/`` if missing."""
+    if not dsn.database:
+        raise ConfigError("the archive DSN must name a database (e.g. /audit_archive)")
+    with archive_errors("restore: creating the archive schema", database=dsn.database):
+        conn = mysql.connect(dsn.with_database(None), autocommit=True)
+        try:
+            cur = conn.cursor()
+            cur.execute(
+                f"CREATE DATABASE IF NOT EXISTS {sqlident.ident(dsn.database)}"
+                " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            )
+            cur.execute(f"USE {sqlident.ident(dsn.database)}")
+            for statement in sql.statements(TEMPLATE_DDL):
+                cur.execute(statement)
+        finally:
+            conn.close()
+
+
+def _check_template(cur: Any, manifest: Manifest, dest: str) -> None:
+    """The archive's template must hold the dump's columns (an older one lacks new columns)."""
+    cur.execute(f"SELECT * FROM {TEMPLATE} LIMIT 0")
+    have = [str(d[0]) for d in cur.description or ()]
+    cur.fetchall()
+    if have[: len(manifest.columns)] != manifest.columns:
+        raise ArchiveContentError(
+            f"this archive's {TEMPLATE} lacks columns of the dump"
+            f" (schema version {version_of(have)}; the dump's: {manifest.schema_version}):"
+            " run `consumer setup` against it first",
+            table=dest,
+        )
 
 
 def _load(conn: mysql.Connection, manifest: Manifest, dest: str, files: list[Path]) -> int:
@@ -134,6 +184,7 @@ def _load(conn: mysql.Connection, manifest: Manifest, dest: str, files: list[Pat
     with archive_errors("restore", table=dest):
         cur = conn.cursor()
         # Step 3
+        _check_template(cur, manifest, dest)
         cur.execute(
             "SELECT COUNT(*) FROM information_schema.tables"
             " WHERE table_schema = DATABASE() AND table_name = %s",
