@@ -78,6 +78,11 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
 )
 
+SOURCE_READ_TIMEOUTS = Counter(
+    "auditstream_producer_source_read_timeouts",
+    "audit_log_read calls abandoned: no byte from the source within --source-read-timeout",
+)
+
 # Rotation and upload
 ROTATIONS = Counter("auditstream_rotations", "Tables rotated")
 DUMPS = Counter("auditstream_dumps", "Rotated tables dumped", ["method"])

@@ -41,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.source(),
         read_buffer_size=settings.read_buffer_size,
         allow_self_audit=settings.allow_self_audit,
+        read_timeout=settings.source_read_timeout,
     )
     kafka = settings.kafka()
     topics_ready = False

@@ -131,6 +131,13 @@ class ProducerSettings(BookmarkSettings):
     read_buffer_size: int = Field(
         MAX_READ_BUFFER, ge=MIN_READ_BUFFER, le=MAX_READ_BUFFER, description="bytes per read"
     )
+    source_read_timeout: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="seconds without a byte from the source before a read is abandoned and the "
+        "session reconnected (above the slowest honest 4 MB page)",
+    )
     batch_events: int | None = Field(
         None, ge=1, description="events per acknowledged batch (default: one page)"
     )

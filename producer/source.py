@@ -10,16 +10,23 @@ calls without argument continue it until a page ends with ``null``. Traps:
 - The end of data is the trailing ``null``, never an error: error 3200 on a continuing call
   means the sequence was lost and is reported as retriable (the loop reopens from the bookmark).
 - Percona refuses to re-position an open sequence: it is closed with ``'null'`` first.
+- A server or network that stops answering mid-page: ``connection_timeout`` bounds only the
+  connect with the C extension; reads are bounded by ``read_timeout`` (seconds without a byte,
+  passed at connect: the C extension cannot change it later). A read that times out closes the
+  session and raises ``SourceUnavailable`` (retriable): the loop reconnects and re-reads from
+  the stored bookmark, so at most the unacknowledged batch is sent again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import orjson
 
+from auditstream import metrics
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import SourceConfigError, SourceError, SourceUnavailable
 from auditstream.mysql import Connection, Error, connect, is_connection_error
@@ -29,6 +36,7 @@ from producer.page import Page, Position, decode_text, split
 log = logging.getLogger(__name__)
 
 _READER_NOT_INITIALIZED = 3200
+_LOST_DURING_QUERY = 2013  # CR_SERVER_LOST: also what a read timeout raises
 _ACCESS_DENIED = {1044, 1045, 1123, 1142, 1227, 1370}
 
 
@@ -69,12 +77,21 @@ class MySQLSource:
         dsn: the archiver account (``AUDIT_ADMIN``, a ``log_nothing`` filter assigned).
         read_buffer_size: bytes per call, 32 KB to 4 MB.
         allow_self_audit: start even when our own statements are audited.
+        read_timeout: seconds a read may wait for the server's next byte (see the trap above).
     """
 
-    def __init__(self, dsn: MySQLDsn, *, read_buffer_size: int, allow_self_audit: bool) -> None:
+    def __init__(
+        self,
+        dsn: MySQLDsn,
+        *,
+        read_buffer_size: int,
+        allow_self_audit: bool,
+        read_timeout: int = 60,
+    ) -> None:
         self._dsn = dsn
         self._buffer = read_buffer_size
         self._allow = allow_self_audit
+        self._read_timeout = read_timeout
         self._conn: Connection | None = None
         self._open = False
         self._last: Position | None = None
@@ -91,7 +108,7 @@ class MySQLSource:
         self.close()
         ctx = {"source": self._dsn.url()}
         try:
-            conn = connect(self._dsn)
+            conn = connect(self._dsn, read_timeout=self._read_timeout)
             self._conn = conn
             conn.autocommit = True
             cur = conn.cursor()
@@ -161,6 +178,7 @@ class MySQLSource:
     def _call(self, arg: str | None) -> Page:
         conn = self._session()
         ctx = {"server_uuid": self.server_uuid}
+        started = time.monotonic()
         try:
             cur = conn.cursor(raw=True)
             if arg is None:
@@ -172,6 +190,17 @@ class MySQLSource:
             warnings = [" ".join(flavors.text_of(v) for v in w) for w in cur.fetchall()]
             cur.close()
         except Error as exc:
+            waited = time.monotonic() - started
+            if getattr(exc, "errno", None) == _LOST_DURING_QUERY and waited >= self._read_timeout:
+                self.close()
+                metrics.SOURCE_READ_TIMEOUTS.inc()
+                raise SourceUnavailable(
+                    f"the source sent nothing for {self._read_timeout} s during audit_log_read"
+                    " (read timeout); reconnecting",
+                    server_uuid=self.server_uuid or None,
+                    call="read",
+                    waited=round(waited, 1),
+                ) from exc
             raise self._translate(exc, "read") from exc
         data = _first(rows)
         if data is None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from auditstream.errors import SourceUnavailable
+from auditstream.mysql import HAVE_C_EXTENSION
 from producer.bookmark import BookmarkStore
 from producer.source import MySQLSource
 from tests.faults.pipeline import Pipeline, crashing, kill9, wait_for
@@ -133,3 +134,28 @@ def test_network_cut_and_stall_between_producer_and_source(pipeline: Pipeline) -
         assert proxy.accepted >= 2, "the producer never reconnected through the proxy"
     pipeline.consumer_once()
     pipeline.assert_clean(900)
+
+
+def test_source_stalled_mid_page_times_out_reconnects_and_resumes(pipeline: Pipeline) -> None:
+    """A route that stops moving bytes in the middle of an ``audit_log_read`` page."""
+    assert HAVE_C_EXTENSION, "the producer reads through the C extension: test that path"
+    pipeline.write(3000)  # 64 KB pages (the pipeline's --read-buffer-size), full ones
+    with TcpProxy("127.0.0.1", pipeline.emu.port) as proxy:
+        # the connect and checks take a few KB; the stall falls inside the first page
+        proxy.stall(after_bytes=40_000)
+        producer = pipeline.spawn_producer(
+            "--batch-events", "50", "--source-read-timeout", "2", port=proxy.port
+        )
+        timed_out = "the source sent nothing for 2 s during audit_log_read (read timeout)"
+        wait_for(
+            lambda: timed_out in pipeline.log("producer"), 30, lambda: pipeline.log("producer")
+        )
+        assert BookmarkStore(pipeline.archive).load(pipeline.emu.server_uuid) is None
+        proxy.heal()  # the stalled session is closed already: only a new one can go on
+        wait_for(caught_up(pipeline), 60, lambda: pipeline.log("producer"))
+        assert producer.poll() is None, pipeline.log("producer")
+        assert proxy.accepted >= 2, "the producer never reconnected"
+    pipeline.consumer_once()
+    report = pipeline.assert_clean(3000)
+    # at most the batches in flight (--pages-in-flight, 3 by default), as documented
+    assert report.counts.get(("resent", "topic"), 0) <= 3 * 50

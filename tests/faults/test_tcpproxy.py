@@ -84,3 +84,21 @@ def test_stall_holds_bytes_until_healed_and_loses_none(echo: int) -> None:
         sock.settimeout(3)
         assert sock.recv(10) == b"held"
         sock.close()
+
+
+def test_stall_after_bytes_cuts_a_reply_in_the_middle(echo: int) -> None:
+    with TcpProxy("127.0.0.1", echo) as proxy:
+        sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=0.5)
+        proxy.stall(after_bytes=6)
+        sock.sendall(b"first-half|second-half")  # upstream bytes are not counted
+        got = b""
+        with pytest.raises(TimeoutError):
+            while True:
+                got += sock.recv(64)
+        assert got == b"first-"
+        proxy.heal()
+        sock.settimeout(3)
+        while len(got) < 22:
+            got += sock.recv(64)
+        assert got == b"first-half|second-half"
+        sock.close()

@@ -8,6 +8,9 @@ connection to ``host:port`` (one thread per direction, no buffering beyond one r
 - ``stall()``: keep connections open but move no byte either way (a black-holed route: the
   peers only notice through their own timeouts); new connections are accepted and stalled
   too. ``heal()`` lets the bytes flow again, nothing lost.
+- ``stall(after_bytes=n)``: first let ``n`` more bytes through from the server to the client,
+  then stall as above: a reply (a 4 MB ``audit_log_read`` page) cut in the middle. Bytes beyond
+  ``n`` are held, and delivered on ``heal()`` if the connection is still open.
 - ``heal()``: back to forwarding.
 
 Trap: Kafka clients learn the broker's advertised address from metadata and then connect there
@@ -39,6 +42,7 @@ class TcpProxy:
         self._flowing.set()
         self._refusing = False
         self._closed = False
+        self._budget: int | None = None  # server→client bytes still let through by stall()
         self.accepted = 0
         self._thread = threading.Thread(target=self._accept, name="tcpproxy", daemon=True)
 
@@ -56,14 +60,18 @@ class TcpProxy:
             for sock in pair:
                 _reset(sock)
 
-    def stall(self) -> None:
-        """Stop moving bytes (connections stay open) until ``heal()``."""
-        self._flowing.clear()
+    def stall(self, after_bytes: int = 0) -> None:
+        """Stop moving bytes (connections stay open) until ``heal()``; see the module docstring."""
+        with self._lock:
+            self._budget = after_bytes if after_bytes > 0 else None
+        if after_bytes <= 0:
+            self._flowing.clear()
 
     def heal(self) -> None:
         """Forward again."""
         with self._lock:
             self._refusing = False
+            self._budget = None
         self._flowing.set()
 
     def close(self) -> None:
@@ -107,10 +115,22 @@ class TcpProxy:
             with self._lock:
                 self._conns.append((client, upstream))
                 self.accepted += 1
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+            for src, dst, down in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(src, dst, down), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _allowance(self, data: bytes, downstream: bool) -> tuple[bytes, bytes]:
+        """Split ``data`` into what may pass now and what waits for ``heal()``."""
+        with self._lock:
+            if not downstream or self._budget is None:
+                return data, b""
+            n = min(self._budget, len(data))
+            self._budget -= n
+            if self._budget == 0:
+                self._budget = None
+                self._flowing.clear()
+            return data[:n], data[n:]
+
+    def _pump(self, src: socket.socket, dst: socket.socket, downstream: bool) -> None:
         try:
             while True:
                 self._flowing.wait()
@@ -122,7 +142,11 @@ class TcpProxy:
                 data = src.recv(_CHUNK)
                 if not data:
                     break
-                dst.sendall(data)
+                while data:
+                    now, data = self._allowance(data, downstream)
+                    dst.sendall(now)
+                    if data:
+                        self._flowing.wait()
         except (OSError, ValueError):
             pass
         finally:
