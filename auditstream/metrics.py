@@ -72,6 +72,11 @@ BATCH_SECONDS = Histogram(
 DEAD_LETTERS = Counter(
     "auditstream_consumer_dead_letters", "Records sent to the DLQ", ["topic", "error"]
 )
+DEAD_LETTER_REFERENCES = Counter(
+    "auditstream_consumer_dead_letter_references",
+    "Dead letters too large for the DLQ topic, written as a reference to the original",
+    ["topic"],
+)
 CONSUMER_LAG = Gauge(
     "auditstream_consumer_lag_messages",
     "Fetch high-water mark minus position (from fetched messages, not list_offsets)",

@@ -153,7 +153,7 @@ def build(
     ``codec`` defaults to the one the settings select (``--schema-registry-url``).
     """
     member = f"{socket.gethostname()}:{os.getpid()}"
-    DeadLetterQueue.ensure(s.admin(), s.dlq_topic)
+    dlq_limit = DeadLetterQueue.ensure(s.admin(), s.dlq_topic, events_topic=s.topic)
     log.info(
         "consumer starting",
         extra={"ctx": {"member": member, "group": s.group, "archive": str(s.archive())}},
@@ -161,7 +161,7 @@ def build(
     return ConsumerLoop(
         Consumer(s.kafka()),
         Sink(s.archive(), member, s.insert_method),
-        DeadLetterQueue(s.dlq_producer(), s.dlq_topic),
+        DeadLetterQueue(s.dlq_producer(), s.dlq_topic, max_message_bytes=dlq_limit),
         codec or for_settings(s.schema_registry_url),
         (s.topic, s.control_topic),
         batch_rows=s.batch_rows,

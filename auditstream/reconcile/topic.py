@@ -24,7 +24,7 @@ from auditstream.chain import GAP_FIELDS, Link
 from auditstream.errors import BrokerError
 from auditstream.reconcile.index import KeyIndex
 from auditstream.reconcile.keys import KeyRange, digest
-from auditstream.verify.topic import links, messages
+from auditstream.verify.topic import DLQ_PAYLOAD, REFERENCE, links, messages
 from schemas.codec import Codec
 
 
@@ -142,11 +142,26 @@ def read_dead_letters(
     idle_timeout: float = 30.0,
     result: TopicResult | None = None,
 ) -> TopicResult:
-    """Dead letters: decodable ones mark their key ``dlq``; poison ones are counted."""
+    """Dead letters: decodable ones mark their key ``dlq``; poison ones are counted.
+
+    A reference letter (``dlq.payload: reference``: the record did not fit the DLQ topic; the
+    consumer wrote where the original is instead) marks the key its ``dlq.event.*`` headers name.
+    """
     result = result or TopicResult()
     try:
         for msg in messages(conf, topic, idle_timeout):
             result.dead_letters += 1
+            headers: dict[str, Any] = dict(msg.headers() or [])
+            if headers.get(DLQ_PAYLOAD) == REFERENCE:
+                names = ("server_uuid", "timestamp", "id")
+                event = [bytes(headers.get(f"dlq.event.{h}") or b"").decode() for h in names]
+                where = f"{msg.topic()}/{msg.partition()}@{msg.offset()} (reference letter)"
+                if not all(event) or not event[2].isdigit():
+                    result.poison.append(where)  # the consumer could not tell which event
+                    continue
+                if keys.holds(event[0], event[1], int(event[2])):
+                    index.mark("dlq", event[0], event[1], int(event[2]), where)
+                continue
             found: list[Link] = list(links([msg], codec, dead_lettered=True))
             if not found:
                 result.poison.append(f"{msg.topic()}/{msg.partition()}@{msg.offset()}")

@@ -28,6 +28,8 @@ from auditstream.verify.core import interleave
 from schemas.codec import Codec, decode
 
 log = logging.getLogger(__name__)
+#: A dead letter carrying a reference to the original instead of its bytes (consumer/dlq.py).
+DLQ_PAYLOAD, REFERENCE = "dlq.payload", b"reference"
 _DLQ_SOURCE = ("dlq.source.topic", "dlq.source.partition", "dlq.source.offset")
 
 
@@ -99,6 +101,8 @@ def links(
         where = f"{topic}/{msg.partition()}@{msg.offset()}"
         if dead_lettered:
             headers: dict[str, Any] = dict(msg.headers() or [])
+            if headers.get(DLQ_PAYLOAD) == REFERENCE:
+                continue  # no payload: the original, in the events topic, is the link
             src = [_text(headers.get(h)) for h in _DLQ_SOURCE]
             where += f" (dead letter of {src[0]}/{src[1]}@{src[2]})"
         try:
