@@ -118,10 +118,7 @@ class ConsumerLoop:
 
     def run(self) -> int:
         """Consume until ``stop()`` (or, with ``once``, until caught up); return the exit code."""
-        self.consumer.subscribe(
-            list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )  # fmt: skip
+        self._subscribe()
         try:
             while not self._stop:
                 # Step 2: poll until a bound is reached (decoded when the batch is prepared).
@@ -152,7 +149,14 @@ class ConsumerLoop:
         for msg in self.consumer.consume(room, timeout):
             self._accept(msg)
         self.progress.update_lag(self.consumer)
-        self.topic_watch.poll(self.consumer)
+        if self.topic_watch.poll(self.consumer):
+            self._subscribe()  # re-join with the topic that appeared (consumer/topics.py)
+
+    def _subscribe(self) -> None:
+        self.consumer.subscribe(
+            list(self.topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )  # fmt: skip
 
     def _accept(self, msg: Any) -> None:
         err = msg.error()

@@ -6,6 +6,12 @@ producer created the topics — the usual deployment order — joined the group 
 consume and then sat idle that long while events waited. While a subscribed topic is missing,
 the loop asks the broker for its metadata every ``interval`` seconds instead; a metadata answer
 that lists the topic is what makes the client's group logic see it and rebalance.
+
+Second trap: a topic that appears while the group is already re-joining for another one (the
+producer creates the control topic, then the events topic, a moment apart) is left out of that
+join, and librdkafka does not look again until the 5-minute refresh: the member consumed the
+control topic only. ``poll`` therefore says when a topic appeared, and the loop then subscribes
+again, which makes the member re-join with every subscribed topic it now knows.
 """
 
 from __future__ import annotations
@@ -50,18 +56,22 @@ class TopicWatch:
             )
         return True
 
-    def poll(self, consumer: Consumer) -> None:
-        """While topics are missing, ask the broker about them at most every ``interval``."""
+    def poll(self, consumer: Consumer) -> bool:
+        """While topics are missing, ask the broker about them at most every ``interval``.
+
+        Returns True when a missing topic exists now (the caller subscribes again).
+        """
         now = time.monotonic()
         if not self.missing or now < self._next:
-            return
+            return False
         self._next = now + self.interval
+        before = len(self.missing)
         for topic in sorted(self.missing):
             try:
                 meta = consumer.list_topics(topic, timeout=self.interval)
             except KafkaException as exc:
                 log.info("metadata request for %s failed: %s", topic, exc)
-                return
+                break
             found = meta.topics.get(topic)
             if found is not None and found.error is None and found.partitions:
                 self.missing.discard(topic)
@@ -71,3 +81,4 @@ class TopicWatch:
                     len(found.partitions),
                     extra={"ctx": {"topic": topic}},
                 )
+        return len(self.missing) < before

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from auditstream.dsn import MySQLDsn
+from auditstream.kafka import TopicSpec, ensure_topics
 from consumer.setup import setup as consumer_setup
 from producer.bookmark import BookmarkStore
 from tests.faults.pipeline import Pipeline, crashing, kill9, wait_for
@@ -73,11 +74,20 @@ def test_consumer_killed_between_the_db_commit_and_the_kafka_commit(
     pipeline.assert_clean(800)
 
 
-@pytest.mark.long  # timed out in the last fresh-clone CI run; under investigation (see notes)
 def test_rotations_while_consuming_keep_each_event_once(pipeline: Pipeline) -> None:
-    """Rotate repeatedly while a member writes; a producer re-send straddles the rotations."""
+    """Rotate repeatedly while a member writes; a producer re-send straddles the rotations.
+
+    The member starts before the producer has created the topics, every time: that order, when
+    the member won the race, is what made this test time out (the member waited for
+    librdkafka's 5-minute metadata refresh before it saw the topics).
+    """
     pipeline.write(600)
     consumer = pipeline.spawn_consumer("--batch-rows", "50")
+    wait_for(
+        lambda: "waiting for topic" in pipeline.log("consumer"),
+        60,
+        lambda: pipeline.log("consumer"),
+    )
     producer = pipeline.spawn_producer("--batch-events", "50")
     for n in range(4):
         time.sleep(0.7)
@@ -92,6 +102,32 @@ def test_rotations_while_consuming_keep_each_event_once(pipeline: Pipeline) -> N
     pipeline.producer_once()
     pipeline.consumer_once()
     pipeline.assert_clean(800)
+
+
+def test_an_events_topic_created_after_the_control_topic_is_consumed_too(
+    pipeline: Pipeline,
+) -> None:
+    """The cause of the rotations test's timeouts: topics that appear one after the other.
+
+    The member re-joined for the control topic and left the events topic, created a moment
+    later, to librdkafka's 5-minute metadata refresh.
+    """
+    consumer = pipeline.spawn_consumer("--batch-rows", "50")
+    wait_for(
+        lambda: "waiting for topic" in pipeline.log("consumer"),
+        60,
+        lambda: pipeline.log("consumer"),
+    )
+    ensure_topics({"bootstrap.servers": pipeline.bootstrap}, [TopicSpec(pipeline.control, 6)])
+    wait_for(
+        lambda: f"assigned [(('{pipeline.control}', 0)" in pipeline.log("consumer"),
+        30,
+        lambda: pipeline.log("consumer"),
+    )
+    published(pipeline, 300)  # the producer creates the events topic now
+    pipeline.wait_archived(300, timeout=45)
+    kill9(consumer)
+    pipeline.assert_clean(300)
 
 
 @pytest.mark.long
