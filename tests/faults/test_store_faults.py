@@ -17,7 +17,8 @@ import pytest
 
 from consumer.targets import TargetUrl
 from consumer.upload import OciOptions, OciStore
-from tests.faults.pipeline import Pipeline, kill9, make_pipeline
+from producer.bookmark import BookmarkStore
+from tests.faults.pipeline import Pipeline, kill9, make_pipeline, wait_for
 from tests.harness.emulator_fixtures import EmulatorHandle
 from tests.harness.kafka import MotoS3, durable_tansu
 from tests.harness.mariadb import drop_database
@@ -102,21 +103,33 @@ def durable_broker() -> Iterator[Any]:
         s3.stop()
 
 
-@pytest.mark.long
 def test_broker_restart_with_durable_storage_loses_nothing(
     emulator_factory: Callable[..., EmulatorHandle],
     mysql_server: Any,
     durable_broker: Any,
     tmp_path: Path,
 ) -> None:
+    """Stop the broker while both sides are running and events wait at the source; start it.
+
+    The fault steps wait for states, never for times: the producer has created the topics and
+    stored a bookmark before the consumer starts (the start-order race, which made this test
+    time out once under load, has its own tests), and the 300 later events are written while
+    the broker is down, so they wait across the restart on every run.
+    """
     pipe = make_pipeline(emulator_factory(), durable_broker.bootstrap, mysql_server.dsn, tmp_path)
     try:
         pipe.write(600)
         producer = pipe.spawn_producer("--batch-events", "50")
+        store = BookmarkStore(pipe.archive)
+        wait_for(
+            lambda: store.load(pipe.emu.server_uuid) is not None, 60, lambda: pipe.log("producer")
+        )
+        store.close()
         consumer = pipe.spawn_consumer("--batch-rows", "50")
         pipe.wait_archived(200)
-        durable_broker.restart()
-        pipe.write(300, seed=2)
+        durable_broker.stop()
+        pipe.write(300, seed=2)  # written while the broker is down: published after its start
+        durable_broker.start()
         pipe.wait_archived(900, timeout=120)
         time.sleep(1.0)
         assert producer.poll() is None and consumer.poll() is None
