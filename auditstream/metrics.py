@@ -79,7 +79,12 @@ DEAD_LETTER_REFERENCES = Counter(
 )
 CONSUMER_LAG = Gauge(
     "auditstream_consumer_lag_messages",
-    "Fetch high-water mark minus position (from fetched messages, not list_offsets)",
+    "Messages not yet archived: fetch high-water mark minus the archive's committed offset",
+    ["topic", "partition"],
+)
+CONSUMER_EVENT_LAG = Gauge(
+    "auditstream_consumer_event_lag_seconds",
+    "Age (event time) of the newest event archived from the partition",
     ["topic", "partition"],
 )
 

@@ -20,7 +20,14 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from auditstream.errors import BrokerError, DecodeError
 from consumer.batch import Batch, DeadLetter, Item
-from consumer.rows import InvalidRecord, audit_row, check_key, control_row, identity
+from consumer.rows import (
+    InvalidRecord,
+    audit_row,
+    check_key,
+    control_row,
+    identity,
+    load_data_line,
+)
 from consumer.sink import Prepared
 from schemas import codec as avro
 from schemas.registry import AUDIT_EVENT, CONTROL_EVENT
@@ -69,8 +76,13 @@ def registry_outage(exc: DecodeError) -> bool:
     return isinstance(cause, OSError) or bool(names & {"TransportError", "TimeoutException"})
 
 
-def prepare(batch: Batch, control_topic: str, codec: avro.Codec) -> Prepared:
+def prepare(
+    batch: Batch, control_topic: str, codec: avro.Codec, *, lines: bool = False
+) -> Prepared:
     """Rows for the sink from the batch; undecodable or invalid records become dead letters.
+
+    ``lines``: also build each audit row's ``LOAD DATA`` text here, outside the transaction
+    (the loop prepares batch N+1 while batch N is being written).
 
     Raises:
         BrokerError: the Schema Registry is unreachable (retry the batch later).
@@ -93,9 +105,8 @@ def prepare(batch: Batch, control_topic: str, codec: avro.Codec) -> Prepared:
                 _expect(item, AUDIT_EVENT)
                 check_key(record, item.key)
                 ident = identity(record)
-                out.audit.append(
-                    (item, ident, audit_row(record, ident, item.partition, item.offset))
-                )
+                row = audit_row(record, ident, item.partition, item.offset)
+                out.audit.append((item, ident, row, load_data_line(row) if lines else None))
         except (InvalidRecord, KeyError, TypeError, AttributeError) as exc:
             out.dead.append(DeadLetter(item, type(exc).__name__, str(exc)))
     return out

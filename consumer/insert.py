@@ -25,7 +25,7 @@ from mysql.connector import errors as myerrors
 
 from auditstream import mysql as db
 from auditstream.errors import ArchiveContentError
-from consumer.rows import load_data_text
+from consumer.rows import load_data_line
 
 try:  # the C extension's commit/rollback raise its raw error, not a mysql.connector.Error
     from _mysql_connector import MySQLError as RawError  # type: ignore[import-not-found]
@@ -45,7 +45,7 @@ _CHUNK_BYTES = 16 * 1024 * 1024
 Rows = list[tuple[Any, ...]]
 Method = Literal["load", "insert"]
 
-__all__ = ["DB_ERRORS", "Method", "RawError", "RowWriter", "Rows", "chunks"]
+__all__ = ["DB_ERRORS", "Method", "RawError", "RowWriter", "Rows", "chunks", "line_chunks"]
 
 
 class RowWriter:
@@ -62,20 +62,32 @@ class RowWriter:
         shutil.rmtree(self._file.parent, ignore_errors=True)
 
     def insert(
-        self, cur: Any, table: str, columns: Sequence[str], rows: Rows
+        self,
+        cur: Any,
+        table: str,
+        columns: Sequence[str],
+        rows: Rows,
+        lines: Sequence[str] | None = None,
     ) -> tuple[int, int, dict[int, ArchiveContentError]]:
         """Insert ``rows``; return (inserted, duplicates skipped, ``{row index: error}``).
+
+        ``lines``: the rows' ``LOAD DATA`` text, one ``load_data_line`` per row, built before the
+        transaction (the consumer builds it while the previous batch is written); built here
+        when not given.
 
         Raises:
             mysql errors (``DB_ERRORS``) that are not about a row's content.
         """
+        if self.method == "load" and table == "audit_data" and lines is None:
+            lines = [load_data_line(row) for row in rows]
         bad: dict[int, ArchiveContentError] = {}
         counts = [0, 0]
 
         def attempt(lo: int, hi: int) -> None:
             cur.execute("SAVEPOINT chunk")
             try:
-                inserted = self._statement(cur, table, columns, rows[lo:hi])
+                text = None if lines is None else lines[lo:hi]
+                inserted = self._statement(cur, table, columns, rows[lo:hi], text)
             except ArchiveContentError as exc:
                 cur.execute("ROLLBACK TO SAVEPOINT chunk")
                 if hi - lo == 1:
@@ -88,16 +100,18 @@ class RowWriter:
             counts[0] += inserted
             counts[1] += hi - lo - inserted
 
-        for lo, hi in chunks(rows):
+        for lo, hi in chunks(rows) if lines is None else line_chunks(lines):
             attempt(lo, hi)
         return counts[0], counts[1], bad
 
-    def _statement(self, cur: Any, table: str, columns: Sequence[str], rows: Rows) -> int:
+    def _statement(
+        self, cur: Any, table: str, columns: Sequence[str], rows: Rows, lines: Sequence[str] | None
+    ) -> int:
         """One statement for ``rows``; returns rows inserted. Raises ArchiveContentError."""
         names = ", ".join(columns)
         try:
-            if self.method == "load" and table == "audit_data":
-                self._file.write_bytes(load_data_text(rows))
+            if self.method == "load" and table == "audit_data" and lines is not None:
+                self._file.write_bytes("".join(lines).encode("utf-8"))
                 cur.execute(
                     f"LOAD DATA LOCAL INFILE %s INTO TABLE {table} CHARACTER SET utf8mb4 ({names})",
                     (str(self._file),),
@@ -124,6 +138,20 @@ class RowWriter:
                 what = other[0][2] if other else f"{warnings} warnings"
                 raise ArchiveContentError(f"row rejected: {what}", table=table)
         return max(inserted, 0)
+
+
+def line_chunks(lines: Sequence[str]) -> list[tuple[int, int]]:
+    """``chunks`` for rows already written as ``LOAD DATA`` lines (bounded by their length)."""
+    out = []
+    lo, size = 0, 0
+    for i, length in enumerate(map(len, lines)):
+        if i > lo and (i - lo >= _CHUNK_ROWS or size + length > _CHUNK_BYTES):
+            out.append((lo, i))
+            lo, size = i, 0
+        size += length
+    if lo < len(lines):
+        out.append((lo, len(lines)))
+    return out
 
 
 def chunks(rows: Rows) -> list[tuple[int, int]]:

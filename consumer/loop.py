@@ -5,26 +5,37 @@ Steps:
 1. On partition assignment, seek each partition to the offset stored in the archive database
    (``audit_offsets``; none stored: the partition's beginning). Kafka's committed offset is
    never read: it is only a copy for lag tools.
-2. Poll a batch bounded by rows, bytes and linger time, and decode it; undecodable or invalid
-   records go, bytes intact, to the dead-letter topic with the error in headers.
-3. In ONE database transaction (``Sink.write``): insert the rows (only duplicates of
-   ``(server_uuid, ts, id)`` skipped), skip re-sends already archived in a rotated table
-   (per-server high-water marks), and store the next offsets by compare-and-set.
-4. Commit; then commit the same offsets to Kafka (only so that lag is visible to Kafka tools).
+2. Poll a batch bounded by rows, bytes and linger time, and decode it into rows (and their
+   ``LOAD DATA`` text); undecodable or invalid records go, bytes intact, to the dead-letter
+   topic with the error in headers. This runs while the previous batch is being written.
+3. Hand the batch to the writer thread, one batch at a time: in ONE database transaction
+   (``Sink.write``) insert the rows (only duplicates of ``(server_uuid, ts, id)`` skipped), skip
+   re-sends already archived in a rotated table (per-server high-water marks), and store the
+   next offsets by compare-and-set. The offsets it expects are those of the last batch whose
+   transaction committed: a batch is handed over only after the previous one's outcome is known.
+4. Once that transaction committed, commit the same offsets to Kafka (only so that lag is
+   visible to Kafka tools), from the loop's thread.
 
-A crash anywhere replays from the offsets of the last committed transaction: no loss, no
-duplicate. Infrastructure failures (archive or broker down) are never dead-lettered: the loop
-pauses its partitions, backs off, keeps the batch and its offsets, and retries.
+At most two batches are in memory: one in its transaction (step 3) and the next one being
+polled and decoded (step 2). A crash anywhere replays from the offsets of the last committed
+transaction: no loss, no duplicate. Infrastructure failures (archive or broker down) are never
+dead-lettered: a failed batch goes back in front of the next one, the loop pauses its
+partitions, backs off, and retries both as one batch.
 
 Traps:
 
-- Rebalance callbacks run inside ``consume()``/``poll()`` only, never in the middle of a write.
-  On revocation the in-flight batch is finished (written) if possible, else its revoked
-  partitions' messages are abandoned; a lost partition (session timeout) is abandoned at once.
-  Either way the next owner starts from the archive's offsets, and compare-and-set keeps a
-  member that lost a partition from overwriting newer offsets.
+- Rebalance callbacks run inside ``consume()``/``poll()`` only, in the loop's thread. They first
+  wait for the transaction in flight (its partitions may be the ones going, and the sink has
+  one connection). On revocation the next batch is then finished (written) if possible, else
+  its revoked partitions' messages are abandoned; a lost partition (session timeout) is
+  abandoned at once. Either way the next owner starts from the archive's offsets, and
+  compare-and-set keeps a member that lost a partition from overwriting newer offsets.
 - With cooperative-sticky assignment, ``on_assign`` receives only the added partitions; the seek
   is done by giving them their offsets in ``incremental_assign``.
+- Lag is measured from the archive's committed offsets, not the fetch position: messages that
+  are polled or in a transaction are still lag.
+- Periodic tasks (rotation) run when no batch is being polled, possibly while one is in its
+  transaction: a ``RENAME TABLE`` simply waits for that transaction's commit.
 """
 
 from __future__ import annotations
@@ -47,11 +58,14 @@ from consumer.dlq import DeadLetterQueue
 from consumer.errors import Fenced
 from consumer.lag import Lag
 from consumer.progress import Progress
-from consumer.sink import Sink
+from consumer.sink import Sink, WriteResult
 from consumer.topics import TopicWatch
+from consumer.writer import Writer
 from schemas.codec import Codec
 
 log = logging.getLogger(__name__)
+
+_FIRST_DELAY = 0.2  # first wait before a failed write is retried (s); doubles up to backoff_max
 
 
 class PeriodicTask(Protocol):
@@ -87,7 +101,7 @@ class ConsumerLoop:
         topics: tuple[str, str],
         *,
         batch_rows: int = 5000,
-        batch_bytes: int = 32 * 1024 * 1024,
+        batch_bytes: int = 16 * 1024 * 1024,
         batch_linger_ms: int = 200,
         once: bool = False,
         backoff_max: float = 30.0,
@@ -104,10 +118,12 @@ class ConsumerLoop:
         self.tick_interval = tick_interval
         self.lag = lag or Lag()
         self.progress = Progress(self.lag)
-        self.batch = Batch()
+        self.batch = Batch()  # being polled (the next batch)
+        self.writer = Writer(sink, dlq.send)  # the batch in its transaction
         self._stop = False
-        self._writing = False
         self._paused = False
+        self._retry_at: float | None = None  # a write failed: hand over again at this time
+        self._delay = _FIRST_DELAY
         self._joined = False  # the first assignment (possibly empty) arrived
         self._last_tick: float | None = None
         self.topic_watch = TopicWatch(topics)
@@ -121,28 +137,45 @@ class ConsumerLoop:
         self._subscribe()
         try:
             while not self._stop:
-                # Step 2: poll until a bound is reached (decoded when the batch is prepared).
+                # Step 2: poll until a bound is reached; step 4 for a transaction that ended.
                 self._poll(self._poll_timeout())
-                if self.batch and (
-                    self.batch.full(self.batch_rows, self.batch_bytes)
-                    or self.batch.due(self.linger)
-                    or self._stop
-                    or (self.once and self.progress.caught_up())
-                ):
-                    self.flush()
+                if self.writer.done():
+                    self._reap()
+                if self.batch and self._ready():
+                    self._hand_off()
                 self._tick()
-                if self.once and not self.batch and self._done():
+                if self.once and not self.batch and not self.writer.busy() and self._done():
                     break
             self.flush()
         finally:
-            self.consumer.close()  # revokes: _on_revoke finishes what is left
-            self.dlq.close()
+            try:
+                self.consumer.close()  # revokes: _on_revoke finishes what is left
+            finally:
+                self.writer.close()
+                self.dlq.close()
         return 0
 
+    def _ready(self) -> bool:
+        """The polled batch should be handed over now."""
+        if self._retry_at is not None and time.monotonic() < self._retry_at and not self._stop:
+            return False
+        return (
+            self.batch.full(self.batch_rows, self.batch_bytes)
+            or self.batch.due(self.linger)
+            or self._stop
+            or (self.once and self.progress.caught_up())
+        )
+
     def _poll_timeout(self) -> float:
-        if not self.batch or self.batch.started is None:
-            return 0.5
-        return max(0.0, min(0.5, self.batch.started + self.linger - time.monotonic()))
+        now = time.monotonic()
+        timeout = 0.5
+        if self.batch.started is not None:
+            timeout = self.batch.started + self.linger - now
+        if self._retry_at is not None:
+            timeout = max(timeout, self._retry_at - now)
+        if self.writer.busy():
+            timeout = min(timeout, 0.05)  # take the outcome promptly: step 4, lag
+        return max(0.0, min(0.5, timeout))
 
     def _poll(self, timeout: float) -> None:
         room = max(1, min(self.batch_rows - len(self.batch), 10_000))
@@ -180,46 +213,109 @@ class ConsumerLoop:
         self.progress.consumed(item.tp, item.offset)
         self.batch.add(item)
 
-    def flush(self) -> None:
-        """Steps 3 and 4 for the current batch; retries infrastructure failures with backoff."""
-        delay = 0.2
-        paused = False
-        self._writing = True
+    # ---------------------------------------------------------------- steps 2-4
+
+    def _hand_off(self) -> None:
+        """Step 2's decoding of the polled batch, then step 3 once the previous one committed."""
+        batch, self.batch = self.batch, Batch()
         try:
-            while self.batch:
-                started = time.monotonic()
-                try:
-                    # Step 2 (decode: a registry outage is retried like a database outage).
-                    prepared = prepare(self.batch, self.topics[1], self.codec)
-                    expected = self.progress.expected(prepared.next_offsets)
-                    # Step 3: one transaction for rows, marks and offsets.
-                    result = self.sink.write(prepared, expected, self.dlq.send)
-                except Fenced as exc:
-                    self._fenced(exc)
-                    continue
-                except AuditStreamError as exc:
-                    if not exc.retriable:
-                        raise
-                    if self._stop:
-                        log.warning("stopping: batch abandoned, offsets kept: %s", exc)
-                        self.batch = Batch()
-                        break
-                    log.warning("write failed, retrying in %.1fs: %s", delay, exc)
-                    if not paused:
-                        self._pause(True)
-                        paused = True
-                    self._backoff(delay)
-                    delay = min(delay * 2, self.backoff_max)
-                    continue
-                # Step 4: the database committed; now Kafka's copy, for lag tools only.
-                self.progress.archived(prepared.next_offsets)
-                self._commit_kafka(prepared.next_offsets)
-                self.batch = Batch()
-                self._count(result, time.monotonic() - started)
-        finally:
-            self._writing = False
-            if paused:
-                self._pause(False)
+            # Decoding overlaps the transaction in flight. A registry outage is retried like a
+            # database outage.
+            prepared = prepare(batch, self.topics[1], self.codec, lines=self.sink.method == "load")
+        except AuditStreamError as exc:
+            self._requeue(batch)
+            self._failed(exc)
+            return
+        if self.writer.busy():
+            self.writer.wait()
+            self.batch = batch  # nothing was polled since: back in place while N is reaped
+            if not self._reap():  # N failed and went back in front of it: retried together
+                return
+            self.batch = Batch()
+        # Step 3: expects the offsets of the last committed transaction.
+        self.writer.submit(batch, prepared, self.progress.expected(prepared.next_offsets))
+
+    def _reap(self) -> bool:
+        """Step 4 for the finished transaction (True); on failure its batch goes back (False).
+
+        Raises:
+            AuditStreamError: a failure retrying cannot fix (e.g. the archive lacks its tables).
+        """
+        flight, outcome = self.writer.take()
+        if isinstance(outcome, Exception):
+            self._requeue(flight.batch, front=True)
+            if isinstance(outcome, Fenced):
+                self._fenced(outcome)
+                return False
+            if isinstance(outcome, AuditStreamError) and outcome.retriable:
+                self._failed(outcome)
+                return False
+            raise outcome
+        # Step 4: the database committed; now Kafka's copy, for lag tools only.
+        offsets = flight.prepared.next_offsets
+        self.progress.archived(offsets, outcome.newest)
+        self._commit_kafka(offsets)
+        self._count(outcome, flight.seconds)
+        self._succeeded()
+        self.progress.update_lag(self.consumer)
+        return True
+
+    def _requeue(self, batch: Batch, *, front: bool = False) -> None:
+        """Put ``batch`` back (before or after what was polled since), partitions still owned."""
+        first, second = (batch, self.batch) if front else (self.batch, batch)
+        joined = Batch()
+        for item in [*first.items, *second.items]:
+            if self.progress.owns(item.tp):
+                joined.add(item)
+        joined.started = min(
+            (b.started for b in (first, second) if b.started is not None), default=joined.started
+        )
+        self.batch = joined
+
+    def _failed(self, exc: AuditStreamError) -> None:
+        """A retriable failure: pause, and hand the batch over again after a backoff."""
+        if self._stop:
+            log.warning("stopping: batch abandoned, offsets kept: %s", exc)
+            self.batch = Batch()
+            return
+        log.warning("write failed, retrying in %.1fs: %s", self._delay, exc)
+        if not self._paused:
+            self._pause(True)
+        self._retry_at = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, self.backoff_max)
+
+    def _succeeded(self) -> None:
+        self._retry_at = None
+        self._delay = _FIRST_DELAY
+        if self._paused:
+            self._pause(False)
+
+    def _settle(self) -> None:
+        """Wait for the transaction in flight and take its outcome (step 4 or requeue)."""
+        if self.writer.busy():
+            self.writer.wait()
+            self._reap()
+
+    def flush(self) -> None:
+        """Write everything polled, retrying infrastructure failures with backoff.
+
+        Once stopping, a batch that fails is abandoned instead (its offsets are kept).
+        """
+        while self.batch or self.writer.busy():
+            if self.writer.busy():
+                self._settle()
+                continue
+            while self._retry_at is not None and not self._ready():
+                # Paused partitions deliver nothing new; anything already fetched joins.
+                self._poll(min(0.2, max(0.0, self._retry_at - time.monotonic())))
+            self._hand_off()
+
+    def flush_once(self) -> None:
+        """One write attempt of the polled batch, no retries (used while partitions go)."""
+        self._settle()
+        if self.batch:
+            self._hand_off()
+            self._settle()
 
     def _fenced(self, exc: Fenced) -> None:
         log.warning("fenced: %s", exc)
@@ -233,13 +329,6 @@ class ConsumerLoop:
                 self.consumer.seek(KafkaTP(tp[0], tp[1], target))
             except KafkaException as err:
                 log.info("cannot seek %s (no longer assigned?): %s", tp, err)
-
-    def _backoff(self, delay: float) -> None:
-        """Wait ``delay`` seconds while serving the group (rebalances, heartbeats)."""
-        end = time.monotonic() + delay
-        while not self._stop and time.monotonic() < end:
-            # Paused partitions deliver nothing new; anything already in flight joins the batch.
-            self._poll(min(0.2, max(0.0, end - time.monotonic())))
 
     def _pause(self, pause: bool) -> None:
         self._paused = pause
@@ -260,7 +349,7 @@ class ConsumerLoop:
         except KafkaException as exc:
             log.info("Kafka commit failed (the archive's offsets are authoritative): %s", exc)
 
-    def _count(self, result: Any, seconds: float) -> None:
+    def _count(self, result: WriteResult, seconds: float) -> None:
         topic = self.topics[0]
         metrics.ROWS_INSERTED.labels(topic).inc(result.inserted)
         metrics.DUPLICATES_SKIPPED.labels(topic).inc(result.duplicates)
@@ -272,9 +361,10 @@ class ConsumerLoop:
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         # Step 1: seek to the offsets stored in the archive (retry until it answers).
+        self._settle()  # the sink's one connection may be in a transaction
         tps = [(p.topic, p.partition) for p in partitions]
         self._joined = True
-        delay = 0.2
+        delay = _FIRST_DELAY
         while True:
             try:
                 stored = self.sink.stored_offsets(tps)
@@ -296,32 +386,16 @@ class ConsumerLoop:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
-        if self.batch and not self._writing:
-            try:
-                self.flush_once()
-            except AuditStreamError as exc:
-                log.warning("abandoning the in-flight batch of revoked partitions: %s", exc)
-        self._forget(tps)
+        self._settle()  # the transaction in flight may hold these partitions: let it end
+        if self.batch and self._retry_at is None:
+            self.flush_once()
+        self._forget(tps)  # whatever could not be written is the next owner's
         log.info("revoked %s", tps)
 
     def _on_lost(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
         self._forget(tps)
         log.warning("lost %s (abandoned, not written)", tps)
-
-    def flush_once(self) -> None:
-        """One write attempt of the current batch, no retries (used while partitions go)."""
-        prepared = prepare(self.batch, self.topics[1], self.codec)
-        expected = self.progress.expected(prepared.next_offsets)
-        try:
-            result = self.sink.write(prepared, expected, self.dlq.send)
-        except Fenced as exc:
-            self._fenced(exc)
-            return
-        self.progress.archived(prepared.next_offsets)
-        self._commit_kafka(prepared.next_offsets)
-        self.batch = Batch()
-        self._count(result, 0.0)
 
     def _forget(self, tps: list[TopicPartition]) -> None:
         self.batch.drop(tps)

@@ -7,13 +7,18 @@
 - ``end``: the offset at which the broker last reported the end of the partition (``--once``
   uses ``enable.partition.eof``; it is emitted again after new messages arrive).
 
-Trap: lag is ``fetch high-water mark - position``, from ``get_watermark_offsets(cached=True)``,
-never from ``list_offsets`` (the Tansu test broker miscounts it).
+Lag is ``fetch high-water mark - stored``: what the archive has committed, not what was polled
+(messages polled, decoded or in a transaction are not archived yet). Event-time lag is the age
+of the newest event archived from the partition.
+
+Trap: the high-water mark comes from ``get_watermark_offsets(cached=True)``, never from
+``list_offsets`` (the Tansu test broker miscounts it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -59,9 +64,19 @@ class Progress:
         """The broker reported the end of ``tp`` at ``offset``."""
         self.end[tp] = offset
 
-    def archived(self, next_offsets: dict[TopicPartition, int]) -> None:
-        """The archive committed ``next_offsets`` (only partitions still owned are kept)."""
+    def archived(
+        self,
+        next_offsets: Mapping[TopicPartition, int],
+        newest: Mapping[TopicPartition, datetime] | None = None,
+    ) -> None:
+        """The archive committed ``next_offsets`` and events up to ``newest`` (event time, UTC).
+
+        Only partitions still owned are kept.
+        """
         self.stored.update({tp: o for tp, o in next_offsets.items() if tp in self.stored})
+        for tp, ts in (newest or {}).items():
+            if tp in self.stored:
+                self.lag.archived_event(tp, ts)
 
     def expected(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
         """What the compare-and-set expects for ``tps``."""
@@ -74,7 +89,7 @@ class Progress:
         )
 
     def update_lag(self, consumer: Any) -> None:
-        """Refresh the lag of every assigned partition from the last fetch's high-water mark."""
+        """Refresh the lag of every assigned partition: last fetch's high-water mark - stored."""
         for tp, stored in self.stored.items():
             try:
                 low, high = consumer.get_watermark_offsets(KafkaTP(*tp), cached=True)
@@ -82,7 +97,4 @@ class Progress:
                 continue
             if high < 0:
                 continue
-            position = self.positions.get(tp)
-            if position is None:
-                position = max(low, 0) if stored is None else stored
-            self.lag.update(tp, position, high)
+            self.lag.update(tp, max(low, 0) if stored is None else stored, high)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from auditstream import mysql as db
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 
 _SCHEMA_ERRORS = {1146, 1054, 1142, 1143}  # no such table / column, no privilege on it
 
-AuditRow = tuple[Item, Identity, tuple[Any, ...]]
+#: (item, identity, row, the row's LOAD DATA line or None: built by the sink when needed).
+AuditRow = tuple[Item, Identity, tuple[Any, ...], str | None]
 Mark = tuple[Identity, str, int, int]  # (identity, topic, partition, offset)
 
 
@@ -59,6 +61,8 @@ class WriteResult:
     duplicates: int = 0
     control: int = 0
     dead: list[DeadLetter] = field(default_factory=list)
+    #: Per partition, the time of the newest event now in the archive (for event-time lag).
+    newest: dict[TopicPartition, datetime] = field(default_factory=dict)
 
 
 class Sink:
@@ -145,8 +149,13 @@ class Sink:
             # Step 2: high-water marks; re-sends across rotations are dropped.
             audit, marks = self._drop_resent(cur, batch.audit, result)
             # Step 3: rows; bad content isolated, duplicates of the key skipped.
+            lines = [a[3] for a in audit if a[3] is not None]
             inserted, dups, bad = self._rows.insert(
-                cur, "audit_data", AUDIT_COLUMNS, [row for _, _, row in audit]
+                cur,
+                "audit_data",
+                AUDIT_COLUMNS,
+                [a[2] for a in audit],
+                lines if len(lines) == len(audit) else None,
             )
             result.inserted, result.duplicates = inserted, result.duplicates + dups
             result.dead += [_letter(audit[i][0], e) for i, e in bad.items()]
@@ -158,6 +167,7 @@ class Sink:
             result.dead += [_letter(batch.control[i][0], e) for i, e in cbad.items()]
             # Step 4: marks, offsets, dead letters acknowledged, commit.
             highwater.save_marks(cur, _raised_marks(good, marks))
+            result.newest = _newest(good)
             offsets.save(cur, batch.next_offsets, self._member)
             if result.dead:
                 dead_letter(result.dead)
@@ -173,9 +183,9 @@ class Sink:
     def _drop_resent(
         self, cur: Any, audit: list[AuditRow], result: WriteResult
     ) -> tuple[list[AuditRow], dict[str, Identity]]:
-        marks = highwater.lock_marks(cur, (row[0] for _, _, row in audit))
+        marks = highwater.lock_marks(cur, (a[2][0] for a in audit))
         below: list[highwater.Key] = []
-        for _, ident, row in audit:
+        for _, ident, row, _ in audit:
             mark = marks.get(row[0])
             if mark is not None and (ident.ts, ident.id) <= (mark.ts, mark.id):
                 below.append((row[0], ident.ts, ident.id))
@@ -216,9 +226,18 @@ def _letter(item: Item, error: Exception) -> DeadLetter:
 
 def _raised_marks(good: list[AuditRow], marks: dict[str, Identity]) -> dict[str, Mark]:
     raised: dict[str, Mark] = {}
-    for item, ident, row in good:
+    for item, ident, row, _ in good:
         server = row[0]
         top = raised[server][0] if server in raised else marks.get(server)
         if top is None or (ident.ts, ident.id) > (top.ts, top.id):
             raised[server] = (ident, item.topic, item.partition, item.offset)
     return raised
+
+
+def _newest(good: list[AuditRow]) -> dict[TopicPartition, datetime]:
+    newest: dict[TopicPartition, datetime] = {}
+    for item, ident, _, _ in good:
+        tp = item.tp
+        if tp not in newest or ident.ts > newest[tp]:
+            newest[tp] = ident.ts
+    return newest
