@@ -41,14 +41,21 @@ def producer_config(
 def consumer_config(
     bootstrap_servers: str, group_id: str, overrides: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Librdkafka consumer settings: offsets are ours to commit, after the database commit."""
+    """Librdkafka consumer settings: offsets are ours to commit, after the database commit.
+
+    Memory: librdkafka pre-fetches up to ``queued.max.messages.kbytes`` (64 MB by default) plus
+    one fetch response (``fetch.max.bytes``) on top of the batches the loop holds; both are set
+    to one largest message (16 MB), which any single message still fits in. A pass-through may
+    raise them for a faster link.
+    """
     conf: dict[str, Any] = {
         "bootstrap.servers": bootstrap_servers,
         "group.id": group_id,
         "auto.offset.reset": "earliest",
         "partition.assignment.strategy": "cooperative-sticky",
-        "fetch.max.bytes": 4 * MAX_MESSAGE_BYTES,
+        "fetch.max.bytes": MAX_MESSAGE_BYTES,
         "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
+        "queued.max.messages.kbytes": MAX_MESSAGE_BYTES // 1024,
         "isolation.level": "read_committed",
     }
     conf.update(overrides)

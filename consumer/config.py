@@ -56,7 +56,10 @@ class ConsumerSettings(ArchiveSettings):
     )
     batch_rows: int = Field(5000, ge=1, le=65535, description="most records per transaction")
     batch_bytes: int = Field(
-        32 * 1024 * 1024, ge=1024, description="most value bytes per transaction"
+        16 * 1024 * 1024,
+        ge=1024,
+        description="most value bytes per transaction (two batches are held: one in its "
+        "transaction, the next being decoded)",
     )
     batch_linger_ms: int = Field(
         200, ge=0, description="longest wait for a batch to fill before it is written (ms)"
