@@ -7,7 +7,11 @@ Test data are the real sample events (``/work/shared/samples``) with their ``tim
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ import pytest
 
 from auditstream import mysql as db
 from auditstream.dsn import MySQLDsn
+from consumer.loop import ConsumerLoop
 from consumer.setup import setup
 from schemas.mapping import format_timestamp, to_record
 
@@ -89,3 +94,63 @@ def sql_query(archive: MySQLDsn) -> Iterator[Callable[..., list[tuple[Any, ...]]
 def names(unique_name: Callable[[str], str]) -> dict[str, str]:
     """Fresh topic, control topic, DLQ topic and group names for one test."""
     return {k: unique_name(k) for k in ("topic", "control", "dlq", "group")}
+
+
+@contextmanager
+def writes_held(archive: MySQLDsn, servers: Sequence[str], topic: str) -> Iterator[Any]:
+    """Another session locks ``servers``' high-water marks: the consumer's transactions wait
+    (at step 2 of ``Sink.write``) until the yielded connection rolls back."""
+    for server in servers:
+        query(
+            archive,
+            "INSERT INTO audit_high_water "
+            "(server_uuid, ts, id, topic, kafka_partition, kafka_offset, updated_at) "
+            "VALUES (%s, '2000-01-01 00:00:00', 0, %s, 0, 0, NOW())",
+            (server, topic),
+        )
+    conn = db.connect(archive)
+    try:
+        cur: Any = conn.cursor()
+        cur.execute("START TRANSACTION")
+        marks = ", ".join(["%s"] * len(servers))
+        cur.execute(
+            f"SELECT * FROM audit_high_water WHERE server_uuid IN ({marks}) FOR UPDATE",
+            tuple(servers),
+        )
+        cur.fetchall()
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def running(loop: ConsumerLoop) -> Iterator[threading.Thread]:
+    """``loop.run()`` in a thread; stopped, joined and its sink closed on exit."""
+    runner = threading.Thread(target=loop.run)
+    runner.start()
+    try:
+        yield runner
+    finally:
+        loop.stop()
+        runner.join(60)
+        loop.sink.close()
+    assert not runner.is_alive()
+
+
+def in_function(thread: threading.Thread, name: str) -> bool:
+    """True while ``thread`` runs a function called ``name`` (somewhere on its stack)."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code.co_name == name:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")

@@ -1,25 +1,20 @@
-"""Lag: the member's own view (positions, fetch high-water marks) and Kafka's (admin API)."""
+"""Lag: the member's own view (archived offsets, fetch high-water marks, event time) and Kafka's."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client import REGISTRY
 
-from auditstream import mysql as db
 from auditstream.dsn import MySQLDsn
 from consumer.__main__ import build
 from consumer.lag import Lag
-from consumer.loop import ConsumerLoop
-from tests.consumer.conftest import RecordFactory, query
+from tests.consumer.conftest import RecordFactory, query, running, wait_until, writes_held
 from tests.consumer.kafkatools import create_topics, produce, settings
 
 SERVERS = [f"20000000-0000-0000-0000-00000000000{n}" for n in range(4)]
@@ -90,40 +85,6 @@ def test_admin_api_shows_zero_lag_when_caught_up(
     assert {p: end[p] - committed.get(p, 0) for p in end} == {0: 0, 1: 0, 2: 0}
 
 
-@contextmanager
-def writes_held(archive: MySQLDsn, server: str, topic: str) -> Iterator[Any]:
-    """Another session holds ``server``'s high-water mark: the consumer's transactions wait."""
-    query(
-        archive,
-        "INSERT INTO audit_high_water "
-        "(server_uuid, ts, id, topic, kafka_partition, kafka_offset, updated_at) "
-        "VALUES (%s, '2000-01-01 00:00:00', 0, %s, 0, 0, NOW())",
-        (server, topic),
-    )
-    conn = db.connect(archive)
-    try:
-        cur: Any = conn.cursor()
-        cur.execute("START TRANSACTION")
-        cur.execute("SELECT * FROM audit_high_water WHERE server_uuid = %s FOR UPDATE", (server,))
-        cur.fetchall()
-        yield conn
-    finally:
-        conn.close()
-
-
-@contextmanager
-def running(loop: ConsumerLoop) -> Iterator[None]:
-    runner = threading.Thread(target=loop.run)
-    runner.start()
-    try:
-        yield
-    finally:
-        loop.stop()
-        runner.join(60)
-        loop.sink.close()
-    assert not runner.is_alive()
-
-
 def test_lag_counts_messages_until_their_transaction_commits_and_event_lag_follows(
     bootstrap: str, archive: MySQLDsn, records: RecordFactory, unique_name: Callable[[str], str]
 ) -> None:
@@ -136,25 +97,16 @@ def test_lag_counts_messages_until_their_transaction_commits_and_event_lag_follo
     gauge = "auditstream_consumer_event_lag_seconds"
     labels = {"topic": names["topic"], "partition": "0"}
     loop = build(settings(bootstrap, archive.url(reveal=True), names, batch_rows=500))
-    with writes_held(archive, SERVERS[0], names["topic"]) as blocker, running(loop):
-        _wait(lambda: loop.progress.positions.get(tp) == 200)  # every message polled
+    with writes_held(archive, SERVERS[:1], names["topic"]) as blocker, running(loop):
+        wait_until(lambda: loop.progress.positions.get(tp) == 200)  # every message polled
         time.sleep(1.0)  # the loop polls on; its transaction waits for the mark
         assert loop.lag.snapshot().get(tp) == 200
         assert loop.lag.event_seconds() == {}  # nothing archived: no event time to report
         assert REGISTRY.get_sample_value(gauge, labels) is None
         blocker.rollback()  # the transaction goes through
-        _wait(lambda: loop.lag.snapshot().get(tp) == 0)
+        wait_until(lambda: loop.lag.snapshot().get(tp) == 0)
         newest = max(e["timestamp"] for e in events)
         age = (datetime.now(UTC) - newest).total_seconds()
         assert loop.lag.event_seconds()[tp] == pytest.approx(age, abs=5)
         assert REGISTRY.get_sample_value(gauge, labels) == pytest.approx(age, abs=5)
     assert query(archive, "SELECT COUNT(*) FROM audit_data") == [(200,)]
-
-
-def _wait(cond: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
