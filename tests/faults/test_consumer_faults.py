@@ -74,6 +74,28 @@ def test_consumer_killed_between_the_db_commit_and_the_kafka_commit(
     pipeline.assert_clean(800)
 
 
+@pytest.mark.parametrize(
+    ("at", "method"),
+    [
+        # Batch N in its transaction (or just done), batch N+1 decoded and waiting for it.
+        ("consumer.writer:Writer.wait:3", "load"),
+        # N's transaction ended; its Kafka commit not made, N+1 not handed over yet.
+        ("consumer.writer:Writer.wait:3:after", "insert"),
+    ],
+)
+def test_consumer_killed_while_two_batches_overlap(
+    pipeline: Pipeline, at: str, method: str
+) -> None:
+    """``Writer.wait`` is called when the next batch is ready while one is in its transaction:
+    the crash comes exactly when two batches overlap."""
+    published(pipeline, 1500)
+    argv = pipeline.consumer_argv("--batch-rows", "50", "--insert-method", method, "--once")
+    assert pipeline.run(crashing(argv, at), "consumer", timeout=90) == -9, pipeline.log("consumer")
+    assert pipeline.archived() < 1500
+    pipeline.consumer_once()
+    pipeline.assert_clean(1500)
+
+
 def test_rotations_while_consuming_keep_each_event_once(pipeline: Pipeline) -> None:
     """Rotate repeatedly while a member writes; a producer re-send straddles the rotations.
 
