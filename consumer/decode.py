@@ -8,8 +8,9 @@ a dead letter with its bytes intact. Rows the database then rejects are isolated
 Trap: a Schema Registry that cannot be reached is an outage, not poison. The codec reports both
 as ``DecodeError``; ``prepare`` tells them apart by the cause and raises a retriable
 ``BrokerError`` for an outage, so the batch is kept and retried, never dead-lettered. Decoding
-happens in ``prepare`` (not at poll time) for that reason; a decoded item keeps its record, so a
-retry does not decode again.
+happens in ``prepare`` (not at poll time) for that reason. ``prepare`` drops each record once its
+row is built (the loop holds two batches, and records are most of their memory), so a batch
+retried after a failure is decoded again.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def prepare(
                 out.audit.append((item, ident, row, load_data_line(row) if lines else None))
         except (InvalidRecord, KeyError, TypeError, AttributeError) as exc:
             out.dead.append(DeadLetter(item, type(exc).__name__, str(exc)))
+        item.record = None  # the row holds what is written; memory: two batches are held
     return out
 
 
