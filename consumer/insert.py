@@ -38,6 +38,9 @@ DB_ERRORS: tuple[type[Exception], ...] = (db.Error, RawError)
 _DUPLICATE = 1062
 _DEADLOCK = 1213
 _CHUNK_ROWS = 2000
+#: LOAD DATA text has no packet limit: one statement per batch unless it is very large (each
+#: statement costs a savepoint and a SHOW WARNINGS round trip).
+_LOAD_CHUNK_ROWS = 20_000
 #: Text per statement: a multi-row INSERT must stay below max_allowed_packet (64 MiB on MySQL 8),
 #: or the server drops the connection and the batch would be retried forever as an outage.
 _CHUNK_BYTES = 16 * 1024 * 1024
@@ -145,7 +148,7 @@ def line_chunks(lines: Sequence[str]) -> list[tuple[int, int]]:
     out = []
     lo, size = 0, 0
     for i, length in enumerate(map(len, lines)):
-        if i > lo and (i - lo >= _CHUNK_ROWS or size + length > _CHUNK_BYTES):
+        if i > lo and (i - lo >= _LOAD_CHUNK_ROWS or size + length > _CHUNK_BYTES):
             out.append((lo, i))
             lo, size = i, 0
         size += length

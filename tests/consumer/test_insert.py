@@ -51,3 +51,13 @@ def test_only_duplicates_are_skipped_and_bad_rows_are_isolated(
     finally:
         writer.close()
         conn.close()
+
+
+def test_line_chunks_bound_rows_and_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = ["aaa\n", "bbbbbb\n", "c\n", "ddddddddddd\n", "\n"]
+    monkeypatch.setattr(insert, "_CHUNK_BYTES", 10)
+    assert insert.line_chunks(lines) == [(0, 1), (1, 3), (3, 4), (4, 5)]
+    monkeypatch.setattr(insert, "_CHUNK_BYTES", 1000)
+    monkeypatch.setattr(insert, "_LOAD_CHUNK_ROWS", 2)
+    assert insert.line_chunks(lines) == [(0, 2), (2, 4), (4, 5)]
+    assert insert.line_chunks([]) == []
