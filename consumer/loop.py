@@ -100,7 +100,7 @@ class ConsumerLoop:
         codec: Codec,
         topics: tuple[str, str],
         *,
-        batch_rows: int = 5000,
+        batch_rows: int = 1000,
         batch_bytes: int = 16 * 1024 * 1024,
         batch_linger_ms: int = 200,
         once: bool = False,
