@@ -43,10 +43,11 @@ def consumer_config(
 ) -> dict[str, Any]:
     """Librdkafka consumer settings: offsets are ours to commit, after the database commit.
 
-    Memory: librdkafka pre-fetches up to ``queued.max.messages.kbytes`` (64 MB by default) plus
-    one fetch response (``fetch.max.bytes``) on top of the batches the loop holds; both are set
-    to one largest message (16 MB), which any single message still fits in. A pass-through may
-    raise them for a faster link.
+    Memory: librdkafka pre-fetches up to ``queued.max.messages.kbytes`` (64 MB by default; in
+    practice per partition) plus one fetch response (``fetch.max.bytes``) on top of the batches
+    the loop holds. The queue is bounded to 4 MB (a few 1000-row batches of ~1 KB events), a
+    fetch to one largest message (16 MB), which any single message still fits in. A
+    pass-through may raise them for a faster link.
     """
     conf: dict[str, Any] = {
         "bootstrap.servers": bootstrap_servers,
@@ -55,7 +56,7 @@ def consumer_config(
         "partition.assignment.strategy": "cooperative-sticky",
         "fetch.max.bytes": MAX_MESSAGE_BYTES,
         "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
-        "queued.max.messages.kbytes": MAX_MESSAGE_BYTES // 1024,
+        "queued.max.messages.kbytes": 4096,
         "isolation.level": "read_committed",
     }
     conf.update(overrides)

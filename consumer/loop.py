@@ -386,9 +386,12 @@ class ConsumerLoop:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
-        self._settle()  # the transaction in flight may hold these partitions: let it end
-        if self.batch and self._retry_at is None:
-            self.flush_once()
+        try:
+            self._settle()  # the transaction in flight may hold these partitions: let it end
+            if self.batch and self._retry_at is None:
+                self.flush_once()
+        except AuditStreamError as exc:
+            log.warning("abandoning the in-flight batch of revoked partitions: %s", exc)
         self._forget(tps)  # whatever could not be written is the next owner's
         log.info("revoked %s", tps)
 
