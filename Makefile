@@ -5,7 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-long lint format bench clean
+.PHONY: help install kafka demo test test-long lint format bench clean
+
+# Apache Kafka for the tests, the demo and the bench: the jars of .ci/kafka/pom.xml, fetched once.
+KAFKA_LIBS  := .cache/kafka/libs
+KAFKA_STAMP := $(KAFKA_LIBS)/.fetched
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -19,7 +23,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[emulator,test,dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project with its test and dev extras
+install: $(STAMP) kafka  ## create .venv and install the project (+ Apache Kafka's jars)
+
+# Without java/mvn a user's machine keeps to Tansu (one message); in CI that is a failure.
+kafka:  ## fetch the pinned Apache Kafka (Maven Central) into .cache/kafka/libs, once
+	@if [ -f $(KAFKA_STAMP) ]; then :; \
+	elif command -v java >/dev/null && command -v mvn >/dev/null; then \
+	  echo "fetching Apache Kafka ($(KAFKA_LIBS), from .ci/kafka/pom.xml)"; \
+	  mvn -q -B -f .ci/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+	    -DoutputDirectory="$(CURDIR)/$(KAFKA_LIBS)" && touch $(KAFKA_STAMP); \
+	elif [ "$$CI" = "true" ]; then \
+	  echo "CI: java and mvn are required to install Apache Kafka" >&2; exit 1; \
+	else \
+	  echo "java or mvn missing: tests and the demo use the embedded Tansu broker instead"; \
+	fi
 
 demo: $(STAMP)  ## run the whole pipeline end to end on embedded components
 	$(BIN)/auditstream demo
@@ -44,4 +61,4 @@ bench: $(STAMP)  ## run the benchmarks 3 times; print the median figures and the
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:  ## remove the venv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info .cache/kafka
