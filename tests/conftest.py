@@ -1,8 +1,10 @@
 """Fixtures for the real components: the Kafka broker and the archive MySQL.
 
 Test tiers (CONTRIBUTING.md): pure unit tests need none of these; tests on the components this
-machine runs ask for ``kafka`` / ``mysql_server``; ``--docker`` swaps in Apache Kafka and MySQL 8.4
-through testcontainers; ``KAFKA_BOOTSTRAP_SERVERS`` / ``MYSQL_TEST_DSN`` point at existing ones.
+machine runs ask for ``kafka`` / ``mysql_server``. The broker is Apache Kafka (``make install``
+fetches it) unless ``--broker tansu`` asks for the faster-starting embedded one, which skips the
+``real_kafka`` tests; ``--docker`` swaps in Apache Kafka and MySQL 8.4 through testcontainers;
+``KAFKA_BOOTSTRAP_SERVERS`` / ``MYSQL_TEST_DSN`` point at existing ones.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from typing import Any
 import pytest
 
 from auditstream.dsn import MySQLDsn
-from tests.harness.kafka import FAST_GROUP, ExternalKafka, TansuBroker
+from tests.harness.kafka import (
+    FAST_GROUP,
+    Broker,
+    broker_header,
+    chosen_broker,
+    start_broker,
+)
 from tests.harness.mariadb import ExternalMySQL, PrivateMariaDB, create_database, drop_database
 
 # Fixtures of the other real components live beside their harness code.
@@ -32,14 +40,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run against Apache Kafka and MySQL 8.4 started by testcontainers",
     )
+    parser.addoption(
+        "--broker",
+        choices=("kafka", "tansu"),
+        default=None,
+        help="the embedded broker: Apache Kafka (default when installed) or Tansu (faster start, "
+        "skips the real_kafka tests)",
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return broker_header(config)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    real = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS")) or config.getoption("--docker")
-    if not real:
-        skip = pytest.mark.skip(
-            reason="needs a real Apache Kafka (KAFKA_BOOTSTRAP_SERVERS or --docker)"
-        )
+    if chosen_broker(config) == "tansu":
+        skip = pytest.mark.skip(reason="needs a real Apache Kafka (not --broker tansu)")
         for item in items:
             if "real_kafka" in item.keywords:
                 item.add_marker(skip)
@@ -62,27 +78,14 @@ def _clean_auditstream_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def kafka(request: pytest.FixtureRequest) -> Iterator[TansuBroker | ExternalKafka]:
-    """The session's broker (see ``tests.harness.kafka`` for which one and its deviations)."""
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if bootstrap:
-        yield ExternalKafka(bootstrap)
-        return
-    if request.config.getoption("--docker"):
-        from testcontainers.kafka import KafkaContainer
-
-        with KafkaContainer("confluentinc/cp-kafka:7.7.1").with_kraft() as container:
-            yield ExternalKafka(container.get_bootstrap_server())
-        return
-    broker = TansuBroker().start()
-    try:
+def kafka(request: pytest.FixtureRequest) -> Iterator[Broker]:
+    """The session's one broker (see ``tests.harness.kafka`` for which one and its deviations)."""
+    with start_broker(request.config) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture
-def bootstrap(kafka: TansuBroker | ExternalKafka) -> str:
+def bootstrap(kafka: Broker) -> str:
     return kafka.bootstrap
 
 
