@@ -85,7 +85,9 @@ class ConsumerLoop:
         codec: decodes both framings.
         topics: ``(audit topic, control topic)``.
         batch_rows, batch_bytes, batch_linger_ms: batch bounds.
-        once: stop, returning 0, when every assigned partition is caught up.
+        once: stop, returning 0, when every assigned partition is caught up, but only after a
+            completed rebalance gave this member an assignment (possibly empty).
+        assignment_timeout: ``once``: seconds to wait for that assignment before failing.
         backoff_max: longest wait between retries of a failed write (s).
         tasks: periodic tasks called between batches.
         tick_interval: least time between two rounds of periodic tasks (s).
@@ -104,6 +106,7 @@ class ConsumerLoop:
         batch_bytes: int = 16 * 1024 * 1024,
         batch_linger_ms: int = 200,
         once: bool = False,
+        assignment_timeout: float = 60.0,
         backoff_max: float = 30.0,
         tasks: Sequence[PeriodicTask] = (),
         tick_interval: float = 1.0,
@@ -114,6 +117,7 @@ class ConsumerLoop:
         self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
         self.linger = batch_linger_ms / 1000
         self.once, self.backoff_max = once, backoff_max
+        self.assignment_timeout = assignment_timeout
         self.tasks = list(tasks)
         self.tick_interval = tick_interval
         self.lag = lag or Lag()
@@ -135,6 +139,7 @@ class ConsumerLoop:
     def run(self) -> int:
         """Consume until ``stop()`` (or, with ``once``, until caught up); return the exit code."""
         self._subscribe()
+        started = time.monotonic()
         try:
             while not self._stop:
                 # Step 2: poll until a bound is reached; step 4 for a transaction that ended.
@@ -146,6 +151,8 @@ class ConsumerLoop:
                 self._tick()
                 if self.once and not self.batch and not self.writer.busy() and self._done():
                     break
+                if self.once and not self._joined:
+                    self._check_assignment_wait(started)
             self.flush()
         finally:
             try:
@@ -364,6 +371,8 @@ class ConsumerLoop:
         self._settle()  # the sink's one connection may be in a transaction
         tps = [(p.topic, p.partition) for p in partitions]
         self._joined = True
+        if not partitions and not self.progress.stored:
+            log.info("assigned no partitions (the group has more members than partitions)")
         delay = _FIRST_DELAY
         while True:
             try:
@@ -411,6 +420,20 @@ class ConsumerLoop:
         if not self._joined:
             return False
         return not self.progress.stored or self.progress.caught_up()
+
+    def _check_assignment_wait(self, started: float) -> None:
+        """``--once``: a member the group never answers must not report a drained backlog.
+
+        Raises:
+            BrokerError: no assignment (not even an empty one) within ``assignment_timeout``.
+        """
+        waited = time.monotonic() - started
+        if waited > self.assignment_timeout:
+            raise BrokerError(
+                f"--once: no partition assignment from the group within {waited:.0f} s "
+                "(is the broker reachable and do the topics exist?); nothing was read",
+                topic=self.topics[0],
+            )
 
     def _tick(self) -> None:
         if not self.tasks or self.batch:
