@@ -14,6 +14,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from auditstream.errors import BrokerError
+from auditstream.kafkalog import LOGGER, with_logger
 
 #: A 4 MB event, its flat copies and the Avro overhead fit in this many bytes per message.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -31,6 +32,7 @@ def producer_config(
         "message.max.bytes": MAX_MESSAGE_BYTES,
         "compression.type": "zstd",
         "linger.ms": 20,
+        "logger": LOGGER,
     }
     conf.update({k.replace("_", "."): v for k, v in defaults.items()})
     conf.update(overrides)
@@ -58,6 +60,7 @@ def consumer_config(
         "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
         "queued.max.messages.kbytes": 4096,
         "isolation.level": "read_committed",
+        "logger": LOGGER,
     }
     conf.update(overrides)
     conf.update({"enable.auto.commit": False, "enable.auto.offset.store": False})
@@ -106,7 +109,7 @@ def ensure_topics(
     Raises:
         BrokerError: the broker could not be reached or refused to create a topic.
     """
-    admin = AdminClient(dict(admin_conf))
+    admin = AdminClient(with_logger(admin_conf))
     specs = list(topics)
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)

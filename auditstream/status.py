@@ -23,6 +23,7 @@ from pydantic import Field, SecretStr
 from auditstream import mysql as db
 from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ArchiveError
+from auditstream.kafkalog import LOGGER
 from auditstream.settings import ServiceSettings, load
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ def _high_watermarks(bootstrap: str, topic: str, partitions: list[dict[str, Any]
             "bootstrap.servers": bootstrap,
             "group.id": "auditstream-status",
             "enable.auto.commit": False,
+            "logger": LOGGER,
         }
     )
     try:

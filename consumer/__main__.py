@@ -23,6 +23,7 @@ from confluent_kafka import Consumer
 from auditstream import log as logsetup
 from auditstream import metrics
 from auditstream.cli import run
+from auditstream.kafkalog import with_logger
 from auditstream.settings import load
 from consumer.config import ArchiveSettings, ConsumerSettings
 from consumer.dlq import DeadLetterQueue
@@ -132,7 +133,7 @@ def readiness(s: ConsumerSettings) -> dict[str, Callable[[], bool]]:
 
     from auditstream import mysql
 
-    admin = AdminClient(s.admin())
+    admin = AdminClient(with_logger(s.admin()))
 
     def archive() -> bool:
         mysql.connect(s.archive(), connection_timeout=2).close()

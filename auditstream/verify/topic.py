@@ -24,6 +24,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 from auditstream.chain import Link
 from auditstream.errors import BrokerError, DecodeError
+from auditstream.kafkalog import LOGGER
 from auditstream.verify.core import interleave
 from schemas.codec import Codec, decode
 
@@ -50,6 +51,7 @@ def messages(
     """
     consumer = Consumer(
         {
+            "logger": LOGGER,
             **conf,
             "group.id": f"auditstream-verify-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
