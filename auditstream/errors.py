@@ -9,7 +9,8 @@
     │   ├── SourceConfigError        audit log not JSON, missing privilege, self-audit (fatal)
     │   └── PageError                a page is malformed: bad JSON, no ``null``, bad event (fatal)
     ├── BrokerError                  Kafka failed (retriable)
-    │   └── DeliveryError            the broker did not acknowledge a message
+    │   ├── DeliveryError            the broker did not acknowledge a message
+    │   └── BrokerAuthError          TLS or SASL refused: wrong password, untrusted cert (fatal)
     ├── ArchiveError                 the archive / bookmark database failed (retriable)
     │   └── ArchiveContentError      a row was rejected for its content (not retriable)
     ├── DecodeError                  a Kafka record cannot be decoded (poison; not retriable)
@@ -87,6 +88,12 @@ class BrokerError(AuditStreamError):
 
 class DeliveryError(BrokerError):
     """At least one message was not acknowledged by the broker."""
+
+
+class BrokerAuthError(BrokerError):
+    """The broker refused the TLS handshake or the SASL login: retrying cannot help."""
+
+    retriable = False
 
 
 class ArchiveError(AuditStreamError):

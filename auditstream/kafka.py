@@ -6,6 +6,7 @@ pipeline depends on for its guarantees are applied last so a pass-through cannot
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from auditstream.errors import BrokerError
+from auditstream.errors import BrokerAuthError, BrokerError
 from auditstream.kafkalog import LOGGER, with_logger
 
 #: A 4 MB event, its flat copies and the Avro overhead fit in this many bytes per message.
@@ -101,20 +102,49 @@ class TopicSpec:
     config: Mapping[str, str] = field(default_factory=dict)
 
 
+#: Errors that no retry can mend: the TLS handshake or the SASL login was refused.
+AUTH_ERRORS = frozenset(
+    {KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError.SASL_AUTHENTICATION_FAILED}
+)
+
+
+def raise_for_auth(errors: Iterable[KafkaError], bootstrap: object) -> None:
+    """Raise :class:`BrokerAuthError` for the first TLS/SASL refusal among ``errors``."""
+    for err in errors:
+        if err.code() in AUTH_ERRORS:
+            raise BrokerAuthError(
+                f"Kafka refused the connection: {err.str()} (check the Kafka user, password, "
+                "CA and certificate settings)",
+                bootstrap=bootstrap,
+            )
+
+
 def ensure_topics(
     admin_conf: Mapping[str, Any], topics: Iterable[TopicSpec], timeout: float = 30.0
 ) -> None:
     """Create every topic that does not exist yet; existing topics are left as they are.
 
+    Asks for metadata in 1 s rounds so that a refused login or certificate ends the wait at
+    once instead of after ``timeout``.
+
     Raises:
+        BrokerAuthError: TLS or SASL was refused (not retriable).
         BrokerError: the broker could not be reached or refused to create a topic.
     """
-    admin = AdminClient(with_logger(admin_conf))
+    errors: list[KafkaError] = []
+    conf: dict[str, Any] = {**with_logger(admin_conf), "error_cb": errors.append}
+    admin = AdminClient(conf)
     specs = list(topics)
-    try:
-        existing = set(admin.list_topics(timeout=timeout).topics)
-    except KafkaException as exc:
-        raise BrokerError(f"cannot list topics: {exc}") from exc
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            existing = set(admin.list_topics(timeout=min(1.0, timeout)).topics)
+            break
+        except KafkaException as exc:
+            admin.poll(0)  # serves error_cb
+            raise_for_auth(errors, admin_conf.get("bootstrap.servers"))
+            if time.monotonic() >= deadline:
+                raise BrokerError(f"cannot list topics: {exc}") from exc
     new = [
         NewTopic(t.name, t.partitions, t.replication_factor, config=dict(t.config))
         for t in specs

@@ -146,6 +146,25 @@ def _refuse_secret_flags(cls: type[BaseSettings], args: list[str]) -> None:
                 f"{flag} is not accepted on the command line (other users can read it); "
                 f"set {ENV_PREFIX}{name.upper()} or use {flag}-file"
             )
+    _refuse_secret_kafka_config(args)
+
+
+#: librdkafka keys whose values are secrets: never accepted through ``--kafka-config``.
+SECRET_KAFKA_KEYS = ("sasl.password", "ssl.key.password", "ssl.keystore.password")
+
+
+def _refuse_secret_kafka_config(args: list[str]) -> None:
+    """``--kafka-config sasl.password=...`` would show the password in ``ps``, like a flag."""
+    for i, arg in enumerate(args):
+        if not arg.startswith("--kafka-config"):
+            continue
+        value = arg.partition("=")[2] if "=" in arg else (args[i + 1] if i + 1 < len(args) else "")
+        key = next((k for k in SECRET_KAFKA_KEYS if k in value), None)
+        if key is not None:
+            raise ConfigError(
+                f"--kafka-config {key}=... is not accepted on the command line (other users can "
+                f"read it); set {ENV_PREFIX}KAFKA_PASSWORD or use --kafka-password-file"
+            )
 
 
 def _pop_config(args: list[str]) -> str | None:

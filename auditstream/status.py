@@ -23,13 +23,14 @@ from pydantic import Field, SecretStr
 from auditstream import mysql as db
 from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ArchiveError
+from auditstream.kafkaauth import KafkaAuthSettings
 from auditstream.kafkalog import LOGGER
-from auditstream.settings import ServiceSettings, load
+from auditstream.settings import load
 
 log = logging.getLogger(__name__)
 
 
-class StatusSettings(ServiceSettings):
+class StatusSettings(KafkaAuthSettings):
     """Where to look."""
 
     archive_dsn: DsnText = Field(description="mysql://user@host:port/audit_archive")
@@ -63,7 +64,14 @@ def main(argv: Sequence[str]) -> int:
         if settings.source_dsn
         else None
     )
-    report = collect(archive, bookmarks, source, settings.bootstrap_servers, settings.topic)
+    report = collect(
+        archive,
+        bookmarks,
+        source,
+        settings.bootstrap_servers,
+        settings.topic,
+        kafka_auth=settings.kafka_auth(),
+    )
     if settings.json_output:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -77,6 +85,7 @@ def collect(
     source: MySQLDsn | None,
     bootstrap: str | None,
     topic: str,
+    kafka_auth: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Gather the report as plain data (what ``--json`` prints)."""
     servers: dict[str, dict[str, Any]] = {}
@@ -110,7 +119,7 @@ def collect(
         if t == topic
     ]
     if bootstrap:
-        _high_watermarks(bootstrap, topic, partitions)
+        _high_watermarks(bootstrap, topic, partitions, kafka_auth or {})
 
     rotation: dict[str, Any] = {"by_state": {}, "last_rotated_at": None, "pending": [], "stuck": []}
     for name, state, stuck, rotated_at, error in _query(
@@ -164,7 +173,9 @@ def _newest_event(source: MySQLDsn, servers: dict[str, dict[str, Any]]) -> None:
         entry["behind_seconds"] = (newest_ts - bookmark["ts"].replace(tzinfo=UTC)).total_seconds()
 
 
-def _high_watermarks(bootstrap: str, topic: str, partitions: list[dict[str, Any]]) -> None:
+def _high_watermarks(
+    bootstrap: str, topic: str, partitions: list[dict[str, Any]], auth: dict[str, str]
+) -> None:
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer(
@@ -173,6 +184,7 @@ def _high_watermarks(bootstrap: str, topic: str, partitions: list[dict[str, Any]
             "group.id": "auditstream-status",
             "enable.auto.commit": False,
             "logger": LOGGER,
+            **auth,
         }
     )
     try:

@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ConfigError
 from auditstream.kafka import consumer_config, producer_config
+from auditstream.kafkaauth import KafkaAuthSettings
 from auditstream.settings import ServiceSettings
 from consumer.targets import TargetText
 
@@ -43,7 +44,7 @@ class ArchiveSettings(ServiceSettings):
         return dsn if dsn.database else dsn.with_database("audit_archive")
 
 
-class ConsumerSettings(ArchiveSettings):
+class ConsumerSettings(ArchiveSettings, KafkaAuthSettings):
     """Everything ``python -m consumer`` reads."""
 
     bootstrap_servers: str = Field("localhost:9092", description="Kafka bootstrap servers")
@@ -120,7 +121,9 @@ class ConsumerSettings(ArchiveSettings):
 
     def kafka(self) -> dict[str, Any]:
         """Librdkafka consumer settings; manual commits always win over the pass-through."""
-        conf = consumer_config(self.bootstrap_servers, self.group, self.kafka_config)
+        conf = consumer_config(
+            self.bootstrap_servers, self.group, {**self.kafka_config, **self.kafka_auth()}
+        )
         if self.once:
             conf["enable.partition.eof"] = True
         return conf
@@ -129,11 +132,13 @@ class ConsumerSettings(ArchiveSettings):
         """Settings of the dead-letter producer (security keys of the pass-through apply)."""
         keep = ("security.", "sasl.", "ssl.", "client.", "socket.", "metadata.")
         conf = {k: v for k, v in self.kafka_config.items() if k.startswith(keep)}
+        conf.update(self.kafka_auth())
         return producer_config(self.bootstrap_servers, conf, linger_ms=5)
 
     def admin(self) -> dict[str, Any]:
         """Settings for the admin client that creates the DLQ topic."""
         keep = ("security.", "sasl.", "ssl.", "client.")
         conf: dict[str, Any] = {k: v for k, v in self.kafka_config.items() if k.startswith(keep)}
+        conf.update(self.kafka_auth())
         conf["bootstrap.servers"] = self.bootstrap_servers
         return conf

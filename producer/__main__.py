@@ -62,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         create_topics(5.0)
     except BrokerError as exc:
+        if not exc.retriable:  # a refused login or certificate: waiting cannot mend it
+            raise
         log.warning("cannot create the topics yet: %s", exc.message)
 
     def publisher_for(server_uuid: str) -> Publisher:

@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from auditstream.dsn import DsnText, MySQLDsn, mask
 from auditstream.errors import ConfigError
 from auditstream.kafka import MAX_MESSAGE_BYTES, producer_config
+from auditstream.kafkaauth import KafkaAuthSettings
 from auditstream.settings import ServiceSettings
 from schemas.mapping import InvalidEventError, parse_timestamp
 
@@ -106,7 +107,7 @@ class BookmarkSettings(ServiceSettings):
         )
 
 
-class ProducerSettings(BookmarkSettings):
+class ProducerSettings(BookmarkSettings, KafkaAuthSettings):
     """Everything ``python -m producer`` reads."""
 
     source_dsn: DsnText | None = Field(
@@ -204,7 +205,7 @@ class ProducerSettings(BookmarkSettings):
         """Librdkafka producer settings; the guarantees (acks=all, idempotence) always win."""
         return producer_config(
             self.bootstrap_servers,
-            self.kafka_config,
+            {**self.kafka_config, **self.kafka_auth()},
             message_max_bytes=self.max_message_bytes,
             message_timeout_ms=120_000,
             queue_buffering_max_kbytes=max(QUEUE_KBYTES, 2 * self.max_message_bytes // 1024),
@@ -233,5 +234,6 @@ class ProducerSettings(BookmarkSettings):
         """Settings for the admin client that creates the topics (security keys pass through)."""
         keep = ("security.", "sasl.", "ssl.", "client.")
         conf: dict[str, Any] = {k: v for k, v in self.kafka_config.items() if k.startswith(keep)}
+        conf.update(self.kafka_auth())
         conf["bootstrap.servers"] = self.bootstrap_servers
         return conf

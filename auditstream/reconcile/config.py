@@ -17,8 +17,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from auditstream.dsn import DsnText, MySQLDsn, mask
 from auditstream.errors import ConfigError
+from auditstream.kafkaauth import KafkaAuthSettings
 from auditstream.reconcile.keys import KeyRange, parse_bookmark
-from auditstream.settings import ServiceSettings
 from consumer.targets import TargetText
 
 
@@ -31,7 +31,7 @@ def _check_bookmark(value: str | None) -> str | None:
     return value
 
 
-class ReconcileSettings(ServiceSettings):
+class ReconcileSettings(KafkaAuthSettings):
     """Everything ``auditstream reconcile`` reads."""
 
     server_uuid: str | None = Field(None, description="only this server (default: the source's)")
@@ -124,6 +124,7 @@ class ReconcileSettings(ServiceSettings):
             return None
         keep = ("security.", "sasl.", "ssl.", "client.", "socket.", "fetch.", "max.")
         conf: dict[str, Any] = {k: v for k, v in self.kafka_config.items() if k.startswith(keep)}
+        conf.update(self.kafka_auth())
         conf["bootstrap.servers"] = self.bootstrap_servers
         conf.setdefault("fetch.message.max.bytes", 16 * 1024 * 1024)
         return conf

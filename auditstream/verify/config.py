@@ -15,12 +15,12 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ConfigError
-from auditstream.settings import ServiceSettings
+from auditstream.kafkaauth import KafkaAuthSettings
 from auditstream.verify.scope import Bookmark, parse_bookmark
 from consumer.targets import TargetText
 
 
-class VerifySettings(ServiceSettings):
+class VerifySettings(KafkaAuthSettings):
     """Everything ``auditstream verify`` reads."""
 
     server_uuid: list[str] = Field([], description="verify only these servers (default: all)")
@@ -81,4 +81,8 @@ class VerifySettings(ServiceSettings):
         """Librdkafka consumer settings, or None without a cluster."""
         if self.bootstrap_servers is None:
             return None
-        return {**self.kafka_config, "bootstrap.servers": self.bootstrap_servers}
+        return {
+            **self.kafka_config,
+            **self.kafka_auth(),
+            "bootstrap.servers": self.bootstrap_servers,
+        }
