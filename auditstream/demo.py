@@ -7,7 +7,7 @@ Steps (each one a real component, started here and stopped at the end whatever h
    files, a few events larger than the 4 MB read buffer.
 3. The emulated MySQL Enterprise source over the MySQL protocol, with the filters an operator
    sets up (``log_all`` for everyone, ``log_nothing`` for the archiver).
-4. The Tansu Kafka broker.
+4. The Kafka broker: Tansu (fastest start), or Apache Kafka with ``--broker kafka``.
 5. ``setup`` of the bookmark store and the archive tables.
 6. Two consumers (a group), then one producer with ``--once`` draining the whole log.
 7. Wait until the archive holds every published event; read ``/metrics`` and ``/readyz``.
@@ -31,12 +31,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 
 from auditstream import mysql as db
 from auditstream.dsn import MySQLDsn
 from auditstream.embedded import PrivateMariaDB, TansuBroker, free_port, wait_for_port
+from auditstream.embedded_kafka import KafkaBroker
 from auditstream.errors import AuditStreamError
 from auditstream.settings import ServiceSettings, load
 from auditstream.verify.tables import event_tables
@@ -56,6 +58,9 @@ class DemoSettings(ServiceSettings):
     workdir: Path | None = Field(default=None, description="keep everything here (default: temp)")
     keep: bool = Field(default=False, description="keep the work directory afterwards")
     timeout: float = Field(default=600.0, gt=0, description="seconds before giving up")
+    broker: Literal["tansu", "kafka"] = Field(
+        default="tansu", description="embedded broker: tansu (fast start) or kafka (Apache Kafka)"
+    )
 
 
 @dataclass
@@ -143,9 +148,14 @@ def run(settings: DemoSettings, workdir: Path) -> Summary:
         )
 
         # Step 4
-        say("starting the Tansu Kafka broker")
-        (workdir / "tansu").mkdir(exist_ok=True)
-        broker = TansuBroker(workdir=workdir / "tansu")
+        broker: TansuBroker | KafkaBroker
+        if settings.broker == "kafka":
+            say("starting Apache Kafka (one KRaft node)")
+            broker = KafkaBroker(workdir=workdir / "kafka")
+        else:
+            say("starting the Tansu Kafka broker")
+            (workdir / "tansu").mkdir(exist_ok=True)
+            broker = TansuBroker(workdir=workdir / "tansu")
         broker.start()
         stack.callback(broker.stop)
 
