@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import codec, latency, pipeline, rotation, stages
+from bench import codec, join, latency, pipeline, rotation, stages
 from bench.run import Stage
 
 STAGES: tuple[Stage, ...] = (
@@ -40,6 +40,15 @@ STAGES: tuple[Stage, ...] = (
         (
             ("baseline (predecessor)", "rows/s source → audit_data"),
             ("baseline (predecessor)", "MB/s"),
+        ),
+    ),
+    Stage(
+        "join",
+        join.join_stage,
+        tuple(
+            (join.STAGE, f"{broker}, {clients}")
+            for broker in ("Tansu", "Apache Kafka")
+            for clients in ("default timeouts", "FAST_GROUP")
         ),
     ),
     Stage(
