@@ -1,9 +1,9 @@
-"""``python -m bench [--quick] [--repeat N] [--only STAGE,...] [--profile ...] [--json PATH]``.
+"""``python -m bench [--quick] [--repeat N] [--only STAGE,...] [--broker B] [--json PATH]``.
 
 With ``--repeat N`` every stage runs N times on the same components (each run with its own
 corpus, topics and databases, and its own line of other processes' load); the table holds each
 figure's median and the note every run's value. The goals of the throughput issue are checked
-under the table.
+under the table. ``--broker kafka`` runs the stages on Apache Kafka instead of Tansu.
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--repeat", type=int, default=1, help="run every stage N times; report the medians"
     )
+    parser.add_argument(
+        "--broker",
+        choices=("tansu", "kafka"),
+        default="tansu",
+        help="the stages' broker: Tansu (the recorded figures') or Apache Kafka (make install)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--workdir", type=Path, help="work directory (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     load = machine.OtherLoad()
     head = machine.git_head()  # the shared checkout may move during the run
-    stack = Stack.start(workdir)
+    stack = Stack.start(workdir, kind=args.broker)
     runs: list[Run] = []
     loads: list[str] = []
     try:
@@ -97,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.close()
     figures = report.median_of_runs([r.figures for r in runs])
     info = machine.describe(shutil.which("mariadbd") or "/usr/sbin/mariadbd")
+    if args.broker == "kafka":
+        info["broker"] = "Apache Kafka (one KRaft node, .ci/kafka/pom.xml)"
     if info["git commit"] != head:
         info["git commit"] = f"{head} at start, {info['git commit']} at end"
     info["command"] = " ".join(["python -m bench", *argv])

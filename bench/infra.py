@@ -21,6 +21,7 @@ import sql
 from auditstream import mysql
 from auditstream.dsn import MySQLDsn
 from auditstream.embedded import PrivateMariaDB, TansuBroker, free_port, wait_for_port
+from auditstream.embedded_kafka import KafkaBroker
 from bench.measure import Child
 
 BENCH_USER = "bench"
@@ -56,16 +57,18 @@ class Stack:
 
     workdir: Path
     db: PrivateMariaDB | None = None
-    broker: TansuBroker | None = None
+    broker: TansuBroker | KafkaBroker | None = None
     emulators: list[EmulatedServer] = field(default_factory=list)
 
     @classmethod
-    def start(cls, workdir: Path, *, broker: bool = True) -> Stack:
-        """Start mariadbd (and Tansu unless ``broker=False``) under ``workdir``."""
+    def start(cls, workdir: Path, *, broker: bool = True, kind: str = "tansu") -> Stack:
+        """Start mariadbd (and the broker of ``kind`` unless ``broker=False``) under ``workdir``."""
         stack = cls(workdir)
         try:
             stack.db = PrivateMariaDB(base=workdir / "mariadb").start()
-            if broker:
+            if broker and kind == "kafka":
+                stack.broker = KafkaBroker(workdir=workdir / "kafka").start()
+            elif broker:
                 (workdir / "tansu").mkdir(exist_ok=True)
                 stack.broker = TansuBroker(workdir=workdir / "tansu").start()
         except BaseException:
