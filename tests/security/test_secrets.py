@@ -226,13 +226,14 @@ def test_masked_settings_hide_passwords_inside_dsns(name: str, values: dict[str,
     assert_no_secret(repr(settings.masked()))
 
 
+# The Kafka password comes from AUDITSTREAM_KAFKA_PASSWORD (``--kafka-config sasl.password=``
+# is refused on the command line: tests/security/test_kafka_sasl_ssl.py).
 PRINT_CONFIG = [
-    ["producer", f"--source-dsn=mysql://a:{INLINE_PW}@h:1", f"--kafka-config=sasl.password={KAFKA_PW}"],
-    ["consumer", f"--archive-dsn=mysql://a:{INLINE_PW}@h:1/db",
-     f"--kafka-config=ssl.key.password={KAFKA_PW}"],
+    ["producer", f"--source-dsn=mysql://a:{INLINE_PW}@h:1", "--kafka-user=u"],
+    ["consumer", f"--archive-dsn=mysql://a:{INLINE_PW}@h:1/db", "--kafka-user=u"],
     ["consumer", "upload", f"--archive-dsn=mysql://a:{INLINE_PW}@h:1/db"],
     ["reconcile", f"--archive-dsn=mysql://a:{INLINE_PW}@h:1/db", "--target=file:///x",
-     f"--kafka-config=sasl.password={KAFKA_PW}"],
+     "--kafka-user=u"],
     ["status", f"--archive-dsn=mysql://a:{INLINE_PW}@h:1/db"],
 ]  # fmt: skip
 
@@ -240,6 +241,8 @@ PRINT_CONFIG = [
 @pytest.mark.parametrize("argv", PRINT_CONFIG, ids=lambda a: " ".join(a[:2]))
 def test_print_config_masks_every_secret(argv: list[str]) -> None:
     env = {"AUDITSTREAM_SOURCE_PASSWORD": SOURCE_PW, "AUDITSTREAM_ARCHIVE_PASSWORD": ARCHIVE_PW}
+    if "--kafka-user=u" in argv:
+        env["AUDITSTREAM_KAFKA_PASSWORD"] = KAFKA_PW
     code, out = run([*argv, "--print-config"], env, timeout=60)
     assert code == 0, out
     assert "***" in out
