@@ -47,10 +47,10 @@ kafka:  ## fetch the pinned Apache Kafka (Maven Central) into .cache/kafka/libs,
 demo: $(STAMP)  ## run the whole pipeline end to end on embedded components
 	$(BIN)/auditstream demo
 
-test: $(STAMP)  ## run the test suite against the real broker, database, emulator and SDK
+test: $(STAMP) kafka  ## run the test suite against the real broker, database, emulator and SDK
 	$(BIN)/pytest
 
-test-long: $(STAMP)  ## the long fault-matrix variants
+test-long: $(STAMP) kafka  ## the long fault-matrix variants
 	$(BIN)/pytest -m long
 
 lint: $(STAMP)  ## ruff (check + format) and mypy --strict
