@@ -146,3 +146,17 @@ def test_broker_killed_and_restarted_mid_stream_loses_and_duplicates_nothing(
     finally:
         pipe.stop_all()
         drop_database(pipe.archive)
+
+
+def test_an_event_near_the_4_mb_read_buffer_goes_end_to_end(pipeline: Pipeline) -> None:
+    """One event just under the 4 MB page: one Kafka message of several MB, one archive row."""
+    pipeline.write(20)
+    query = "SELECT '" + "x" * 3_900_000 + "'"
+    pipeline.emu.writer.write(  # stamped now: after the generated events
+        {"class": "general", "event": "status", "general_data": {"query": query}}
+    )
+    pipeline.written += 1
+    pipeline.producer_once("--read-buffer-size", str(4 * 1024 * 1024), "--batch-events", "5")
+    pipeline.consumer_once()
+    assert pipeline.archived() == 21
+    pipeline.assert_clean(21)
