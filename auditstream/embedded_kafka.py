@@ -1,7 +1,8 @@
 """Apache Kafka as a child process: one KRaft node (broker + controller) on loopback ports.
 
 The jars come from ``make install`` (``.ci/kafka/pom.xml`` copied into ``.cache/kafka/libs``);
-nothing is downloaded here. ``AUDITSTREAM_KAFKA_LIBS`` points at another copy.
+nothing is downloaded here. ``KAFKA_LIBS_DIR`` points at another copy (not an ``AUDITSTREAM_*``
+name: the tests clear those for every test).
 
 Start-up, in order:
 
@@ -46,8 +47,8 @@ SCRAM_MECHANISM = "SCRAM-SHA-512"
 
 
 def kafka_libs() -> Path:
-    """The folder holding Apache Kafka's jars (``AUDITSTREAM_KAFKA_LIBS`` or the install's)."""
-    return Path(os.environ.get("AUDITSTREAM_KAFKA_LIBS") or DEFAULT_LIBS)
+    """The folder holding Apache Kafka's jars (``KAFKA_LIBS_DIR`` or the install's)."""
+    return Path(os.environ.get("KAFKA_LIBS_DIR") or DEFAULT_LIBS)
 
 
 def kafka_missing() -> str | None:
