@@ -21,6 +21,7 @@ from tests.consumer.kafkatools import create_topics, produce, settings
 SERVER = "00000000-0000-0000-0000-000000000001"
 
 
+@pytest.mark.real_kafka  # Tansu gives the late member a partition at once (no cooperative round)
 def test_once_logs_an_empty_assignment_and_does_not_wait_for_data(
     bootstrap: str,
     archive: MySQLDsn,
@@ -28,7 +29,11 @@ def test_once_logs_an_empty_assignment_and_does_not_wait_for_data(
     records: RecordFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Two members, one partition: the one given nothing says so and stops; the other drains."""
+    """The late member's first cooperative round gives it nothing: it says so and stops.
+
+    Trap (left for the consumer's owners): under cooperative-sticky, that empty first round is
+    followed by a second one that may hand it a partition; ``--once`` stops after the first.
+    """
     create_topics(bootstrap, names["topic"], names["control"], partitions=1)
     produce(bootstrap, names["topic"], records(SERVER, 50))
     holder = build(settings(bootstrap, archive.url(reveal=True), names))
