@@ -32,6 +32,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 Kind = Literal["event", "gap"]
@@ -63,6 +64,12 @@ def field(value: str) -> bytes:
 def link_hash(previous: bytes, canonical: bytes) -> bytes:
     """``SHA-256(previous || canonical)``; ``previous`` is the 32-byte previous link."""
     return hashlib.sha256(previous + canonical).digest()
+
+
+@lru_cache(maxsize=64)
+def _event_head(server_uuid: str) -> bytes:
+    """The canonical ``kind`` and ``server_uuid`` fields of every event link of a server."""
+    return field("event") + field(server_uuid)
 
 
 def _text(value: Any) -> str:
@@ -197,8 +204,30 @@ class ChainState:
         return ChainState(self.server_uuid, digest, self.seq + 1, bookmark)
 
     def advance_event(self, ts: str | datetime, id_: int, raw: str) -> ChainState:
-        """``advance`` over an event as read (``raw`` exactly as the server sent it)."""
-        return self.advance(Link.event(self.server_uuid, ts, id_, raw))
+        """``advance`` over an event as read (``raw`` exactly as the server sent it).
+
+        The producer's hot path: the same hash as ``advance(Link.event(...))`` (property-tested
+        in tests/auditstream/test_chain.py), without building the ``Link``; the constant
+        ``kind`` and ``server_uuid`` fields are encoded once per server.
+        """
+        ts_str, id_int = _text(ts), int(id_)
+        ts_text, id_text = ts_str.encode("utf-8"), str(id_int).encode("utf-8")
+        data = raw.encode("utf-8")
+        digest = hashlib.sha256(
+            b"".join(
+                (
+                    bytes.fromhex(self.hash),
+                    _event_head(self.server_uuid),
+                    len(ts_text).to_bytes(8, "big"),
+                    ts_text,
+                    len(id_text).to_bytes(8, "big"),
+                    id_text,
+                    len(data).to_bytes(8, "big"),
+                )
+            )
+        )
+        digest.update(data)
+        return ChainState(self.server_uuid, digest.hexdigest(), self.seq + 1, (ts_str, id_int))
 
     def advance_gap(self, gap: Mapping[str, Any]) -> ChainState:
         """``advance`` over a gap ``control_event`` record (its hashed fields only)."""

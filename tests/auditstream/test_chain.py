@@ -167,3 +167,20 @@ def test_the_canonical_form_is_unambiguous(a: list[str], b: list[str]) -> None:
     la = Link(UUID, "event", tuple(a))
     lb = Link(UUID, "event", tuple(b))
     assert (la.canonical() == lb.canonical()) == (tuple(a) == tuple(b))
+
+
+@given(
+    st.one_of(
+        events_strategy.map(lambda e: e[0][0]),
+        st.datetimes(timezones=st.one_of(st.none(), st.just(UTC))),
+    ),
+    st.integers(min_value=0, max_value=2**64 - 1),
+    st.text(max_size=200),
+    st.integers(min_value=0, max_value=2**40),
+)
+def test_the_fast_event_step_equals_advancing_over_the_link(
+    ts: str | datetime, ident: int, raw: str, seq: int
+) -> None:
+    """``advance_event`` (the producer's hot path) is ``advance(Link.event(...))`` exactly."""
+    state = ChainState(UUID, hashlib.sha256(str(seq).encode()).hexdigest(), seq, ("x", 1))
+    assert state.advance_event(ts, ident, raw) == state.advance(Link.event(UUID, ts, ident, raw))
