@@ -169,9 +169,15 @@ def build(
         batch_bytes=s.batch_bytes,
         batch_linger_ms=s.batch_linger_ms,
         once=s.once,
+        empty_settle=_session_seconds(s.kafka()) + 1.0,
         backoff_max=s.backoff_max,
         tasks=tasks,
     )
+
+
+def _session_seconds(conf: dict[str, Any]) -> float:
+    """The group session timeout the member runs with (librdkafka's default: 45 s)."""
+    return int(conf.get("session.timeout.ms", 45_000)) / 1000
 
 
 if __name__ == "__main__":

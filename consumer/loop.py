@@ -88,6 +88,10 @@ class ConsumerLoop:
         once: stop, returning 0, when every assigned partition is caught up, but only after a
             completed rebalance gave this member an assignment (possibly empty).
         assignment_timeout: ``once``: seconds to wait for that assignment before failing.
+        empty_settle: ``once``: an empty share counts as final only after this many seconds
+            without a new assignment or revocation (at least the group's session timeout:
+            under cooperative-sticky the first round of a new member is often empty and the
+            next one, once a departed member's session ends, hands it partitions).
         backoff_max: longest wait between retries of a failed write (s).
         tasks: periodic tasks called between batches.
         tick_interval: least time between two rounds of periodic tasks (s).
@@ -107,6 +111,7 @@ class ConsumerLoop:
         batch_linger_ms: int = 200,
         once: bool = False,
         assignment_timeout: float = 60.0,
+        empty_settle: float = 5.0,
         backoff_max: float = 30.0,
         tasks: Sequence[PeriodicTask] = (),
         tick_interval: float = 1.0,
@@ -118,6 +123,7 @@ class ConsumerLoop:
         self.linger = batch_linger_ms / 1000
         self.once, self.backoff_max = once, backoff_max
         self.assignment_timeout = assignment_timeout
+        self.empty_settle = empty_settle
         self.tasks = list(tasks)
         self.tick_interval = tick_interval
         self.lag = lag or Lag()
@@ -129,6 +135,7 @@ class ConsumerLoop:
         self._retry_at: float | None = None  # a write failed: hand over again at this time
         self._delay = _FIRST_DELAY
         self._joined = False  # the first assignment (possibly empty) arrived
+        self._changed_at = 0.0  # when the assignment last changed (assign or revoke)
         self._last_tick: float | None = None
         self.topic_watch = TopicWatch(topics)
 
@@ -371,6 +378,7 @@ class ConsumerLoop:
         self._settle()  # the sink's one connection may be in a transaction
         tps = [(p.topic, p.partition) for p in partitions]
         self._joined = True
+        self._changed_at = time.monotonic()
         if not partitions and not self.progress.stored:
             log.info("assigned no partitions (the group has more members than partitions)")
         delay = _FIRST_DELAY
@@ -402,6 +410,7 @@ class ConsumerLoop:
         except AuditStreamError as exc:
             log.warning("abandoning the in-flight batch of revoked partitions: %s", exc)
         self._forget(tps)  # whatever could not be written is the next owner's
+        self._changed_at = time.monotonic()
         log.info("revoked %s", tps)
 
     def _on_lost(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
@@ -416,10 +425,17 @@ class ConsumerLoop:
     # ---------------------------------------------------------------- --once, tasks
 
     def _done(self) -> bool:
-        """``--once``: the group gave this member its share (perhaps none) and it is caught up."""
+        """``--once``: the group gave this member its share (perhaps none) and it is caught up.
+
+        Trap: an empty share is final only once the group has been quiet for ``empty_settle``
+        seconds; a member that stopped at its first, empty, cooperative round left behind the
+        partitions a later round would have given it (events that no ``--once`` run archived).
+        """
         if not self._joined:
             return False
-        return not self.progress.stored or self.progress.caught_up()
+        if not self.progress.stored:
+            return time.monotonic() - self._changed_at >= self.empty_settle
+        return self.progress.caught_up()
 
     def _check_assignment_wait(self, started: float) -> None:
         """``--once``: a member the group never answers must not report a drained backlog.

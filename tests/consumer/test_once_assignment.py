@@ -29,11 +29,8 @@ def test_once_logs_an_empty_assignment_and_does_not_wait_for_data(
     records: RecordFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The late member's first cooperative round gives it nothing: it says so and stops.
-
-    Trap (left for the consumer's owners): under cooperative-sticky, that empty first round is
-    followed by a second one that may hand it a partition; ``--once`` stops after the first.
-    """
+    """The late member's share stays empty (the holder keeps its partition): it says so and
+    stops once the group has been quiet for ``empty_settle`` seconds."""
     create_topics(bootstrap, names["topic"], names["control"], partitions=1)
     produce(bootstrap, names["topic"], records(SERVER, 50))
     holder = build(settings(bootstrap, archive.url(reveal=True), names))
@@ -92,3 +89,38 @@ def test_once_fails_when_the_group_never_assigns(
         loop.sink.close()
     finally:
         other.close()
+
+
+@pytest.mark.real_kafka  # Tansu has no cooperative rounds: the late member gets a partition at once
+def test_once_after_an_empty_round_takes_the_partition_its_holder_leaves(
+    bootstrap: str, archive: MySQLDsn, names: dict[str, str], records: RecordFactory
+) -> None:
+    """An empty first round is not the member's final share: the holder leaves, the late
+    ``--once`` member is handed the partition in the next round and archives what it holds.
+
+    Before, ``--once`` returned at the empty round and the 50 events were archived by nobody.
+    """
+    create_topics(bootstrap, names["topic"], names["control"], partitions=1)
+    produce(bootstrap, names["topic"], records(SERVER, 50))
+    holder = build(settings(bootstrap, archive.url(reveal=True), names))
+    holder.consumer.subscribe([names["topic"], names["control"]], on_assign=holder._on_assign)
+    deadline = time.monotonic() + 60
+    while not holder.progress.stored and time.monotonic() < deadline:
+        holder.consumer.poll(0.2)
+    assert holder.progress.stored, "the first member was never assigned"
+    late = build(settings(bootstrap, archive.url(reveal=True), names, once=True))
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(late.run()))
+    runner.start()
+    try:
+        # The holder takes part in the rebalance until the late member has had its empty round.
+        while not late._joined and time.monotonic() < deadline:
+            holder.consumer.poll(0.1)
+        assert late._joined and not late.progress.stored, "the late member's first round"
+    finally:
+        holder.consumer.close()  # leaves the group: the next round gives the partition away
+        holder.dlq.close()
+        holder.sink.close()
+    runner.join(90)
+    assert result == [0]
+    assert query(archive, "SELECT COUNT(*) FROM audit_data") == [(50,)]
