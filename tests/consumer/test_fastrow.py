@@ -1,0 +1,207 @@
+"""The fused reader gives the reference row, identity and LOAD DATA line, or falls back.
+
+Reference: fastavro decodes the body, then ``rows.identity``, ``rows.audit_row`` and
+``rows.load_data_line`` build what the consumer writes.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consumer.fastrow import compile_row_reader
+from consumer.rows import Identity, InvalidRecord, audit_row, identity, load_data_line
+from schemas import registry
+from schemas.compiled import Fallback, Unsupported
+from schemas.mapping import to_record
+from tests.schemas import strategies
+from tests.schemas.reference import (
+    UUID,
+    fastavro_body,
+    fastavro_record,
+    sample_events,
+    traffic_events,
+)
+
+READ = compile_row_reader(registry.current(registry.AUDIT_EVENT))
+CHAIN = "ab" * 32
+HEADER = b"\xc3\x01" + b"\x07" * 8
+
+
+def reference(body: bytes, partition: int, offset: int) -> tuple[Identity, tuple[Any, ...], str]:
+    """What the consumer's reference path builds from ``body`` (or raises InvalidRecord)."""
+    record = fastavro_record(registry.AUDIT_EVENT, body)
+    ident = identity(record)
+    row = audit_row(record, ident, partition, offset)
+    return ident, row, load_data_line(row)
+
+
+def fused(body: bytes, partition: int, offset: int) -> tuple[Identity, tuple[Any, ...], str]:
+    """The fused reader on ``body`` framed like a message value (the body at offset 10)."""
+    return READ(HEADER + body, len(HEADER), partition, offset)
+
+
+def assert_same(record: dict[str, Any], partition: int = 3, offset: int = 12345) -> bool:
+    """Equal to the reference, or Fallback where the reference refuses; True if fused."""
+    body = fastavro_body(registry.AUDIT_EVENT, record)
+    try:
+        expected = reference(body, partition, offset)
+    except InvalidRecord:
+        with pytest.raises(Fallback):
+            fused(body, partition, offset)
+        return False
+    got = fused(body, partition, offset)
+    assert (got[0], got[2]) == (expected[0], expected[2])
+    assert _comparable(got[1]) == _comparable(expected[1])
+    return True
+
+
+def _comparable(row: tuple[Any, ...]) -> list[Any]:
+    """``row`` with NaN made equal to itself, types kept (1 == 1.0 must not pass)."""
+    return [(type(v), "nan" if v != v else v) for v in row]
+
+
+def test_every_sample_event_gives_the_reference_row_and_line() -> None:
+    for raw in sample_events():
+        event = orjson.loads(raw)
+        assert assert_same(to_record(UUID, raw, event, chain=CHAIN, chain_seq=1))
+        assert assert_same(to_record(UUID, raw, event), partition=0, offset=0)
+
+
+def test_held_out_traffic_gives_the_reference_row_and_line(tmp_path: Path) -> None:
+    events = traffic_events(tmp_path, 3000, seed=20261207)
+    for seq, raw in enumerate(events):
+        record = to_record(UUID, raw, orjson.loads(raw), chain=CHAIN, chain_seq=seq)
+        assert assert_same(record, offset=seq)
+    assert len(events) == 3000
+
+
+def test_trailing_bytes_are_ignored_like_fastavro() -> None:
+    raw = sample_events()[0]
+    body = fastavro_body(registry.AUDIT_EVENT, to_record(UUID, raw, orjson.loads(raw)))
+    assert fused(body + b"\x00junk", 1, 2) == reference(body, 1, 2)
+
+
+def test_a_truncated_or_corrupt_body_falls_back_or_reads_as_fastavro() -> None:
+    raw = sample_events()[0]
+    body = fastavro_body(registry.AUDIT_EVENT, to_record(UUID, raw, orjson.loads(raw)))
+    for cut in range(len(body)):
+        with pytest.raises(Fallback):
+            fused(body[:cut], 0, 0)
+    for i in range(len(body)):
+        for byte in (0x00, 0x05, 0x80, 0xFF):
+            corrupt = body[:i] + bytes([byte]) + body[i + 1 :]
+            try:
+                expected = reference(corrupt, 0, 0)
+            except Exception:  # whatever the reference refuses
+                with pytest.raises(Fallback):
+                    fused(corrupt, 0, 0)
+                continue
+            try:
+                got = fused(corrupt, 0, 0)
+            except Fallback:
+                continue
+            assert got == expected
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(1000, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(2024, 5, 1, 12, 0, 0, 1000, tzinfo=UTC),
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC),
+    ],
+)
+def test_timestamps_at_and_beyond_the_limits(ts: datetime) -> None:
+    raw = sample_events()[0]
+    record = to_record(UUID, raw, orjson.loads(raw))
+    record["timestamp"] = ts
+    fast = assert_same(record)
+    assert fast == (ts.year >= 1000 and not ts.microsecond)
+
+
+def test_a_schema_that_differs_from_the_columns_is_unsupported() -> None:
+    schema = copy.deepcopy(registry.current(registry.AUDIT_EVENT))
+    schema["fields"].append({"name": "extra", "type": ["null", "string"], "default": None})
+    with pytest.raises(Unsupported):
+        compile_row_reader(schema)
+    schema = copy.deepcopy(registry.current(registry.AUDIT_EVENT))
+    next(f for f in schema["fields"] if f["name"] == "id")["type"] = "string"
+    with pytest.raises(Unsupported):
+        compile_row_reader(schema)
+
+
+_special = st.sampled_from(["\\N", "\\", "\t", "\n", "\0", "a\\tb", "NULL", "", "é\x00\n", "\r"])
+_texts = st.one_of(strategies.texts, _special, st.text(st.characters(codec="utf-8")))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    event=strategies.events(),
+    chain=st.one_of(st.none(), st.just(CHAIN), _texts),
+    seq=st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+    partition=st.integers(0, 2**31 - 1),
+    offset=st.integers(0, 2**63 - 1),
+)
+def test_any_mapped_event_gives_the_reference(
+    event: dict[str, Any], chain: str | None, seq: int | None, partition: int, offset: int
+) -> None:
+    raw = strategies.raw_text(event, ascii_only=False)
+    try:
+        record = to_record(UUID, raw, event, chain=chain, chain_seq=seq)
+        fastavro_body(registry.AUDIT_EVENT, record)
+    except (ValueError, OverflowError):  # the producer's reference refuses it: never sent
+        return
+    assert_same(record, partition, offset)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    ts=st.datetimes(
+        min_value=datetime(1, 1, 2),  # noqa: DTZ001 - hypothesis bounds are naive
+        max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+        timezones=strategies.zones(),
+    ),
+    uuid=_texts,
+    ident=st.integers(-(2**63), 2**63 - 1),
+)
+def test_any_record_gives_the_reference(
+    data: st.DataObject, ts: datetime, uuid: str, ident: int
+) -> None:
+    raw = sample_events()[data.draw(st.integers(0, len(sample_events()) - 1))]
+    record = to_record(UUID, raw, orjson.loads(raw))
+    record.update(server_uuid=uuid, timestamp=ts, id=ident, raw=data.draw(_texts))
+    for name in list(record):
+        if name in ("server_uuid", "timestamp", "id", "raw") or not data.draw(st.booleans()):
+            continue
+        if name in ("class", "event"):
+            record[name] = data.draw(_texts)
+        elif name in _STRINGS:
+            record[name] = data.draw(st.one_of(st.none(), _texts))
+        elif name in ("connection_attributes", "message_map"):
+            record[name] = data.draw(st.none() | st.dictionaries(_texts, _texts, max_size=4))
+        elif name == "startup_args":
+            record[name] = data.draw(st.none() | st.lists(_texts, max_size=4))
+        elif name == "query_time":
+            record[name] = data.draw(st.none() | st.floats())
+        else:
+            record[name] = data.draw(st.none() | st.integers(-(2**63), 2**63 - 1))
+    assert_same(record)
+
+
+_STRINGS = {
+    f["name"]
+    for f in registry.current(registry.AUDIT_EVENT)["fields"]
+    if f["type"] == ["null", "string"]
+}
