@@ -6,16 +6,24 @@ pipeline depends on for its guarantees are applied last so a pass-through cannot
 
 from __future__ import annotations
 
+import concurrent.futures
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+)
 
 from auditstream.errors import BrokerAuthError, BrokerError
 from auditstream.kafkalog import LOGGER, with_logger
+
+log = logging.getLogger(__name__)
 
 #: A 4 MB event, its flat copies and the Avro overhead fit in this many bytes per message.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -159,6 +167,40 @@ def ensure_topics(
             if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue
             raise BrokerError(f"cannot create topic: {exc}", topic=name) from exc
+
+
+def topic_max_message_bytes(
+    admin_conf: Mapping[str, Any], topic: str, timeout: float = 30.0
+) -> int | None:
+    """``max.message.bytes`` of ``topic``, or None when it cannot be read (missing topic).
+
+    Waits in 1 s rounds, like ``ensure_topics``, so that a refused login or certificate ends
+    the wait at once (``BrokerAuthError``) instead of after ``timeout``.
+
+    Raises:
+        BrokerAuthError: TLS or SASL was refused (not retriable).
+    """
+    errors: list[KafkaError] = []
+    conf: dict[str, Any] = {**with_logger(admin_conf), "error_cb": errors.append}
+    admin = AdminClient(conf)
+    deadline = time.monotonic() + timeout
+    try:
+        futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
+        for future in futures.values():
+            while True:
+                try:
+                    entry = future.result(timeout=1.0).get("max.message.bytes")
+                    break
+                except concurrent.futures.TimeoutError:
+                    admin.poll(0)  # serves error_cb
+                    raise_for_auth(errors, admin_conf.get("bootstrap.servers"))
+                    if time.monotonic() >= deadline:
+                        return None
+            if entry is not None and entry.value is not None:
+                return int(entry.value)
+    except (KafkaException, ValueError, TypeError):
+        log.debug("cannot read max.message.bytes of %s", topic, exc_info=True)
+    return None
 
 
 def audit_topic_config(max_message_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, str]:

@@ -49,12 +49,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
 from auditstream import metrics
 from auditstream.chain import Link
 from auditstream.errors import BrokerError, DeliveryError
-from auditstream.kafka import MAX_MESSAGE_BYTES, TopicSpec, audit_topic_config, ensure_topics
+from auditstream.kafka import (
+    MAX_MESSAGE_BYTES,
+    TopicSpec,
+    audit_topic_config,
+    ensure_topics,
+    topic_max_message_bytes,
+)
 from auditstream.verify.topic import DLQ_PAYLOAD, REFERENCE
 from consumer.batch import DeadLetter
 
@@ -66,20 +71,6 @@ HEADROOM = 64 * 1024
 _MESSAGE_LIMIT = 4000
 _TOO_LARGE = {KafkaError.MSG_SIZE_TOO_LARGE}
 Headers = list[tuple[str, str | bytes | None]]
-
-
-def topic_max_message_bytes(admin_conf: dict[str, Any], topic: str) -> int | None:
-    """``max.message.bytes`` of ``topic``, or None when it cannot be read (missing topic)."""
-    admin = AdminClient(dict(admin_conf))
-    try:
-        futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
-        for future in futures.values():
-            entry = future.result(timeout=30).get("max.message.bytes")
-            if entry is not None and entry.value is not None:
-                return int(entry.value)
-    except (KafkaException, ValueError, TypeError):
-        log.debug("cannot read max.message.bytes of %s", topic, exc_info=True)
-    return None
 
 
 class DeadLetterQueue:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -19,12 +20,13 @@ from auditstream.kafka import (
     audit_topic_config,
     ensure_topics,
     producer_config,
+    topic_max_message_bytes,
 )
 from auditstream.reconcile.keys import KeyRange
 from auditstream.reconcile.topic import read_dead_letters
 from consumer.batch import Batch, DeadLetter, Item
 from consumer.decode import prepare
-from consumer.dlq import HEADROOM, DeadLetterQueue, topic_max_message_bytes
+from consumer.dlq import HEADROOM, DeadLetterQueue
 from consumer.sink import Sink
 from schemas.codec import RegistryCodec
 from tests.consumer.conftest import RecordFactory, query
@@ -179,7 +181,9 @@ def test_a_letter_the_broker_refuses_for_its_size_becomes_a_reference(
     ensure_topics(admin, [TopicSpec(topic, 1, config=audit_topic_config(100_000))])
     dlq = DeadLetterQueue(producer_config(bootstrap, {}), topic, timeout=20)
     (big,) = records("srv-big", 1)
-    value = CODEC.encode("audit_event", big, "events") + b"\0" * 300_000
+    # Incompressible: the broker's limit applies to the compressed batch (zstd), and 300 kB of
+    # zeros would fit in 100 kB.
+    value = CODEC.encode("audit_event", big, "events") + os.urandom(300_000)
     item = Item("events", 0, 5, b"srv-big", value, None, "audit_event", big)
     dlq.send([DeadLetter(item, "ArchiveContentError", "row too large")])
     dlq.close()
