@@ -74,7 +74,10 @@ def median_of_runs(runs: Sequence[Sequence[Figure]]) -> list[Figure]:
         values = [f.value for f in group]
         spread = ", ".join(_num(v) for v in values)
         first = group[0]
-        note = f"median of {len(runs)} runs ({spread})" + (f"; {first.note}" if first.note else "")
+        # The note describes one run: take it from the first run that measured the figure
+        # (a run that did not would describe why it is missing, not the median).
+        noted = next((f for f in group if f.value is not None), first)
+        note = f"median of {len(runs)} runs ({spread})" + (f"; {noted.note}" if noted.note else "")
         merged.append(
             Figure(
                 first.stage,

@@ -37,3 +37,13 @@ def test_the_median_of_three_runs_is_taken_per_figure_with_every_value_in_the_no
     assert merged.limit == 95.0  # the median of the runs that measured it
     assert merged.note.startswith("median of 3 runs (10.0, 30.0, 20.0)")
     assert median_of_runs(runs[:1]) == runs[0]
+
+
+def test_the_median_note_comes_from_a_run_that_measured_the_figure() -> None:
+    runs = [
+        [Figure(goals.E2E, "highest steady rate", None, "ev/s", note="no step held")],
+        [Figure(goals.E2E, "highest steady rate", 5000.0, "ev/s", note="steps 1,000, 5,000")],
+    ]
+    (merged,) = median_of_runs(runs)
+    assert merged.value == 5000.0
+    assert merged.note.endswith("; steps 1,000, 5,000")
