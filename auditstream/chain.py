@@ -203,16 +203,18 @@ class ChainState:
             bookmark = (link.fields[0], int(link.fields[1]))
         return ChainState(self.server_uuid, digest, self.seq + 1, bookmark)
 
-    def advance_event(self, ts: str | datetime, id_: int, raw: str) -> ChainState:
+    def advance_event(self, ts: str | datetime, id_: int, raw: str | bytes) -> ChainState:
         """``advance`` over an event as read (``raw`` exactly as the server sent it).
 
         The producer's hot path: the same hash as ``advance(Link.event(...))`` (property-tested
         in tests/auditstream/test_chain.py), without building the ``Link``; the constant
-        ``kind`` and ``server_uuid`` fields are encoded once per server.
+        ``kind`` and ``server_uuid`` fields are encoded once per server. ``raw`` may be its
+        UTF-8 bytes (the page's own: the producer never decodes them).
         """
-        ts_str, id_int = _text(ts), int(id_)
+        ts_str = ts if isinstance(ts, str) else _text(ts)
+        id_int = int(id_)
         ts_text, id_text = ts_str.encode("utf-8"), str(id_int).encode("utf-8")
-        data = raw.encode("utf-8")
+        data = raw if isinstance(raw, bytes) else raw.encode("utf-8")
         digest = hashlib.sha256(
             b"".join(
                 (

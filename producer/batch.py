@@ -207,12 +207,14 @@ class Batcher:
                 self._gap(self._reason, start=self._missing, end=pos)
                 self._missing = None
             value: bytes | None = None
-            link = self._chain.advance_event(pos.ts, pos.id, event.raw)
+            # ``data``: the event's bytes as the page held them (no decode, no re-encode).
+            data = event.data
+            link = self._chain.advance_event(pos.ts, pos.id, data)
             try:
                 # Fused: the parsed event straight to its message value, the same bytes as
                 # encode(to_record(...)) (schemas/fused.py; equality is property-tested).
                 value = codec.encode_event(
-                    uuid, event.raw, event.obj, topic, chain=link.hash, chain_seq=link.seq
+                    uuid, data, event.obj, topic, chain=link.hash, chain_seq=link.seq
                 )
             except _ENCODE_ERRORS as exc:
                 value = self._encode_scrubbed(event, link, exc)

@@ -54,22 +54,66 @@ class Position(NamedTuple):
         return {"timestamp": self.ts, "id": self.id}
 
 
-@dataclass(slots=True)
 class Event:
-    """One element of a page. ``pos`` is None and ``error`` set when it cannot be identified."""
+    """One element of a page. ``pos`` is None and ``error`` set when it cannot be identified.
 
-    raw: str
-    obj: Any
-    pos: Position | None
-    error: str | None = None
+    The element's text is kept as it came: the page's bytes (the fast path) or its text (the
+    general path, and ``split`` of a ``str``). ``data`` and ``raw`` give it either way, each
+    converted once on first use: the hot path (chain, encoder) reads ``data`` and never
+    decodes; both always hold the same text, unchanged from the page.
+    """
+
+    __slots__ = ("_data", "_raw", "error", "obj", "pos")
+
+    def __init__(
+        self, raw: str | bytes, obj: Any, pos: Position | None, error: str | None = None
+    ) -> None:
+        self._data: bytes | None = None
+        self._raw: str | None = None
+        if isinstance(raw, bytes):
+            self._data = raw
+        else:
+            self._raw = raw
+        self.obj = obj
+        self.pos = pos
+        self.error = error
+
+    @property
+    def raw(self) -> str:
+        """The element's exact text."""
+        if self._raw is None:
+            self._raw = self._data.decode("utf-8")  # type: ignore[union-attr]
+        return self._raw
+
+    @property
+    def data(self) -> bytes:
+        """The element's exact text as UTF-8 bytes (the page's own bytes on the fast path)."""
+        if self._data is None:
+            self._data = self._raw.encode("utf-8")  # type: ignore[union-attr]
+        return self._data
 
     def size(self) -> int:
         """Bytes of the raw text (UTF-8)."""
-        return len(self.raw.encode("utf-8"))
+        return len(self.data)
 
     def sha256(self) -> str:
         """SHA-256 (hex) of the raw text's UTF-8 bytes."""
-        return hashlib.sha256(self.raw.encode("utf-8")).hexdigest()
+        return hashlib.sha256(self.data).hexdigest()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return (self.raw, self.obj, self.pos, self.error) == (
+            other.raw,
+            other.obj,
+            other.pos,
+            other.error,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __repr__(self) -> str:
+        return f"Event(raw={self.raw!r}, obj={self.obj!r}, pos={self.pos!r}, error={self.error!r})"
 
 
 @dataclass(slots=True)
@@ -94,8 +138,8 @@ def decode_text(data: bytes | str, **context: Any) -> str:
         ) from exc
 
 
-def split(text: str, after: Position | None = None, **context: Any) -> Page:
-    r"""Split the text of one ``audit_log_read`` result.
+def split(text: str | bytes, after: Position | None = None, **context: Any) -> Page:
+    r"""Split one ``audit_log_read`` result (its bytes as the server sent them, or its text).
 
     Args:
         text: the page, e.g. ``[\n{...},\n{...},\nnull\n]``.
@@ -103,9 +147,20 @@ def split(text: str, after: Position | None = None, **context: Any) -> Page:
             every identified event must come after it.
         **context: added to errors (server_uuid, bookmark).
 
+    Bytes take ``_split_bytes`` first (no page decode; each event's ``raw`` stays the page's
+    own bytes); whenever it declines, the page is decoded and split by the reference path
+    below, so its answer (events or ``PageError``) is the reference's (property-tested).
+
     Raises:
-        PageError: the page is not a readable array, or positions repeat or go back.
+        PageError: the page is not a readable array (or not UTF-8), or positions repeat or
+            go back.
     """
+    if isinstance(text, bytes | bytearray):
+        data = bytes(text)
+        page = _split_bytes(data, after, context)
+        if page is not None:
+            return page
+        text = decode_text(data, **context)
     found = _by_lines(text)
     elements, exhausted = found if found is not None else _by_scan(text, context)
     events: list[Event] = []
@@ -115,15 +170,74 @@ def split(text: str, after: Position | None = None, **context: Any) -> Page:
         pos = event.pos
         if pos is not None:
             if last is not None and pos <= last:
-                raise PageError(
-                    "event positions repeat or go back (duplicate or out-of-order id)",
-                    previous=f"{last.ts}#{last.id}",
-                    event=f"{pos.ts}#{pos.id}",
-                    **context,
-                )
+                raise _step_back(last, pos, context)
             last = pos
         events.append(event)
     return Page(events, exhausted, nbytes=len(text))
+
+
+def _step_back(last: Position, pos: Position, context: dict[str, Any]) -> PageError:
+    return PageError(
+        "event positions repeat or go back (duplicate or out-of-order id)",
+        previous=f"{last.ts}#{last.id}",
+        event=f"{pos.ts}#{pos.id}",
+        **context,
+    )
+
+
+def _split_bytes(data: bytes, after: Position | None, context: dict[str, Any]) -> Page | None:
+    r"""``_by_lines`` + ``_identify`` on the page's bytes in one pass; None: not that layout.
+
+    The same proof as ``_by_lines``: each piece between ``,\n`` separators parses ALONE as
+    one JSON object starting with ``{`` and ending with ``}``, so it is exactly one element's
+    text (a raw newline cannot occur inside a JSON string). orjson checks the piece's UTF-8 as
+    it parses, and the separators are ASCII, so a page this accepts is valid UTF-8 as a whole.
+    Anything else (other spacing, a non-object, JSON or UTF-8 orjson refuses) returns None and
+    the caller runs the reference path on the decoded text.
+
+    Trap: a repeated or backward position is raised only once every piece has parsed: the
+    reference reports a piece that does not parse first (it finds elements before it orders
+    them), and the same page must give the same error on both paths.
+    """
+    end = len(data) - 1 if data.endswith(b"\n]\n") else len(data)  # Percona's final newline
+    if not (data.startswith(b"[\n") and data.endswith(b"\n]", 0, end)) or end < 5:
+        return None
+    pieces = data[2 : end - 2].split(b",\n")
+    exhausted = pieces[-1] == b"null"
+    if exhausted:
+        pieces.pop()
+    loads, well_formed, new = orjson.loads, _TS.fullmatch, tuple.__new__
+    events: list[Event] = []
+    append = events.append
+    last = after
+    checked: str | None = None  # the last timestamp proven well-formed (events share seconds)
+    back: tuple[Position, Position] | None = None
+    try:
+        for piece in pieces:
+            obj = loads(piece)
+            if obj.__class__ is not dict or piece[0] != 0x7B or piece[-1] != 0x7D:  # { }
+                return None
+            ts = obj.get("timestamp")
+            ident = obj.get("id")
+            if (
+                ts.__class__ is str
+                and (ts == checked or well_formed(ts))
+                and ident.__class__ is int
+                and 0 <= ident < _UNSIGNED_64
+            ):
+                checked = ts
+                pos: Position = new(Position, (ts, ident))
+                if last is not None and pos <= last and back is None:
+                    back = (last, pos)
+                last = pos
+                append(Event(piece, obj, pos))
+            else:
+                append(_identify(piece, obj))
+    except orjson.JSONDecodeError:
+        return None
+    if back is not None:
+        raise _step_back(*back, context)
+    return Page(events, exhausted, nbytes=len(data))
 
 
 def _by_lines(text: str) -> tuple[list[tuple[str, Any]], bool] | None:
@@ -194,7 +308,7 @@ def _by_scan(text: str, context: dict[str, Any]) -> tuple[list[tuple[str, Any]],
     return out, exhausted
 
 
-def _identify(raw: str, obj: Any) -> Event:
+def _identify(raw: str | bytes, obj: Any) -> Event:
     if not isinstance(obj, dict):
         return Event(raw, obj, None, f"element is a JSON {type(obj).__name__}, not an object")
     ts = obj.get("timestamp")

@@ -31,7 +31,7 @@ from auditstream.dsn import MySQLDsn
 from auditstream.errors import SourceConfigError, SourceError, SourceUnavailable
 from auditstream.mysql import Connection, Error, connect, is_connection_error
 from producer import flavor as flavors
-from producer.page import Page, Position, decode_text, split
+from producer.page import Page, Position, split
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class MySQLSource:
         data = _first(rows)
         if data is None:
             raise SourceError("audit_log_read() returned NULL", arg=arg, **ctx)
-        page = split(decode_text(data, **ctx), self._last, **ctx)
+        page = split(data, self._last, **ctx)  # bytes: split without decoding the page
         page.warnings = warnings
         for event in reversed(page.events):
             if event.pos is not None:

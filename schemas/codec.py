@@ -49,7 +49,7 @@ class Codec(Protocol):
     def encode_event(
         self,
         server_uuid: str,
-        raw: str,
+        raw: str | bytes,
         event: Mapping[str, Any],
         topic: str,
         *,
@@ -58,6 +58,7 @@ class Codec(Protocol):
     ) -> bytes:
         """``encode(AUDIT_EVENT, to_record(server_uuid, raw, event, chain=, chain_seq=), topic)``.
 
+        ``raw`` may be the event text's UTF-8 bytes (the producer's, straight from the page).
         Raises what that raises (``InvalidEventError``, ``ValueError``, ``OverflowError``).
         """
         ...
@@ -103,7 +104,7 @@ class SingleObjectCodec:
     def encode_event(
         self,
         server_uuid: str,
-        raw: str,
+        raw: str | bytes,
         event: Mapping[str, Any],
         topic: str,
         *,
@@ -122,7 +123,8 @@ class SingleObjectCodec:
                 )
             except compiled.Fallback:  # any failure there: the reference decides
                 pass
-        record = to_record(server_uuid, raw, event, chain=chain, chain_seq=chain_seq)
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        record = to_record(server_uuid, text, event, chain=chain, chain_seq=chain_seq)
         return self.encode(registry.AUDIT_EVENT, record, topic)
 
     def decode(self, value: bytes, topic: str) -> tuple[str, dict[str, Any]]:
@@ -185,7 +187,7 @@ class RegistryCodec:
     def encode_event(
         self,
         server_uuid: str,
-        raw: str,
+        raw: str | bytes,
         event: Mapping[str, Any],
         topic: str,
         *,
@@ -193,7 +195,8 @@ class RegistryCodec:
         chain_seq: int | None = None,
     ) -> bytes:
         """``to_record`` then ``encode`` (the registry's serializer: no fused path here)."""
-        record = to_record(server_uuid, raw, event, chain=chain, chain_seq=chain_seq)
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        record = to_record(server_uuid, text, event, chain=chain, chain_seq=chain_seq)
         return self.encode(registry.AUDIT_EVENT, record, topic)
 
     def decode(self, value: bytes, topic: str) -> tuple[str, dict[str, Any]]:

@@ -183,4 +183,6 @@ def test_the_fast_event_step_equals_advancing_over_the_link(
 ) -> None:
     """``advance_event`` (the producer's hot path) is ``advance(Link.event(...))`` exactly."""
     state = ChainState(UUID, hashlib.sha256(str(seq).encode()).hexdigest(), seq, ("x", 1))
-    assert state.advance_event(ts, ident, raw) == state.advance(Link.event(UUID, ts, ident, raw))
+    expected = state.advance(Link.event(UUID, ts, ident, raw))
+    assert state.advance_event(ts, ident, raw) == expected
+    assert state.advance_event(ts, ident, raw.encode()) == expected  # the page's bytes
