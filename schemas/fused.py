@@ -5,17 +5,21 @@
     encode(server_uuid, raw, event, chain, chain_seq, header) -> bytes
 
 returning exactly ``header`` + the body fastavro writes for
-``to_record(server_uuid, raw, event, chain=chain, chain_seq=chain_seq)``. Each flat field is
-read from the event as ``schemas.mapping.to_record`` reads it (``SOURCES`` below) and written
-in schema order. The common values (exact ``str``, small ``int``, ``float``, ``None``) are
-handled inline; anything else goes through the mapping's own converters (``_str``, ``_int``,
-``_float``, ``_str_map``, ``_str_list``), so the type rules live in one place.
+``to_record(server_uuid, raw, event, chain=chain, chain_seq=chain_seq)``; ``raw`` is the text
+or its UTF-8 bytes (the producer passes the page's bytes: no decode and re-encode per event).
+Each flat field is read from the event as ``schemas.mapping.to_record`` reads it (``SOURCES``
+below) and written in schema order. The common values (exact ``str``, small ``int``,
+``float``, ``None``) are handled inline; anything else goes through the mapping's own
+converters (``_str``, ``_int``, ``_float``, ``_str_map``, ``_str_list``), so the type rules
+live in one place.
 
 Traps:
 
 - ``Fallback`` (every error is turned into one) means "use the reference": the caller then runs
   ``to_record`` + the reference encoder, which gives the right bytes or the right error
   (``InvalidEventError``, fastavro's ``OverflowError`` for an id of 2**63 or more, ...).
+- ``raw`` as bytes is written as it is: it must be UTF-8 (the producer's page split proves it;
+  anything else is the caller's bug, and fastavro would refuse the text it decodes to).
 - ``SOURCES`` must name every field of the schema: a new field without a source makes
   ``compile_event_encoder`` raise ``Unsupported``, and the codec then uses ``to_record``.
   A field added to ``to_record`` must be added here too (the property tests catch it).
@@ -86,10 +90,20 @@ _REQUIRED_STRING = """\
 _FIXED = {
     "server_uuid": "    a(_uuid(server_uuid))",
     "timestamp": "    a(_timestamp(get('timestamp')))",
-    "id": "    a(long(event_id(event)))",
+    "id": (
+        "    v = get('id')\n"
+        "    a(LENGTHS[v] if v.__class__ is int and 0 <= v < 16384 else _event_id(event))"
+    ),
     "class": "    v = get('class')\n" + _REQUIRED_STRING,
     "event": "    v = get('event')\n" + _REQUIRED_STRING,
-    "raw": "    v = raw\n" + _REQUIRED_STRING,
+    "raw": (
+        "    v = raw\n"
+        "    if v.__class__ is bytes: _b = v\n"
+        "    elif v.__class__ is str: _b = v.encode()\n"
+        "    else: raise Fallback\n"
+        "    _n = len(_b)\n"
+        "    a(LENGTHS[_n] if _n < 16384 else length(_n)); a(_b)"
+    ),
     "chain": "    a(_nstring_strict(chain))",
     "chain_seq": "    a(_nlong_strict(chain_seq))",
 }
@@ -116,7 +130,7 @@ class EventEncoder(Protocol):
     def __call__(
         self,
         server_uuid: str,
-        raw: str,
+        raw: str | bytes,
         event: Mapping[str, Any],
         chain: str | None,
         chain_seq: int | None,
@@ -166,11 +180,42 @@ def _slow_long(value: object) -> bytes:
     return _nlong_strict(mapping._int(value))
 
 
+#: Plain (not zigzag) varints of 0..16383, and the same 14 bits as two continued bytes.
+_RAW: tuple[bytes, ...] = tuple(compiled._varint(u) for u in range(16384))
+_CONTINUED: tuple[bytes, ...] = tuple(
+    bytes(((u & 0x7F) | 0x80, (u >> 7) | 0x80)) for u in range(16384)
+)
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+
+
+def _zigzag(n: int) -> bytes:
+    """``compiled.long(n)`` for a signed 64-bit ``n`` (the caller checks the range).
+
+    14 bits at a time from tables instead of a loop per 7 bits: a unix time or a byte count
+    (3-6 bytes) is the common case here. Equality with ``compiled.long`` is tested at every
+    length boundary (tests/schemas/test_fused.py).
+    """
+    u = (n << 1) ^ (n >> 63)
+    if u < 16384:
+        return _RAW[u]
+    if u < 268435456:  # 2**28
+        return _CONTINUED[u & 0x3FFF] + _RAW[u >> 14]
+    if u < 4398046511104:  # 2**42
+        return _CONTINUED[u & 0x3FFF] + _CONTINUED[(u >> 14) & 0x3FFF] + _RAW[u >> 28]
+    return compiled.long(n)
+
+
 def _tagged_long(value: int) -> bytes:
     """A nullable long of an exact ``int`` as ``to_record`` maps it (out of range: null)."""
-    if -(2**63) <= value < 2**63:
-        return b"\x02" + compiled.long(value)
+    if _LONG_MIN <= value <= _LONG_MAX:
+        return b"\x02" + _zigzag(value)
     return _NULL
+
+
+def _event_id(event: Mapping[str, Any]) -> bytes:
+    """The ``id`` field: ``long(mapping.event_id(event))`` (Fallback beyond a signed long)."""
+    value = mapping.event_id(event)
+    return _zigzag(value) if value <= _LONG_MAX else compiled.long(value)
 
 
 def _slow_double(value: object) -> bytes:
@@ -242,6 +287,25 @@ def _field_lines(kind: str, expr: str) -> list[str]:
     raise Unsupported(f"no fused encoding for a nullable {kind}")
 
 
+def _runs(fields: list[tuple[str, bool, str]]) -> list[list[tuple[str, bool, str]]]:
+    """The fields in schema order, consecutive ones read from the same sub-object grouped.
+
+    A sub-object that is absent (or not a mapping) is bound to ``_EMPTY``, where every field
+    reads as None: the run is then one constant of null branches instead of a test per field.
+    """
+    runs: list[list[tuple[str, bool, str]]] = []
+    previous = None
+    for field in fields:
+        source = SOURCES.get(field[0])
+        local = source[0] if isinstance(source, tuple) and source[0] in OBJECTS else None
+        if local is not None and local == previous:
+            runs[-1].append(field)
+        else:
+            runs.append([field])
+        previous = local
+    return runs
+
+
 def compile_event_encoder(schema: Any) -> EventEncoder:
     """The fused encoder for ``schema`` (the parsed current ``audit_event`` schema).
 
@@ -269,19 +333,30 @@ def compile_event_encoder(schema: Any) -> EventEncoder:
             f"        {local} = _EMPTY",
         ]
     src.append("    sql_source = general or table")
-    for name, nullable, kind in fields:
+    for run in _runs(fields):
+        name, nullable, kind = run[0]
         if name in _FIXED:
             if _FIXED_KINDS[name] != (nullable, kind):
                 raise Unsupported(f"{name} is {kind} (nullable: {nullable}), fused code is not")
             src += _FIXED[name].split("\n")
             continue
-        if not nullable:
-            raise Unsupported(f"{name} is not nullable")
-        source = SOURCES[name]
-        expr = source if isinstance(source, str) else f"{source[0]}.get({source[1]!r})"
-        if expr.startswith("event.get("):
-            expr = "get(" + expr.removeprefix("event.get(")
-        src += _field_lines(kind, expr)
+        lines = []
+        for name, nullable, kind in run:
+            if not nullable:
+                raise Unsupported(f"{name} is not nullable")
+            source = SOURCES[name]
+            expr = source if isinstance(source, str) else f"{source[0]}.get({source[1]!r})"
+            if expr.startswith("event.get("):
+                expr = "get(" + expr.removeprefix("event.get(")
+            lines += _field_lines(kind, expr)
+        if len(run) == 1:
+            src += lines
+        else:
+            # Every field of the run reads one sub-object: absent, they are all null.
+            local = SOURCES[run[0][0]][0]
+            src.append(f"    if {local} is _EMPTY: a({_NULL * len(run)!r})")
+            src.append("    else:")
+            src += ["    " + line for line in lines]
     src.append("    return b''.join(parts)")
     scope = compiled.namespace()
     scope.update(
@@ -289,7 +364,7 @@ def compile_event_encoder(schema: Any) -> EventEncoder:
             "Mapping": Mapping,
             "_EMPTY": _EMPTY,
             "NTAGGED": NTAGGED,
-            "event_id": mapping.event_id,
+            "_event_id": _event_id,
             "_uuid": _uuid,
             "_timestamp": _timestamp,
             "_nstring_strict": _nstring_strict,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import fused, registry
+from schemas import compiled, fused, registry
 from schemas.compiled import Fallback, Unsupported
 from tests.schemas import strategies
 from tests.schemas.reference import UUID, reference_event, sample_events, traffic_events
@@ -158,3 +158,29 @@ def test_a_changed_type_of_a_fixed_field_disables_fusing() -> None:
     ]
     with pytest.raises(Unsupported, match="chain_seq"):
         fused.compile_event_encoder(schema)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event=strategies.events(), ascii_only=st.booleans())
+def test_raw_as_its_utf8_bytes_gives_the_same_bytes(
+    event: dict[str, Any], ascii_only: bool
+) -> None:
+    """The producer passes the page's bytes as ``raw``: the same value as the text's."""
+    raw = strategies.raw_text(event, ascii_only)
+    try:
+        data = raw.encode()
+    except UnicodeEncodeError:
+        return  # a lone surrogate: no UTF-8 page can hold it
+    assert fused_event(data, event, CHAIN, 3) == fused_event(raw, event, CHAIN, 3)  # type: ignore[arg-type]
+    expected = reference_event(raw, event, CHAIN, 3)
+    if isinstance(expected, bytes):
+        assert fused_event(data, event, CHAIN, 3) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bits", range(64))
+def test_table_varints_equal_the_loop_at_every_length_boundary(bits: int) -> None:
+    for n in {2**bits - 1, 2**bits, 2**bits + 1, -(2**bits), -(2**bits) - 1, 1796623738}:
+        if -(2**63) <= n < 2**63:
+            assert fused._zigzag(n) == compiled.long(n), n
+            assert fused._tagged_long(n) == b"\x02" + compiled.long(n)
+    assert fused._tagged_long(2**63) == fused._tagged_long(-(2**63) - 1) == b"\x00"
