@@ -22,6 +22,7 @@ from producer.config import BookmarkSettings, ProducerSettings
 from producer.loop import Loop
 from producer.progress import BacklogBar, newest_event
 from producer.publisher import Publisher, ensure
+from producer.runtime import tune_gc
 from producer.source import MySQLSource
 from schemas.codec import for_settings
 
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port, ready={"streaming": loop.healthy})
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    tune_gc()  # start-up is done: the page split's objects are what the collector sees now
     bar = None
     if sys.stderr.isatty() and not settings.log_json:
         bar = BacklogBar(lambda: loop.bookmark, lambda: newest_event(settings.source()))
