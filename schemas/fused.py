@@ -169,7 +169,7 @@ def _nlong_strict(value: object) -> bytes:
         return _NULL
     if value.__class__ is not int:
         raise Fallback
-    return b"\x02" + compiled.long(value)
+    return b"\x02" + (_zigzag(value) if _LONG_MIN <= value <= _LONG_MAX else compiled.long(value))
 
 
 def _slow_string(value: object) -> bytes:
