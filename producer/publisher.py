@@ -9,7 +9,9 @@ for that one only, while later messages stay in flight. Traps:
 - ``flush()`` returning non-zero means messages are still unacknowledged: a failure, not a
   detail. So is any delivery report with an error.
 - ``produce()`` raises ``BufferError`` when the local queue is full: serve callbacks with
-  ``poll`` and retry; ``poll(0)`` after every produce keeps callbacks flowing.
+  ``poll`` and retry. ``poll(0)`` every ``POLL_EVERY`` produces keeps callbacks flowing (once
+  per message cost ~0.5 µs of a ~30 µs event; the reports wait at most 63 messages longer, and
+  ``wait_for``/``wait`` serve them all before deciding anything).
 - A message larger than ``message.max.bytes`` is refused at ``produce()``; one larger than the
   topic's ``max.message.bytes`` is refused by the broker in its delivery report. Both come back
   as "too large" (the caller publishes a gap event), never as a failure that would stop the
@@ -36,6 +38,8 @@ from auditstream.kafka import TopicSpec, audit_topic_config, ensure_topics
 log = logging.getLogger(__name__)
 
 _TOO_LARGE = {KafkaError.MSG_SIZE_TOO_LARGE}
+#: Serve delivery callbacks (``poll(0)``) after this many produces.
+POLL_EVERY = 64
 
 
 class MessageTooLarge(BrokerError):
@@ -70,6 +74,7 @@ class Publisher:
         self._current = Delivery()
         self._open: list[Delivery] = [self._current]
         self._fatal = False
+        self._produced = 0
         self.acked = 0
 
     def send(self, topic: str, value: bytes, ref: Any = None) -> None:
@@ -97,7 +102,9 @@ class Publisher:
                 self._fatal = self._fatal or err.fatal()
                 raise BrokerError(f"produce failed: {err.str()}", topic=topic) from exc
         delivery.pending += 1
-        self._producer.poll(0)
+        self._produced += 1
+        if not self._produced % POLL_EVERY:
+            self._producer.poll(0)
 
     def cut(self) -> Delivery:
         """Close the messages sent since the last cut into one ``Delivery`` (for ``wait_for``)."""
