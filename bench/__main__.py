@@ -39,6 +39,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="comma-separated components to sample with py-spy: producer,consumer",
     )
     parser.add_argument(
+        "--profile-idle",
+        action="store_true",
+        help="--profile also samples waiting threads, per thread (py-spy --idle --threads)",
+    )
+    parser.add_argument(
         "--rotation-rows",
         type=int,
         help="rows in the table the rotation stage rotates and dumps (full run: 1,000,000)",
@@ -93,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 sizes,
                 workdir / f"run{n + 1}" if args.repeat > 1 else workdir,
                 profile=wanted_profiles or frozenset(),
+                profile_idle=args.profile_idle,
             )
             runs.append(run)
             for stage in STAGES:

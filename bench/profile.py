@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 RATE = 200  # samples per second
+IDLE_SUFFIX = ".idle.txt"  # a profile that includes waiting threads (``--profile-idle``)
 
 
 def py_spy() -> str:
@@ -27,8 +28,14 @@ def py_spy() -> str:
     return found
 
 
-def wrap(argv: list[str], out: Path) -> list[str]:
-    """``argv`` run under ``py-spy record`` writing collapsed stacks to ``out``."""
+def wrap(argv: list[str], out: Path, *, idle: bool = False) -> list[str]:
+    """``argv`` run under ``py-spy record`` writing collapsed stacks to ``out``.
+
+    ``idle`` (default: ``out`` named ``*.idle.txt``, see ``--profile-idle``): also sample
+    threads that wait (``--idle``), one stack root per thread (``--threads``): where a thread
+    *waits* (the broker's fetch, the database) shows up too.
+    """
+    idle = idle or out.name.endswith(IDLE_SUFFIX)
     return [
         py_spy(),
         "record",
@@ -37,6 +44,7 @@ def wrap(argv: list[str], out: Path) -> list[str]:
         "--rate",
         str(RATE),
         "--nonblocking",
+        *(["--idle", "--threads"] if idle else []),
         "--output",
         str(out),
         "--",

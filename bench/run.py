@@ -17,6 +17,7 @@ from pathlib import Path
 from bench.corpus import Corpus
 from bench.infra import EmulatedServer, Stack
 from bench.measure import Figure
+from bench.profile import IDLE_SUFFIX
 
 log = logging.getLogger("bench")
 
@@ -90,6 +91,7 @@ class Run:
     failed: dict[str, str] = field(default_factory=dict)
     profile: frozenset[str] = frozenset()
     profiles: dict[str, Path] = field(default_factory=dict)
+    profile_idle: bool = False  # ``--profile-idle``: waiting threads are sampled too
 
     def add(self, figure: Figure, ref: str | None = None) -> Figure:
         """Record a figure (and, under ``ref``, its value for later ratios)."""
@@ -120,7 +122,7 @@ class Run:
         """
         if component not in self.profile or component in self.profiles:
             return None
-        out = self.path(f"profiles/{component}.txt")
+        out = self.path(f"profiles/{component}{IDLE_SUFFIX if self.profile_idle else '.txt'}")
         self.profiles[component] = out
         return out
 
