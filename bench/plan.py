@@ -32,6 +32,7 @@ STAGES: tuple[Stage, ...] = (
             ("limit: raw produce", "MB/s"),
             ("limit: LOAD DATA", "rows/s"),
             ("limit: LOAD DATA", "MB/s"),
+            ("limit: LOAD DATA", "rows/s, 5,000-row transactions"),
         ),
     ),
     Stage(
