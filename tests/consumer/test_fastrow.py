@@ -142,7 +142,13 @@ def test_a_schema_that_differs_from_the_columns_is_unsupported() -> None:
 
 
 _special = st.sampled_from(["\\N", "\\", "\t", "\n", "\0", "a\\tb", "NULL", "", "é\x00\n", "\r"])
-_texts = st.one_of(strategies.texts, _special, st.text(st.characters(codec="utf-8")))
+# Avro strings are UTF-8: a lone surrogate (which the shared ``strategies.texts`` draws on
+# purpose, for the producer's JSON path) cannot be encoded by fastavro, so no message holds one.
+_texts = st.one_of(
+    strategies.texts.filter(lambda t: not any("\ud800" <= c <= "\udfff" for c in t)),
+    _special,
+    st.text(st.characters(codec="utf-8")),
+)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
