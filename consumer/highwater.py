@@ -79,17 +79,27 @@ def archived(cur: Any, keys: list[Key]) -> set[Key]:
 
 
 def save_marks(cur: Any, marks: Mapping[str, tuple[Identity, str, int, int]]) -> None:
-    """Upsert ``{server: (identity, topic, partition, offset)}``; callers pass only raised marks."""
+    """Upsert ``{server: (identity, topic, partition, offset)}``, one statement for all.
+
+    Callers pass only raised marks.
+    """
+    if not marks:
+        return
     now = datetime.now(UTC).replace(tzinfo=None)
-    for server, (ident, topic, partition, offset) in sorted(marks.items()):
-        cur.execute(
-            "INSERT INTO audit_high_water "
-            "(server_uuid, ts, id, topic, kafka_partition, kafka_offset, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
-            "ts = %s, id = %s, topic = %s, kafka_partition = %s, kafka_offset = %s, "
-            "updated_at = %s",
-            (server, *(ident.ts, ident.id, topic, partition, offset, now) * 2),
-        )
+    rows = sorted(marks.items())
+    cur.execute(
+        "INSERT INTO audit_high_water "
+        "(server_uuid, ts, id, topic, kafka_partition, kafka_offset, updated_at) "
+        f"VALUES {', '.join(['(%s, %s, %s, %s, %s, %s, %s)'] * len(rows))} "
+        "ON DUPLICATE KEY UPDATE ts = VALUES(ts), id = VALUES(id), topic = VALUES(topic), "
+        "kafka_partition = VALUES(kafka_partition), kafka_offset = VALUES(kafka_offset), "
+        "updated_at = VALUES(updated_at)",
+        [
+            v
+            for server, (ident, topic, partition, offset) in rows
+            for v in (server, ident.ts, ident.id, topic, partition, offset, now)
+        ],
+    )
 
 
 def _lookup(cur: Any, tables: list[str], keys: list[Key]) -> set[Key]:

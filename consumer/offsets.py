@@ -56,16 +56,18 @@ def compare(
 
 
 def save(cur: Any, offsets: dict[TopicPartition, int], member: str) -> None:
-    """Store the next offsets (the rows are locked by ``read(..., lock=True)``)."""
+    """Store the next offsets (the rows are locked by ``read(..., lock=True)``), one statement."""
+    if not offsets:
+        return
     now = _now()
-    for (topic, partition), offset in sorted(offsets.items()):
-        cur.execute(
-            "INSERT INTO audit_offsets "
-            "(topic, kafka_partition, next_offset, member, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
-            "next_offset = %s, member = %s, updated_at = %s",
-            (topic, partition, offset, member, now, offset, member, now),
-        )
+    rows = sorted(offsets.items())
+    cur.execute(
+        "INSERT INTO audit_offsets (topic, kafka_partition, next_offset, member, updated_at) "
+        f"VALUES {', '.join(['(%s, %s, %s, %s, %s)'] * len(rows))} ON DUPLICATE KEY UPDATE "
+        "next_offset = VALUES(next_offset), member = VALUES(member), "
+        "updated_at = VALUES(updated_at)",
+        [v for (topic, partition), offset in rows for v in (topic, partition, offset, member, now)],
+    )
 
 
 def _now() -> datetime:

@@ -73,6 +73,9 @@ class Sink:
         self._member = member
         self._rows = RowWriter(method)
         self._conn: db.Connection | None = None
+        # One cursor per connection: the C extension's ``cursor()`` pings the server (a round
+        # trip per batch, and a GIL hand-over on the writer thread).
+        self._cur: Any = None
 
     @property
     def method(self) -> Method:
@@ -90,12 +93,13 @@ class Sink:
                     if not int(cur.fetchall()[0][0]):
                         log.warning("local_infile is OFF on the archive: using multi-row INSERT")
                         self._rows.method = "insert"
+                self._cur = cur
             except DB_ERRORS as exc:
-                self._conn = None
+                self._conn = self._cur = None
                 raise ArchiveError(
                     f"cannot connect to the archive: {exc}", dsn=str(self._dsn)
                 ) from exc
-        return self._conn.cursor()
+        return self._cur
 
     def close(self) -> None:
         """Close the connection (an open transaction is rolled back) and remove temp files."""
@@ -104,7 +108,7 @@ class Sink:
 
     def close_connection(self) -> None:
         """Drop the connection (it is reopened on the next write)."""
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._cur = self._conn, None, None
         if conn is not None:
             try:
                 conn.close()
