@@ -76,13 +76,19 @@ def sink_limits(run: Run) -> None:
     # and one commit per batch). The 5,000-row transactions this limit used before (when that
     # was the consumer's default) are loaded too, into their own fresh table, and printed beside
     # it: the cost of the consumer's smaller batches is then visible, not hidden in the ratio.
+    # The limit is the better of two loads: one load swung from 12k to 29k rows/s between runs
+    # on this shared machine, and a limit is what the component allows (the higher, the less
+    # the ratio flatters the consumer).
     chunk = ConsumerSettings.model_fields["batch_rows"].default
     stage = "limit: LOAD DATA"
-    load = _load_rows(run, rows, chunk, "bench_limit_load")
+    loads = [_load_rows(run, rows, chunk, f"bench_limit_load{n}") for n in (1, 2)]
+    load = max(loads, key=lambda r: r.per_second)
     note = (
         f"{load.items:,} rows (as many as a consumer run) prepared in advance, {chunk:,} per "
         "transaction like the consumer's batches (its --batch-rows default), fresh table from "
-        "the audit_data template"
+        "the audit_data template; the better of 2 loads ("
+        + ", ".join(f"{r.per_second:,.0f}" for r in loads)
+        + ")"
     )
     run.add(Figure(stage, "rows/s", load.per_second, "rows/s", note=note), "limit.load.rows_s")
     run.add(Figure(stage, "MB/s", load.mb_per_second, "MB/s", note="TSV bytes"), "limit.load.mb_s")
