@@ -166,6 +166,32 @@ class Link:
         return replace(self, fields=(*self.fields[:-1], raw))
 
 
+def event_digest(previous: bytes, server_uuid: str, ts: str, id_: int, raw: bytes) -> bytes:
+    """The 32-byte hash of an event link after ``previous`` (the chain rule, no state object).
+
+    ``ts`` as the server wrote it, ``raw`` the event's UTF-8 bytes exactly as read. The same
+    hash as ``Link.event(...).hash_after(previous)`` (property-tested); the constant ``kind``
+    and ``server_uuid`` fields are encoded once per server. ``ChainState.advance_event`` and
+    the producer's ``Linker`` (its hot path) both hash through here.
+    """
+    ts_text, id_text = ts.encode("utf-8"), str(id_).encode("utf-8")
+    digest = hashlib.sha256(
+        b"".join(
+            (
+                previous,
+                _event_head(server_uuid),
+                len(ts_text).to_bytes(8, "big"),
+                ts_text,
+                len(id_text).to_bytes(8, "big"),
+                id_text,
+                len(raw).to_bytes(8, "big"),
+            )
+        )
+    )
+    digest.update(raw)
+    return digest.digest()
+
+
 @dataclass(frozen=True, slots=True)
 class ChainState:
     """Where a server's chain stands: the last link's hash and number, and the bookmark.
@@ -206,30 +232,16 @@ class ChainState:
     def advance_event(self, ts: str | datetime, id_: int, raw: str | bytes) -> ChainState:
         """``advance`` over an event as read (``raw`` exactly as the server sent it).
 
-        The producer's hot path: the same hash as ``advance(Link.event(...))`` (property-tested
-        in tests/auditstream/test_chain.py), without building the ``Link``; the constant
-        ``kind`` and ``server_uuid`` fields are encoded once per server. ``raw`` may be its
-        UTF-8 bytes (the page's own: the producer never decodes them).
+        The same hash as ``advance(Link.event(...))`` (property-tested in
+        tests/auditstream/test_chain.py), without building the ``Link`` (``event_digest``).
+        ``raw`` may be its UTF-8 bytes (the page's own: the producer never decodes them). The
+        producer's hot path does not build a state per event either (``producer.linker``).
         """
         ts_str = ts if isinstance(ts, str) else _text(ts)
         id_int = int(id_)
-        ts_text, id_text = ts_str.encode("utf-8"), str(id_int).encode("utf-8")
         data = raw if isinstance(raw, bytes) else raw.encode("utf-8")
-        digest = hashlib.sha256(
-            b"".join(
-                (
-                    bytes.fromhex(self.hash),
-                    _event_head(self.server_uuid),
-                    len(ts_text).to_bytes(8, "big"),
-                    ts_text,
-                    len(id_text).to_bytes(8, "big"),
-                    id_text,
-                    len(data).to_bytes(8, "big"),
-                )
-            )
-        )
-        digest.update(data)
-        return ChainState(self.server_uuid, digest.hexdigest(), self.seq + 1, (ts_str, id_int))
+        digest = event_digest(bytes.fromhex(self.hash), self.server_uuid, ts_str, id_int, data)
+        return ChainState(self.server_uuid, digest.hex(), self.seq + 1, (ts_str, id_int))
 
     def advance_gap(self, gap: Mapping[str, Any]) -> ChainState:
         """``advance`` over a gap ``control_event`` record (its hashed fields only)."""
