@@ -8,20 +8,24 @@ batches between the two and settles them strictly in the order they were sent.
 ``batches(page, bookmark)`` is both in one step (one batch in flight).
 
 Every published event and gap is a link of the server's hash chain (docs/tamper-evidence.md,
-``auditstream.chain``), in log order. Traps:
+``auditstream.chain``), in log order, linked through the loop's ``Linker`` (``producer.linker``,
+the one holder of the chain state). Traps:
 
 - The chain must be a function of the log, not of sends: a re-send after a crash or a broker
-  outage must carry the hash it had the first time. So the state stored with the bookmark is
-  the one right after the element AT the bookmark (a trailing gap is re-found and re-linked on
-  the same predecessor), and after a failure the in-memory chain rewinds to it (``rewind``).
+  outage must carry the hash it had the first time. So the state a ``Sent`` carries (stored
+  with the bookmark) is the linker's mark right after the element AT the bookmark (a trailing
+  gap is re-found and re-linked on the same predecessor); after a failure the loop rewinds the
+  linker to the stored state.
 - A skipped-event warning names the event's position when the server says it (the emulator
   does); its gap is linked right before the first event after that position, so a re-read that
   starts mid-page links it identically. A warning without a position is linked at page start.
 - Step 2 drops by position, but an unidentifiable element has none: it is kept only when the
   last identified event before it was at or after the bookmark.
 - With batches in flight the chain head is ahead of every unsettled batch: each ``Sent``
-  carries the state at its own last element, and ``rewind`` after any failure goes back to the
+  carries the state at its own last element, and a rewind after any failure goes back to the
   stored state (the in-flight batches are read, linked and sent again, with the same hashes).
+- An event is linked (``Linker.commit``) only once the client accepted its message; one that
+  is too large or cannot be encoded becomes a gap at its own place instead.
 - ``raw`` goes out exactly as read; when a flat field cannot be encoded (a lone surrogate from a
   ``\ud800`` escape), only the flat copy is scrubbed, never ``raw``.
 """
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from auditstream import metrics
 from auditstream.chain import ChainState
 from producer.control import Control
+from producer.linker import Linker
 from producer.page import Event, Page, Position
 from producer.publisher import Delivery, MessageTooLarge, Publisher
 from schemas.codec import Codec
@@ -68,7 +73,7 @@ class Batcher:
         control: gap and heartbeat events (same publisher).
         options: topic, batch size, message size limit.
         ack_timeout: seconds to wait for acks right now (shorter once stopping).
-        chain: the chain state stored with the bookmark (genesis for a new server).
+        chain: the server's chain, owned by the caller (None: a new one from genesis).
     """
 
     def __init__(
@@ -79,7 +84,7 @@ class Batcher:
         control: Control,
         options: Options,
         ack_timeout: Callable[[], float] | None = None,
-        chain: ChainState | None = None,
+        chain: Linker | None = None,
     ) -> None:
         self.server_uuid = server_uuid
         self.publisher = publisher
@@ -90,8 +95,7 @@ class Batcher:
         self._max = options.max_message_bytes
         self._buffer = options.read_buffer_size
         self._timeout = ack_timeout or (lambda: options.ack_timeout)
-        self._chain = chain or ChainState.start(server_uuid)
-        self._stored_chain = self._chain
+        self.chain = chain or Linker(ChainState.start(server_uuid))
         self._reported: set[Skipped] = set()
         self._prev: Position | None = None
         self._past = True
@@ -114,13 +118,8 @@ class Batcher:
         """The sequence ended; a missing bookmark with nothing after it waits for the next."""
         self._missing = None
 
-    def stored(self, chain: ChainState) -> None:
-        """The bookmark was stored with ``chain``: a later failure rewinds to it."""
-        self._stored_chain = chain
-
     def rewind(self) -> None:
-        """After a failure: forget what was not bookmarked (it is read and linked again)."""
-        self._chain = self._stored_chain
+        """After a failure: forget what was not acknowledged (the caller rewinds the chain)."""
         self._reported.clear()
         self.publisher.reset()
 
@@ -193,14 +192,18 @@ class Batcher:
     ) -> tuple[Position | None, ChainState | None, int]:
         # Step 3: encode and produce; what cannot be published becomes a gap in this batch.
         last: Position | None = None
-        state: ChainState | None = None
+        state: ChainState | None = None  # the mark right after ``last`` (taken when needed)
         count = 0
         publisher, topic, codec, uuid = self.publisher, self._topic, self._codec, self.server_uuid
+        chain = self.chain
         for event in chunk:
             pos = event.pos
             if pos is None:
+                if state is None and last is not None:
+                    state = chain.mark()  # before this gap: the bookmark cannot pass it
                 self._gap_for("invalid_event", event, self._prev, event.error)
                 continue
+            state = None
             while pending and (pending[0][0] or pos) < pos:
                 self._gap_skipped(*pending.pop(0))
             if self._missing is not None:
@@ -209,12 +212,13 @@ class Batcher:
             value: bytes | None = None
             # ``data``: the event's bytes as the page held them (no decode, no re-encode).
             data = event.data
-            link = self._chain.advance_event(pos.ts, pos.id, data)
+            # Proposed, not linked: linked (commit) only once the client accepts the message.
+            link = chain.propose(pos.ts, pos.id, data)
             try:
                 # Fused: the parsed event straight to its message value, the same bytes as
                 # encode(to_record(...)) (schemas/fused.py; equality is property-tested).
                 value = codec.encode_event(
-                    uuid, data, event.obj, topic, chain=link.hash, chain_seq=link.seq
+                    uuid, data, event.obj, topic, chain=link, chain_seq=chain.seq + 1
                 )
             except _ENCODE_ERRORS as exc:
                 value = self._encode_scrubbed(event, link, exc)
@@ -227,23 +231,26 @@ class Batcher:
                 else:
                     try:
                         publisher.send(topic, value, event)
-                        self._chain = link
+                        chain.commit()
                         count += 1
                     except MessageTooLarge as exc:
                         self._gap_for("too_large_for_topic", event, pos, exc.message)
-            last, state = pos, self._chain
-            self._prev = pos
+            last = self._prev = pos
+        if state is None and last is not None:
+            state = chain.mark()  # before the trailing gaps, for the same reason
         if final:
             while pending:
                 self._gap_skipped(*pending.pop(0))
         metrics.EVENTS_PUBLISHED.labels(uuid).inc(count)  # once per batch: labels() is slow
         return last, state, count
 
-    def _encode_scrubbed(self, event: Event, link: ChainState, exc: Exception) -> bytes | None:
+    def _encode_scrubbed(self, event: Event, link: str, exc: Exception) -> bytes | None:
         try:
-            record = to_record(self.server_uuid, event.raw, event.obj)
+            record = to_record(
+                self.server_uuid, event.raw, event.obj, chain=link, chain_seq=self.chain.seq + 1
+            )
             record = {k: v if k == "raw" else _scrub(v) for k, v in record.items()}
-            return self._codec.encode(AUDIT_EVENT, link.stamp(record), self._topic)
+            return self._codec.encode(AUDIT_EVENT, record, self._topic)
         except _ENCODE_ERRORS:
             self._gap_for("invalid_event", event, event.pos, f"{type(exc).__name__}: {exc}")
             return None
@@ -278,7 +285,7 @@ class Batcher:
         self._gap("oversized", start=at or self._prev, end=at, events=1, detail=text)
 
     def _gap(self, reason: str, **fields: Any) -> None:
-        self._chain = self.control.gap(reason, self._bookmark, chain=self._chain, **fields)
+        self.control.gap(reason, self._bookmark, chain=self.chain, **fields)
 
     def _skipped(self, warnings: list[str], bookmark: Position | None) -> list[Skipped]:
         """The page's warnings not reported yet (a re-read repeats them) and not covered."""

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditstream import metrics
-from auditstream.chain import ChainState
+from producer.linker import Linker
 from producer.page import Position
 from producer.publisher import Publisher
 from schemas.codec import Codec
@@ -62,12 +62,11 @@ class Control:
         size: int | None = None,
         sha256: str | None = None,
         detail: str | None = None,
-        chain: ChainState,
-    ) -> ChainState:
+        chain: Linker,
+    ) -> None:
         """Queue a gap event (the caller's next ``Publisher.wait`` acknowledges it).
 
-        The gap is the next link of ``chain``: it is stamped with, and the call returns, the
-        chain's state after it.
+        The gap is linked at the head of ``chain`` and stamped with its link.
         """
         record = self._base("gap", bookmark)
         record.update(
@@ -81,8 +80,7 @@ class Control:
             sha256=sha256,
             detail=detail,
         )
-        chain = chain.advance_gap(record)
-        chain.stamp(record)
+        chain.gap(record)
         self._publisher.send(self._topic, self._codec.encode(CONTROL_EVENT, record, self._topic))
         metrics.GAPS.labels(self._uuid, reason).inc()
         log.warning(
@@ -100,7 +98,6 @@ class Control:
                 }
             },
         )
-        return chain
 
     def heartbeat(self, bookmark: Position | None, newest: Position | None) -> None:
         """Queue a heartbeat with the bookmark and the event-time lag behind ``newest``.

@@ -7,14 +7,19 @@ at most ``pages_in_flight`` batches sent and not yet acknowledged:
    a gap control event, never silence.
 2. Drop events at or before the stored bookmark: the bookmark read is INCLUSIVE, the first
    event returned was already sent.
-3. Encode each event and produce it (``acks=all``, idempotence on, key = server_uuid). Events
-   that cannot be published (too large, unidentifiable) become gap events in the same batch.
+3. Encode each event and produce it (``acks=all``, idempotence on, key = server_uuid), linked
+   into the server's hash chain in log order (``Linker``, the one holder of the chain state:
+   an event is linked once the client accepts its message). Events that cannot be published
+   (too large, unidentifiable) become gap events in the same batch, linked at their own place.
    While up to ``pages_in_flight`` batches await their acks, the next page is read and sent.
 4. Settle the batches strictly in the order they were sent: wait until every message of the
    oldest batch is acknowledged. Any delivery error: do not advance, drop every batch still in
-   flight (acknowledged or not) and re-read from the bookmark.
-5. Only then upsert the bookmark ``{server_uuid, ts, id}`` of that batch's last event: the
-   stored bookmark is never ahead of the acks, even when later batches were acknowledged first.
+   flight (acknowledged or not), rewind the chain to the stored state and re-read from the
+   bookmark.
+5. Only then upsert the bookmark ``{server_uuid, ts, id}`` of that batch's last event, with the
+   chain state right after that event (the batch's mark), then tell the ``Linker`` it is
+   stored: the stored bookmark is never ahead of the acks, even when later batches were
+   acknowledged first.
 6. A crash after 3 and before 5 re-sends at most the batches in flight (``pages_in_flight``;
    one batch when it is 1), with the same hashes; every event carries
    ``(server_uuid, timestamp, id)``, so a subscriber can drop the duplicates.
@@ -25,7 +30,9 @@ loop re-reads with ``start`` and de-duplicates). Retriable errors (source lost, 
 re-open from the bookmark after a capped, jittered backoff, and the batches in flight are
 forgotten (sent again, linked exactly as the first time); the bookmark store failing after the
 acks is retried in place, without reading further. Stopping settles and bookmarks what is in
-flight and sends nothing more.
+flight and sends nothing more. An event the broker refuses after the client accepted it (topic
+limit below ``max_message_bytes``) was already linked: its gap names the event's position but
+links at the chain head, after it (docs/producer.md, known hole).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from producer.batch import Batcher, Sent
 from producer.bookmark import Stored
 from producer.config import Options
 from producer.control import Control
+from producer.linker import Linker
 from producer.page import Page, Position
 from producer.publisher import Publisher
 from producer.retry import Backoff
@@ -102,6 +110,8 @@ class Loop:
         self._in_flight: deque[Sent] = deque()
         self.bookmark: Position | None = None
         self.batcher: Batcher | None = None
+        #: The server's hash chain (built at start from the stored state).
+        self.chain: Linker | None = None
 
     def healthy(self) -> bool:
         """Readiness: started, and the last attempt did not fail (source, broker, store)."""
@@ -162,8 +172,9 @@ class Loop:
             "starting",
             extra={"ctx": {"server_uuid": uuid, "bookmark": _text(self.bookmark)}},
         )
+        self.chain = Linker(chain)
         self.batcher = Batcher(
-            uuid, self._codec, publisher, control, self._opts, self._ack_timeout, chain
+            uuid, self._codec, publisher, control, self._opts, self._ack_timeout, self.chain
         )
         return self.batcher
 
@@ -230,21 +241,19 @@ class Loop:
         """Settle the oldest batches until at most ``keep`` are in flight (steps 4-5)."""
         while len(self._in_flight) > keep:
             # Step 4: the oldest batch's acks (DeliveryError leaves it, and all after it, out).
-            last, chain = batcher.settle(self._in_flight[0])
+            last, mark = batcher.settle(self._in_flight[0])
             self._in_flight.popleft()
             # Step 5: only now store the bookmark. Step 6: a crash before this upsert re-sends
             # this batch and the ones after it (at most pages_in_flight), with the same hashes.
-            self._bookmark_to(batcher, last, chain)
+            self._bookmark_to(batcher.server_uuid, last, mark)
 
-    def _bookmark_to(
-        self, batcher: Batcher, position: Position | None, chain: ChainState | None
-    ) -> None:
+    def _bookmark_to(self, uuid: str, position: Position | None, mark: ChainState | None) -> None:
         # Step 5: upsert after every ack; a failing store stops reading and is retried in place.
         if position is None or (self.bookmark is not None and position <= self.bookmark):
             return
         while True:
             try:
-                self._store.store(batcher.server_uuid, position, chain)
+                self._store.store(uuid, position, mark)
                 break
             except ArchiveError as exc:
                 now = time.monotonic()
@@ -258,8 +267,8 @@ class Loop:
                 else:
                     self._backoff.wait(delay)
         self.bookmark = position
-        if chain is not None:
-            batcher.stored(chain)
+        if mark is not None and self.chain is not None:
+            self.chain.bookmarked(mark)  # a later failure rewinds the chain to it
 
     def _heartbeat(self, batcher: Batcher, *, in_sequence: bool) -> None:
         now = time.monotonic()
@@ -288,6 +297,8 @@ class Loop:
         # What was not bookmarked is read, linked and sent again, exactly as the first time:
         # the batches in flight too (cleared above), even those already acknowledged.
         batcher.rewind()
+        if self.chain is not None:
+            self.chain.rewind()
         if not isinstance(exc, BrokerError):
             self._source.close()
             self._connected = False

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from auditstream.chain import ChainState, Link
 from auditstream.errors import PageError
 from producer import page as pages
+from producer.linker import Linker
 from producer.page import Event, Page, split
 from schemas.codec import SingleObjectCodec
 from schemas.mapping import to_record
@@ -215,14 +216,15 @@ def test_events_give_the_references_avro_bytes_and_chain(source: str, tmp_path: 
     slow = split(data.decode()).events
     assert len(fast) == len(raws)
     chain_fast = chain_slow = ChainState.start(UUID)
+    linker = Linker(chain_fast)  # the producer's hot path: no state object per event
     for got, want in zip(fast, slow, strict=True):
         assert got.data == want.raw.encode() and got.pos == want.pos and got.pos is not None
+        link = linker.propose(got.pos.ts, got.pos.id, got.data)
+        linker.commit()
         chain_fast = chain_fast.advance_event(got.pos.ts, got.pos.id, got.data)
         chain_slow = chain_slow.advance(Link.event(UUID, want.pos.ts, want.pos.id, want.raw))
-        assert chain_fast == chain_slow
-        value = CODEC.encode_event(
-            UUID, got.data, got.obj, "t", chain=chain_fast.hash, chain_seq=chain_fast.seq
-        )
+        assert chain_fast == chain_slow == linker.head and link == chain_slow.hash
+        value = CODEC.encode_event(UUID, got.data, got.obj, "t", chain=link, chain_seq=linker.seq)
         record = to_record(
             UUID, want.raw, want.obj, chain=chain_slow.hash, chain_seq=chain_slow.seq
         )
