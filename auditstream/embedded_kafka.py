@@ -80,6 +80,10 @@ class KafkaBroker:
     controller_port: int = field(default_factory=free_port)
     sasl_port: int = field(default_factory=free_port)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kafka-")))
+    #: KRaft's cluster id: 16 random bytes, URL-safe base64 (so it may start with "-").
+    cluster_id: str = field(
+        default_factory=lambda: base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    )
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -186,8 +190,14 @@ class KafkaBroker:
             "appender.out.layout.pattern=[%d] %p %m (%c)%n\n"
             "logger.kafka.name=org.apache.kafka\nlogger.kafka.level=WARN\n"
         )
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        args = ["format", "-t", cluster_id, "-c", str(self.workdir / "server.properties")]
+        # "--cluster-id=ID", never "-t ID": one id in 64 starts with "-" and argparse then takes
+        # it for a flag ("expected one argument"), so the broker failed to start at random.
+        args = [
+            "format",
+            f"--cluster-id={self.cluster_id}",
+            "-c",
+            str(self.workdir / "server.properties"),
+        ]
         for user, password in self.scram_users.items():
             args += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={password}]"]
         with (self.workdir / "broker.log").open("ab") as log:
