@@ -46,10 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     kafka = settings.kafka()
     topics_ready = False
+    message_limit = settings.max_message_bytes
 
     def create_topics(timeout: float) -> None:
-        nonlocal topics_ready
-        ensure(
+        nonlocal topics_ready, message_limit
+        message_limit = ensure(
             settings.admin(),
             [settings.topic, settings.control_topic],
             partitions=settings.partitions,
@@ -70,7 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def publisher_for(server_uuid: str) -> Publisher:
         if not topics_ready:
             create_topics(30.0)
-        return Publisher(kafka, server_uuid)
+        # Held to what the topics take (``ensure``'s trap: a broker refusal cannot keep the
+        # refused event's place in the hash chain).
+        limit = min(message_limit, int(kafka.get("message.max.bytes", message_limit)))
+        return Publisher({**kafka, "message.max.bytes": limit}, server_uuid)
 
     loop = Loop(
         source, publisher_for, store, for_settings(settings.schema_registry_url), settings.options()

@@ -92,7 +92,15 @@ class Batcher:
         self._codec = codec
         self._topic = options.topic
         self._batch = options.batch_events
-        self._max = options.max_message_bytes
+        # The smaller of the setting and the client's limit, which ``ensure`` may have lowered
+        # to what the topic takes: an event above it is a gap at its own place, never a
+        # refusal by the broker after later events were linked.
+        client = publisher.max_message_bytes
+        self._max = (
+            options.max_message_bytes
+            if client is None
+            else min(options.max_message_bytes, client - len(server_uuid))
+        )
         self._buffer = options.read_buffer_size
         self._timeout = ack_timeout or (lambda: options.ack_timeout)
         self.chain = chain or Linker(ChainState.start(server_uuid))

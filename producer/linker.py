@@ -27,7 +27,8 @@ Traps:
   event after it, an unidentifiable element): the bookmark cannot move past that gap, so after
   a restart it is re-found and must hash onto the same predecessor.
 - An event the broker refuses after the client accepted it was committed: later links already
-  hash onto it, so its gap links at the head, not at its place (docs/producer.md, known hole).
+  hash onto it, so its gap links at the head, not at its place. ``publisher.ensure`` holds the
+  client to the topics' limits so that only a limit lowered while running gets here.
 """
 
 from __future__ import annotations

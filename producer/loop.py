@@ -30,9 +30,11 @@ loop re-reads with ``start`` and de-duplicates). Retriable errors (source lost, 
 re-open from the bookmark after a capped, jittered backoff, and the batches in flight are
 forgotten (sent again, linked exactly as the first time); the bookmark store failing after the
 acks is retried in place, without reading further. Stopping settles and bookmarks what is in
-flight and sends nothing more. An event the broker refuses after the client accepted it (topic
-limit below ``max_message_bytes``) was already linked: its gap names the event's position but
-links at the chain head, after it (docs/producer.md, known hole).
+flight and sends nothing more. The client is held to
+the topics' own ``max.message.bytes`` (``publisher.ensure``), so an event that does not fit is a
+gap at its place; only a topic limit lowered while running lets the broker refuse an event the
+client accepted, which was already linked: its gap then links at the chain head, after it
+(docs/producer.md).
 """
 
 from __future__ import annotations

@@ -33,7 +33,12 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from auditstream import metrics
 from auditstream.errors import BrokerError, DeliveryError
-from auditstream.kafka import TopicSpec, audit_topic_config, ensure_topics
+from auditstream.kafka import (
+    TopicSpec,
+    audit_topic_config,
+    ensure_topics,
+    topic_max_message_bytes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +81,12 @@ class Publisher:
         self._fatal = False
         self._produced = 0
         self.acked = 0
+
+    @property
+    def max_message_bytes(self) -> int | None:
+        """The client's ``message.max.bytes`` (key + value), or None when left to librdkafka."""
+        value = self._conf.get("message.max.bytes")
+        return None if value is None else int(value)
 
     def send(self, topic: str, value: bytes, ref: Any = None) -> None:
         """Queue ``value`` for ``topic``; ``ref`` identifies it if the broker finds it too large.
@@ -203,6 +214,12 @@ class Publisher:
             delivery.errors.append(err)
 
 
+#: Room left under a topic's ``max.message.bytes`` for the record batch around one message
+#: (batch header, record header, the key): librdkafka checks key + value against
+#: ``message.max.bytes``, the broker checks the whole batch against the topic's limit.
+BATCH_HEADROOM = 1024
+
+
 def ensure(
     admin_conf: dict[str, Any],
     topics: Iterable[str],
@@ -210,12 +227,33 @@ def ensure(
     partitions: int,
     max_message_bytes: int,
     timeout: float = 30.0,
-) -> None:
+) -> int:
     """Create the topics when missing, sized for ``max_message_bytes`` messages.
+
+    Returns the largest message every topic takes: ``max_message_bytes``, or less when a topic
+    that already existed was created with a lower ``max.message.bytes``. Trap: without this,
+    librdkafka accepts an event the broker then refuses in its delivery report, after later
+    events were already linked, so the event's gap could not sit at its own place in the
+    hash chain (``producer/loop.py``). With the client held to the returned limit, such an
+    event is refused at ``produce()`` and becomes a gap at its own place.
 
     Raises:
         BrokerError: the broker is unreachable or refused (retriable).
     """
     config = audit_topic_config(max_message_bytes)
-    specs = [TopicSpec(name, partitions, config=config) for name in topics]
+    names = list(topics)
+    specs = [TopicSpec(name, partitions, config=config) for name in names]
     ensure_topics(admin_conf, specs, timeout=timeout)
+    limit = max_message_bytes
+    for name in names:
+        topic_limit = topic_max_message_bytes(admin_conf, name, timeout=min(timeout, 10.0))
+        if topic_limit is not None and topic_limit - BATCH_HEADROOM < limit:
+            limit = max(1000, topic_limit - BATCH_HEADROOM)  # librdkafka's lowest setting
+            log.warning(
+                "topic %s takes messages up to %d bytes (max.message.bytes), below "
+                "--max-message-bytes %d: larger events become gaps at their own place",
+                name,
+                topic_limit,
+                max_message_bytes,
+            )
+    return limit

@@ -6,9 +6,11 @@ gzipped files), decodable with the schema files alone, ``raw`` byte-equal to the
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import json
+import random
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,6 +26,7 @@ from producer.__main__ import main
 from producer.bookmark import BookmarkStore
 from producer.loop import ORIGIN
 from producer.page import Position
+from producer.publisher import ensure
 from producer.source import MySQLSource
 from schemas import registry
 from tests.harness.emulator_fixtures import EmulatorHandle
@@ -270,6 +273,48 @@ def test_oversized_events_become_gaps_never_silence(
         assert gap["size"] > 200_000 and len(gap["sha256"]) == 64
     events = read_topic(topics[0], 40)
     assert assert_chain_intact(emu.server_uuid, events, read_topic(topics[1], 1)) == 41
+
+
+def test_a_topic_made_smaller_elsewhere_keeps_each_gap_at_its_place(
+    emulator_factory: Callable[..., EmulatorHandle],
+    bookmarks: BookmarkStore,
+    bootstrap: str,
+    topics: tuple[str, str],
+    read_topic: Reader,
+) -> None:
+    """A topic someone created with a lower ``max.message.bytes`` than the producer's setting.
+
+    The producer holds its client to the topic's limit, so the event that does not fit is
+    refused before later events are linked: its gap sits at its own place in the chain (link
+    31 here), and a restart continues the chain without two links under one number. Without
+    the limit the broker refused the event after the next ten were linked (the gap was 41).
+    """
+    ensure({"bootstrap.servers": bootstrap}, topics, partitions=1, max_message_bytes=100_000)
+    emu = emulator_factory("oracle")
+    write_events(emu.writer, 30, seed=8, start=START)
+    # Base64 of random bytes: zstd cannot shrink it under the topic's 100 KB.
+    noise = base64.b64encode(random.Random(8).randbytes(150_000)).decode()
+    big = emu.writer.write(
+        {
+            "timestamp": "2024-03-01 00:10:00",
+            "class": "general",
+            "event": "status",
+            "general_data": {"query": f"SELECT '{noise}'"},
+        }
+    )
+    write_events(emu.writer, 10, seed=9, start=datetime(2024, 3, 1, 0, 20, tzinfo=UTC))
+    assert run_producer(emu, bootstrap, topics, "--start-from", "earliest") == 0
+    events = read_topic(topics[0], 40)
+    assert noise not in "".join(r["raw"] for _, r, _ in events)
+    (gap,) = [r for _, r, _ in read_topic(topics[1], 1) if r["kind"] == "gap"]
+    assert gap["reason"] == "too_large_for_topic"
+    assert (gap["to_timestamp"], gap["to_id"]) == big
+    assert gap["chain_seq"] == 31
+    # A restart with five more events: the chain continues, no number is reused.
+    write_events(emu.writer, 5, seed=10, start=datetime(2024, 3, 1, 0, 30, tzinfo=UTC))
+    assert run_producer(emu, bootstrap, topics) == 0
+    control = [m for m in read_topic(topics[1], 1) if "chain_seq" in m[1]]
+    assert assert_chain_intact(emu.server_uuid, read_topic(topics[0], 45), control) == 46
 
 
 def test_source_sql_filters_make_the_guard_pass(
