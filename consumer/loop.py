@@ -8,19 +8,22 @@ Steps:
 2. Poll a batch bounded by rows, bytes and linger time, and decode it into rows (and their
    ``LOAD DATA`` text); undecodable or invalid records go, bytes intact, to the dead-letter
    topic with the error in headers. This runs while the previous batch is being written.
-3. Hand the batch to the writer thread, one batch at a time: in ONE database transaction
-   (``Sink.write``) insert the rows (only duplicates of ``(server_uuid, ts, id)`` skipped), skip
-   re-sends already archived in a rotated table (per-server high-water marks), and store the
-   next offsets by compare-and-set. The offsets it expects are those of the last batch whose
-   transaction committed: a batch is handed over only after the previous one's outcome is known.
+3. Hand the batch to the writer thread, which runs one transaction at a time in hand-over
+   order: in ONE database transaction (``Sink.write``) insert the rows (only duplicates of
+   ``(server_uuid, ts, id)`` skipped), skip re-sends already archived in a rotated table
+   (per-server high-water marks), and store the next offsets by compare-and-set. The offsets it
+   expects are those the batches handed over before it store (``Writer.pending_offsets``), else
+   those of the last committed transaction; a batch whose predecessor did not commit is not
+   started (``Skipped``) and goes back with it, in order.
 4. Once that transaction committed, commit the same offsets to Kafka (only so that lag is
    visible to Kafka tools), from the loop's thread.
 
-At most two batches are in memory: one in its transaction (step 3) and the next one being
-polled and decoded (step 2). A crash anywhere replays from the offsets of the last committed
-transaction: no loss, no duplicate. Infrastructure failures (archive or broker down) are never
-dead-lettered: a failed batch goes back in front of the next one, the loop pauses its
-partitions, backs off, and retries both as one batch.
+At most ``Writer.depth`` + 1 batches are in memory (default three: one in its transaction, one
+decoded and waiting behind it, and the next one being polled, step 2). A crash anywhere replays
+from the offsets of the last committed transaction: no loss, no duplicate. Infrastructure
+failures (archive or broker down) are never dead-lettered: a failed batch (and any handed over
+behind it) goes back in front of the next one, the loop pauses its partitions, backs off, and
+retries them as one batch.
 
 Traps:
 
@@ -151,7 +154,7 @@ class ConsumerLoop:
             while not self._stop:
                 # Step 2: poll until a bound is reached; step 4 for a transaction that ended.
                 self._poll(self._poll_timeout())
-                if self.writer.done():
+                while self.writer.done():
                     self._reap()
                 if self.batch and self._ready():
                     self._hand_off()
@@ -240,14 +243,22 @@ class ConsumerLoop:
             self._requeue(batch)
             self._failed(exc)
             return
-        if self.writer.busy():
-            self.writer.wait()
+        while self.writer.done():  # outcomes already there: step 4 first, failures requeued
             self.batch = batch  # nothing was polled since: back in place while N is reaped
             if not self._reap():  # N failed and went back in front of it: retried together
                 return
             self.batch = Batch()
-        # Step 3: expects the offsets of the last committed transaction.
-        self.writer.submit(batch, prepared, self.progress.expected(prepared.next_offsets))
+        if self.writer.full():
+            self.writer.wait()
+            self.batch = batch
+            if not self._reap():
+                return
+            self.batch = Batch()
+        # Step 3: expects the offsets stored once the batches handed over before it commit.
+        expected = self.progress.expected(prepared.next_offsets)
+        pending = self.writer.pending_offsets()
+        expected.update({tp: pending[tp] for tp in expected if tp in pending})
+        self.writer.submit(batch, prepared, expected)
 
     def _reap(self) -> bool:
         """Step 4 for the finished transaction (True); on failure its batch goes back (False).
@@ -257,6 +268,9 @@ class ConsumerLoop:
         """
         flight, outcome = self.writer.take()
         if isinstance(outcome, Exception):
+            # The batches behind it were not started: all go back, in their order.
+            for later in reversed(self.writer.take_rest()):
+                self._requeue(later.batch, front=True)
             self._requeue(flight.batch, front=True)
             if isinstance(outcome, Fenced):
                 self._fenced(outcome)
@@ -305,8 +319,8 @@ class ConsumerLoop:
             self._pause(False)
 
     def _settle(self) -> None:
-        """Wait for the transaction in flight and take its outcome (step 4 or requeue)."""
-        if self.writer.busy():
+        """Wait for every batch handed over and take its outcome (step 4 or requeue)."""
+        while self.writer.busy():
             self.writer.wait()
             self._reap()
 
