@@ -211,3 +211,26 @@ _STRINGS = {
     for f in registry.current(registry.AUDIT_EVENT)["fields"]
     if f["type"] == ["null", "string"]
 }
+
+
+@pytest.mark.parametrize("char", ["\\", "\t", "\n", "\0"])
+def test_one_escaped_character_in_any_one_string_column_gives_the_reference(char: str) -> None:
+    """The reader tests all string columns at once: one character anywhere must be found."""
+    raw = sample_events()[0]
+    base = to_record(UUID, raw, orjson.loads(raw), chain=CHAIN, chain_seq=7)
+    names = ["server_uuid", "class", "event", "raw", *sorted(_STRINGS)]
+    for name in names:
+        for value in (char, f"a{char}", f"{char}b", f"é{char}日😀"):
+            record = copy.deepcopy(base)
+            record[name] = value
+            assert assert_same(record)
+    for name, value in (
+        ("connection_attributes", {"k": f"a{char}"}),  # JSON: a backslash in the column
+        ("startup_args", [f"{char}"]),
+        ("message_map", {f"{char}": "v"}),
+    ):
+        record = copy.deepcopy(base)
+        record[name] = value
+        assert assert_same(record)
+    # and none: every column present, no escape anywhere
+    assert assert_same({**base, **dict.fromkeys(_STRINGS, "plain é 日")})
