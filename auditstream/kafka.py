@@ -59,6 +59,10 @@ def consumer_config(
     the loop holds. The queue is bounded to 4 MB (a few 1000-row batches of ~1 KB events), a
     fetch to one largest message (16 MB), which any single message still fits in. A
     pass-through may raise them for a faster link.
+
+    Trap: once a partition's queue is over that bound, librdkafka postpones its next fetch by
+    ``fetch.queue.backoff.ms`` (1000 by default), and a consumer that drains 4 MB in less than
+    a second then waits in ``consume()`` for the rest of it. 20 ms keeps the queue topped up.
     """
     conf: dict[str, Any] = {
         "bootstrap.servers": bootstrap_servers,
@@ -68,6 +72,7 @@ def consumer_config(
         "fetch.max.bytes": MAX_MESSAGE_BYTES,
         "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
         "queued.max.messages.kbytes": 4096,
+        "fetch.queue.backoff.ms": 20,
         "isolation.level": "read_committed",
         "logger": LOGGER,
     }
