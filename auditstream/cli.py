@@ -7,13 +7,10 @@ called, so ``auditstream producer`` never loads the consumer's dependencies.
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from auditstream.errors import AuditStreamError
-
-log = logging.getLogger("auditstream")
+from auditstream.entry import run
 
 #: subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -50,18 +47,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     module, func = target.split(":")
     entry: Callable[[Sequence[str]], int] = getattr(importlib.import_module(module), func)
     return run(entry, rest)
-
-
-def run(entry: Callable[[Sequence[str]], int], argv: Sequence[str]) -> int:
-    """Call an entry point, mapping the pipeline's errors to exit codes and one clear line."""
-    try:
-        return entry(argv)
-    except AuditStreamError as exc:
-        log.debug("failed", exc_info=True)
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
 
 
 def _usage(stream: object = sys.stdout) -> None:

@@ -22,7 +22,7 @@ from confluent_kafka import Consumer
 
 from auditstream import log as logsetup
 from auditstream import metrics
-from auditstream.cli import run
+from auditstream.entry import run
 from auditstream.kafkalog import with_logger
 from auditstream.settings import load
 from consumer.config import ArchiveSettings, ConsumerSettings

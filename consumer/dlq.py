@@ -60,12 +60,13 @@ from auditstream.kafka import (
     ensure_topics,
     topic_max_message_bytes,
 )
-from auditstream.verify.topic import DLQ_PAYLOAD, REFERENCE
 from consumer.batch import DeadLetter
 
 log = logging.getLogger(__name__)
 
 HEADER_PREFIX = "dlq."
+#: A dead letter carrying a reference to the original instead of its bytes (read by verify).
+DLQ_PAYLOAD, REFERENCE = "dlq.payload", b"reference"
 #: Room for the DLQ headers (the error message is cut at 4000 bytes) and the record overhead.
 HEADROOM = 64 * 1024
 _MESSAGE_LIMIT = 4000

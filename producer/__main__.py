@@ -14,7 +14,7 @@ from types import FrameType
 
 from auditstream import log as logsetup
 from auditstream import metrics
-from auditstream.cli import run
+from auditstream.entry import run
 from auditstream.errors import BrokerError
 from auditstream.settings import load
 from producer.bookmark import BookmarkStore

@@ -24,7 +24,8 @@ from auditstream.chain import GAP_FIELDS, Link
 from auditstream.errors import BrokerError
 from auditstream.reconcile.index import KeyIndex
 from auditstream.reconcile.keys import KeyRange, digest
-from auditstream.verify.topic import DLQ_PAYLOAD, REFERENCE, links, messages
+from auditstream.verify.topic import links, messages
+from consumer.dlq import DLQ_PAYLOAD, REFERENCE
 from schemas.codec import Codec
 
 

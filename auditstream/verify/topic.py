@@ -26,11 +26,10 @@ from auditstream.chain import Link
 from auditstream.errors import BrokerError, DecodeError
 from auditstream.kafkalog import LOGGER
 from auditstream.verify.core import interleave
+from consumer.dlq import DLQ_PAYLOAD, REFERENCE
 from schemas.codec import Codec, decode
 
 log = logging.getLogger(__name__)
-#: A dead letter carrying a reference to the original instead of its bytes (consumer/dlq.py).
-DLQ_PAYLOAD, REFERENCE = "dlq.payload", b"reference"
 _DLQ_SOURCE = ("dlq.source.topic", "dlq.source.partition", "dlq.source.offset")
 
 
