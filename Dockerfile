@@ -8,6 +8,7 @@ COPY consumer consumer
 COPY schemas schemas
 COPY sql sql
 COPY emulator emulator
+COPY ops ops
 RUN pip install --no-cache-dir -c constraints.txt '.[emulator]'
 USER nobody
 ENTRYPOINT ["auditstream"]

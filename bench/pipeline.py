@@ -25,11 +25,11 @@ from typing import Any
 
 from auditstream import mysql
 from auditstream.dsn import MySQLDsn
-from auditstream.verify.tables import event_tables
 from bench import components, corpus, quiesce, topic
 from bench.components import Topics
 from bench.measure import Child, Figure
 from bench.run import Run
+from ops.verify.tables import event_tables
 
 
 def producer_stage(run: Run) -> None:

@@ -111,8 +111,8 @@ def templates(workdir: Path, count: int = 2000) -> list[bytes]:
 
 def soak(args: argparse.Namespace, workdir: Path) -> tuple[list[Sample], bool, str]:
     """Steps 1-5; returns (samples, reconcile clean, reconcile summary)."""
-    from auditstream.reconcile.compare import Stores, reconcile
-    from auditstream.reconcile.keys import KeyRange
+    from ops.reconcile.compare import Stores, reconcile
+    from ops.reconcile.keys import KeyRange
 
     samples: list[Sample] = []
     # Step 1

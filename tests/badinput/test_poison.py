@@ -9,7 +9,7 @@ import io
 import fastavro
 from confluent_kafka import Producer
 
-from auditstream.verify.topic import messages
+from ops.verify.topic import messages
 from schemas import registry
 from tests.faults.pipeline import Pipeline
 

@@ -18,7 +18,7 @@ from typing import Any
 import annotated_types
 import pytest
 
-from auditstream.cli import main as cli_main
+from ops.cli import main as cli_main
 
 DSN = "mysql://u@127.0.0.1:1/db"
 
@@ -44,18 +44,16 @@ COMMANDS = [
     ),
     Command(
         ("reconcile",),
-        "auditstream.reconcile.config:ReconcileSettings",
+        "ops.reconcile.config:ReconcileSettings",
         (f"--archive-dsn={DSN}", "--target=file:///nonexistent"),
     ),
-    Command(
-        ("verify",), "auditstream.verify.config:VerifySettings", ("--target=file:///nonexistent",)
-    ),
-    Command(("status",), "auditstream.status:StatusSettings", (f"--archive-dsn={DSN}",)),
-    Command(("demo",), "auditstream.demo:DemoSettings", ()),
-    Command(("setup",), "auditstream.setup:SetupSettings", ("--print-sql",)),
+    Command(("verify",), "ops.verify.config:VerifySettings", ("--target=file:///nonexistent",)),
+    Command(("status",), "ops.status:StatusSettings", (f"--archive-dsn={DSN}",)),
+    Command(("demo",), "ops.demo:DemoSettings", ()),
+    Command(("setup",), "ops.setup:SetupSettings", ("--print-sql",)),
     Command(
         ("bookmark", "set"),
-        "auditstream.bookmark:BookmarkSettings",
+        "ops.bookmark:BookmarkSettings",
         (f"--bookmark-dsn={DSN}", "--server-uuid=u", "--reason=t", "--to=2025-01-01 00:00:00#0"),
     ),
     Command(("rotate",), "consumer.ops:RotateSettings", (f"--archive-dsn={DSN}",)),
@@ -155,7 +153,7 @@ def test_an_invalid_setting_exits_2_naming_it(
 
 
 def test_every_command_is_covered() -> None:
-    from auditstream.cli import COMMANDS as REGISTERED
+    from ops.cli import COMMANDS as REGISTERED
 
     covered = {c.argv[0] for c in COMMANDS}
     assert set(REGISTERED) - covered <= {"emulator"}, "a command has no invalid-setting cases"

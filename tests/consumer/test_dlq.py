@@ -22,12 +22,12 @@ from auditstream.kafka import (
     producer_config,
     topic_max_message_bytes,
 )
-from auditstream.reconcile.keys import KeyRange
-from auditstream.reconcile.topic import read_dead_letters
 from consumer.batch import Batch, DeadLetter, Item
 from consumer.decode import prepare
 from consumer.dlq import HEADROOM, DeadLetterQueue
 from consumer.sink import Sink
+from ops.reconcile.keys import KeyRange
+from ops.reconcile.topic import read_dead_letters
 from schemas.codec import RegistryCodec
 from tests.consumer.conftest import RecordFactory, query
 from tests.consumer.kafkatools import CODEC, read_all

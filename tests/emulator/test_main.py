@@ -58,7 +58,7 @@ def test_serve_until_sigterm(tmp_path: Path, mysql_server) -> None:
         [
             sys.executable,
             "-m",
-            "auditstream.cli",
+            "ops.cli",
             "emulator",
             "--port",
             str(port),

@@ -52,7 +52,7 @@ def arm(spec: str) -> None:
 def main(argv: list[str]) -> int:
     """Arm the crash point, then run ``auditstream`` with the rest of ``argv``."""
     arm(argv[0])
-    from auditstream.cli import main as cli
+    from ops.cli import main as cli
 
     return cli(argv[1:])
 

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from auditstream.dsn import MySQLDsn
-from auditstream.reconcile import KeyRange, Report, Stores, reconcile
 from consumer.config import ConsumerSettings
 from consumer.setup import setup as consumer_setup
 from consumer.targets import ObjectStore, TargetUrl
 from emulator.traffic import write_events
+from ops.reconcile import KeyRange, Report, Stores, reconcile
 from producer.bookmark import BookmarkStore
 from tests.harness.emulator_fixtures import EmulatorHandle
 from tests.harness.kafka import FAST_GROUP
@@ -230,7 +230,7 @@ class Pipeline:
     def archived(self) -> int:
         """Rows in every event table (audit_data and rotated)."""
         from auditstream import mysql as db
-        from auditstream.verify.tables import event_tables
+        from ops.verify.tables import event_tables
 
         conn = db.connect(self.archive)
         try:

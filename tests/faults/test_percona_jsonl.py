@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from auditstream import mysql
-from auditstream.verify.tables import event_tables
 from emulator import perconatext
+from ops.verify.tables import event_tables
 from producer.page import split
 from tests.faults.pipeline import START, Pipeline
 

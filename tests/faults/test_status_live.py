@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from auditstream.status import collect
+from ops.status import collect
 from tests.faults.pipeline import START, Pipeline
 
 

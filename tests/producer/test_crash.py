@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from auditstream import verify
 from emulator.traffic import write_events
+from ops import verify
 from producer.bookmark import BookmarkStore
 from producer.page import Position
 from tests.harness.emulator_fixtures import EmulatorHandle

@@ -9,8 +9,8 @@ from pathlib import Path
 import mysql.connector
 import pytest
 
-from auditstream import cli
 from auditstream.dsn import MySQLDsn
+from ops import cli
 from producer.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -72,7 +72,7 @@ def secured(
 def run(argv: list[str], env: dict[str, str], timeout: float = 90.0) -> tuple[int, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AUDITSTREAM_")}
     done = subprocess.run(
-        [sys.executable, "-m", "auditstream.cli", *argv],
+        [sys.executable, "-m", "ops.cli", *argv],
         env={**clean, **env},
         cwd=ROOT,
         capture_output=True,
@@ -112,7 +112,7 @@ def test_commands_never_print_their_secrets(
     for log_json in (["--log-json"],):  # the human format: test_failures_never_print_the_secret
         metrics_port = free_port()
         producer = subprocess.Popen(
-            [sys.executable, "-m", "auditstream.cli", "producer", f"--source-dsn={source}",
+            [sys.executable, "-m", "ops.cli", "producer", f"--source-dsn={source}",
              f"--bookmark-dsn={archive.url()}", f"--bootstrap-servers={pipe.bootstrap}",
              f"--topic={pipe.topic}", f"--control-topic={pipe.control}",
              "--start-from=earliest", f"--metrics-port={metrics_port}",
@@ -202,10 +202,10 @@ SETTINGS = [
      "bookmark_dsn": f"mysql://a:{INLINE_PW}@h:1"}),
     ("consumer.config:ConsumerSettings", {"archive_dsn": f"mysql://a:{INLINE_PW}@h:1/db"}),
     ("consumer.ops:UploadSettings", {"archive_dsn": f"mysql://a:{INLINE_PW}@h:1/db"}),
-    ("auditstream.reconcile.config:ReconcileSettings",
+    ("ops.reconcile.config:ReconcileSettings",
      {"archive_dsn": f"mysql://a:{INLINE_PW}@h:1/db", "source_dsn": f"mysql://a:{INLINE_PW}@h:1"}),
-    ("auditstream.verify.config:VerifySettings", {"archive_dsn": f"mysql://a:{INLINE_PW}@h:1/db"}),
-    ("auditstream.status:StatusSettings", {"archive_dsn": f"mysql://a:{INLINE_PW}@h:1/db"}),
+    ("ops.verify.config:VerifySettings", {"archive_dsn": f"mysql://a:{INLINE_PW}@h:1/db"}),
+    ("ops.status:StatusSettings", {"archive_dsn": f"mysql://a:{INLINE_PW}@h:1/db"}),
 ]  # fmt: skip
 
 

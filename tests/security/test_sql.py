@@ -16,7 +16,7 @@ from pathlib import Path
 import sql
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("auditstream", "producer", "consumer", "schemas")
+PACKAGES = ("auditstream", "producer", "consumer", "schemas", "ops")
 SQL = re.compile(
     r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|RENAME|TRUNCATE|GRANT|SHOW|FROM|INTO|"
     r"TABLE|WHERE|LIMIT|SET SESSION)\b"
@@ -116,13 +116,13 @@ def unsafe_sql() -> Iterator[str]:
 
 #: Reviewed by hand: safe, but not in a way the scan can see (``file: {expression}``).
 REVIEWED: dict[str, str] = {
-    "auditstream/reconcile/index.py: {store}": "a STORES/MARKS constant; _queue refuses others",
-    "auditstream/reconcile/index.py: {s}": "a STORES constant",
-    "auditstream/reconcile/index.py: {mark}": "a MARKS constant",
-    "auditstream/reconcile/index.py: {_columns()}": "built from the STORES/MARKS constants",
-    "auditstream/reconcile/tables.py: {where}": "_range_clause: constant clauses, %s values",
-    "auditstream/demo.py: {table}": "count_rows is called with the constant 'audit_data'",
-    "auditstream/demo.py: {n}": "the query text of a generated audit event, never executed",
+    "ops/reconcile/index.py: {store}": "a STORES/MARKS constant; _queue refuses others",
+    "ops/reconcile/index.py: {s}": "a STORES constant",
+    "ops/reconcile/index.py: {mark}": "a MARKS constant",
+    "ops/reconcile/index.py: {_columns()}": "built from the STORES/MARKS constants",
+    "ops/reconcile/tables.py: {where}": "_range_clause: constant clauses, %s values",
+    "ops/demo.py: {table}": "count_rows is called with the constant 'audit_data'",
+    "ops/demo.py: {n}": "the query text of a generated audit event, never executed",
     "consumer/dump.py: {quoted}": "the caller passes sqlident.rotated_table(table)",
     "consumer/highwater.py: {_quoted(t)}": "rotated table names through sqlident",
     "consumer/highwater.py: {tuples}": "placeholders only: '(%s, %s, %s)' repeated",

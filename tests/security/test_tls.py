@@ -19,9 +19,9 @@ import pytest
 
 from auditstream import mysql as db
 from auditstream.dsn import MySQLDsn
-from auditstream.reconcile import KeyRange, Stores, reconcile
 from consumer.setup import setup as consumer_setup
 from consumer.targets import FileStore, TargetUrl
+from ops.reconcile import KeyRange, Stores, reconcile
 from tests.harness.mariadb import PrivateMariaDB
 from tests.harness.oci_fixtures import insert_rows
 

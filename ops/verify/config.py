@@ -1,0 +1,88 @@
+"""Settings of ``auditstream verify``: which stores to read, which servers and range.
+
+Every store configured is verified: the topics (``--bootstrap-servers``), the archive tables
+(``--archive-dsn``) and the dumps of a target (``--target file:///dir`` or ``oci://bucket/prefix``,
+with the consumer's ``--oci-*`` settings). The archive password comes from
+``AUDITSTREAM_ARCHIVE_PASSWORD`` or a file, never the command line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from auditstream.dsn import DsnText, MySQLDsn
+from auditstream.errors import ConfigError
+from auditstream.kafkaauth import KafkaAuthSettings
+from consumer.targets import TargetText
+from ops.verify.scope import Bookmark, parse_bookmark
+
+
+class VerifySettings(KafkaAuthSettings):
+    """Everything ``auditstream verify`` reads."""
+
+    server_uuid: list[str] = Field([], description="verify only these servers (default: all)")
+    since: str | None = Field(None, description="first bookmark 'YYYY-MM-DD hh:mm:ss[#id]'")
+    until: str | None = Field(None, description="last bookmark 'YYYY-MM-DD hh:mm:ss[#id]'")
+    bootstrap_servers: str | None = Field(None, description="verify the topics of this cluster")
+    topic: str = Field("mysql.audit.events", description="topic of audit events")
+    control_topic: str = Field("mysql.audit.control", description="topic of gaps (links too)")
+    dlq_topic: str | None = Field("mysql.audit.dlq", description="dead-letter topic")
+    kafka_config: dict[str, str] = Field({}, description="librdkafka pass-through (security)")
+    schema_registry_url: str | None = Field(None, description="for Confluent-framed topics")
+    archive_dsn: DsnText | None = Field(None, description="verify this archive database")
+    archive_password: SecretStr | None = Field(None, description="AUDITSTREAM_ARCHIVE_PASSWORD")
+    archive_password_file: Path | None = Field(None, description="file holding the password")
+    target: TargetText | None = Field(
+        None, description="verify the dumps under file:///dir or oci://"
+    )
+    oci_auth: Literal["config", "instance_principal", "resource_principal"] = "config"
+    oci_config_file: Path | None = Field(None, description="OCI config file (~/.oci/config)")
+    oci_profile: str = Field("DEFAULT", description="profile in the OCI config file")
+    oci_endpoint: str | None = Field(None, description="Object Storage endpoint override")
+    anchor: Path | None = Field(None, description="anchor file: the latest link per server")
+    write_anchor: Path | None = Field(None, description="after an intact run, write the anchor")
+    idle_timeout: float = Field(30.0, gt=0, description="seconds without a message: broker down")
+    log_json: bool = Field(False, description="log one JSON object per line")
+
+    @field_validator("since", "until")
+    @classmethod
+    def _bookmark(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_bookmark(value)
+            except ConfigError as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+    @model_validator(mode="after")
+    def _some_store(self) -> VerifySettings:
+        if not (self.bootstrap_servers or self.archive_dsn or self.target):
+            raise ValueError("give at least one of --bootstrap-servers, --archive-dsn, --target")
+        return self
+
+    def range(self) -> tuple[Bookmark | None, Bookmark | None]:
+        """``(since, until)`` as bookmarks."""
+        since = parse_bookmark(self.since) if self.since else None
+        until = parse_bookmark(self.until, end=True) if self.until else None
+        return since, until
+
+    def archive(self) -> MySQLDsn | None:
+        """The archive DSN with its password, or None."""
+        if self.archive_dsn is None:
+            return None
+        return MySQLDsn.parse(self.archive_dsn).with_password(
+            self.archive_password, self.archive_password_file
+        )
+
+    def kafka(self) -> dict[str, Any] | None:
+        """Librdkafka consumer settings, or None without a cluster."""
+        if self.bootstrap_servers is None:
+            return None
+        return {
+            **self.kafka_config,
+            **self.kafka_auth(),
+            "bootstrap.servers": self.bootstrap_servers,
+        }

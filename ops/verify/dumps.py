@@ -1,0 +1,275 @@
+r"""Links from uploaded dumps: ``[<prefix>/]<table>/manifest.json`` and the objects it lists.
+
+The format is ``consumer.dump``'s (``auditstream-dump/1``), read here without importing the
+consumer: ``dump`` = ``<table>@<n>.tsv.zst`` chunks (tab-separated, ``\`` escapes, ``\N`` for
+NULL), ``export`` = one ``<table>.csv`` (strings in ``"``, the same escapes, ``\r\n``).
+
+Steps (``DumpReader.links``), one dump after the other in table-name (= time) order:
+
+1. Read ``manifest.json``; each object is streamed once, hashed as it is parsed: a replaced object
+   is named (``object_mismatch``) next to the rows that changed in it.
+2. Stream the data objects' rows; each row is an event link, ``where`` = object and line.
+3. Compare the first and last link of each server with the manifest's ``first_link`` /
+   ``last_link`` (when the manifest records them) and the row count with ``rows``.
+
+Dumps hold events only: pass the gaps (``audit_control`` or the control topic) as ``extras``.
+The objects come from ``FileObjects`` (``file://``) or any store with ``list``/``read`` (``oci://``
+through ``consumer.upload.OciStore``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+import zstandard
+
+from auditstream.chain import Link
+from auditstream.errors import ConfigError, ObjectStoreError
+from auditstream.sqlident import ROTATED_TABLE
+from ops.verify.core import interleave, ordered
+from ops.verify.report import Finding, NotChained
+
+MANIFEST = "manifest.json"
+FORMAT = "auditstream-dump/1"
+_UNESCAPE = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "0": "\0", '"': '"', "N": None}
+_BLOCK = 1 << 20
+_CHUNK = re.compile(r".*@(\d+)\.tsv\.zst")
+
+
+def target_dir(target: str) -> Path:
+    """The directory of a ``file:///dir`` target.
+
+    Raises:
+        ConfigError: another scheme (only ``file://`` is read here).
+    """
+    if not target.startswith("file://") or len(target) <= len("file://"):
+        raise ConfigError("a target looks like file:///dir or oci://bucket/prefix", target=target)
+    return Path(target.removeprefix("file://"))
+
+
+def split_line(line: str, quoted: bool) -> list[str | None]:
+    """The fields of one dump line (TSV if not ``quoted``, else the CSV dialect)."""
+    fields: list[str | None] = []
+    buf: list[str] = []
+    null = in_quotes = False
+    sep = "," if quoted else "\t"
+    i, n = 0, len(line)
+    while i <= n:
+        ch = line[i] if i < n else sep
+        if ch == "\\" and i + 1 < n:
+            value = _UNESCAPE.get(line[i + 1], line[i + 1])
+            if value is None and not in_quotes:
+                null = True
+            else:
+                buf.append(value or "")
+            i += 2
+            continue
+        if quoted and ch == '"':
+            in_quotes = not in_quotes
+        elif ch == sep and not in_quotes:
+            fields.append(None if null else "".join(buf))
+            buf, null = [], False
+        else:
+            buf.append(ch)
+        i += 1
+    return fields
+
+
+_Row = tuple[int, list[str | None]]
+
+
+def _rows(stream: io.RawIOBase, name: str) -> Iterator[_Row]:
+    """``(line number, fields)`` of a data object (zstd TSV chunk or CSV export)."""
+    quoted = name.endswith(".csv")
+    raw: Any = io.BufferedReader(stream, _BLOCK)
+    if name.endswith(".zst"):
+        raw = zstandard.ZstdDecompressor().stream_reader(raw)
+    text = io.TextIOWrapper(raw, encoding="utf-8", newline="" if quoted else "\n")
+    for n, line in enumerate(text, start=1):
+        yield n, split_line(line.rstrip("\r\n") if quoted else line.rstrip("\n"), quoted)
+
+
+class Objects(Protocol):
+    """Where dumps are read from.
+
+    ``consumer.targets.FileStore`` and ``consumer.upload.OciStore`` have these methods, so an
+    ``oci://`` target is verified through the same store rotation uploads with.
+    """
+
+    def list(self, prefix: str) -> list[str]:
+        """Names of the objects under ``prefix``."""
+        ...
+
+    def read(self, name: str) -> Iterator[bytes]:
+        """The object's bytes, in pieces."""
+        ...
+
+
+class FileObjects:
+    """A ``file://`` target directory as ``Objects`` (names are relative paths)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def list(self, prefix: str) -> list[str]:
+        """Every file under ``prefix``, as names relative to the root."""
+        base = self.root / prefix
+        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
+
+    def read(self, name: str) -> Iterator[bytes]:
+        """The file's bytes, 1 MiB at a time."""
+        with (self.root / name).open("rb") as f:
+            while block := f.read(_BLOCK):
+                yield block
+
+
+class _Hashing(io.RawIOBase):
+    """A readable stream over pieces of bytes that hashes and counts what it hands out."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._buf = b""
+        self.size = 0
+        self.hash = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return 0
+            self._buf = piece
+            self.size += len(piece)
+            self.hash.update(piece)
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+class DumpReader:
+    """Links and object findings of every dump in ``objects`` (see the module docstring).
+
+    Args:
+        objects: the target (``FileObjects(Path)``, or the consumer's ``OciStore``).
+        prefix: the target's prefix (dumps are ``<prefix>/<table>/<file>``).
+        tables: only these dumps (default: every ``audit_data_*`` with a manifest).
+    """
+
+    def __init__(self, objects: Objects, prefix: str = "", tables: Iterable[str] | None = None):
+        self.objects = objects
+        self.prefix = prefix.strip("/")
+        self.findings: list[Finding] = []
+        if tables is None:
+            names = objects.list(self.prefix)
+            tables = [n.split("/")[-2] for n in names if n.endswith("/" + MANIFEST)]
+        self.tables = sorted(t for t in tables if ROTATED_TABLE.fullmatch(t))
+
+    def links(self, extras: Iterable[Link] = ()) -> Iterator[Link]:
+        """Every event link of every dump, in chain order per server, ``extras`` slotted in."""
+        return interleave(ordered(x for t in self.tables for x in self._dump(t)), extras)
+
+    def _name(self, table: str, file: str) -> str:
+        return "/".join(p for p in (self.prefix, table, file) if p)
+
+    def _dump(self, table: str) -> Iterator[Link]:
+        # Step 1
+        manifest = self._manifest(table)
+        columns: list[str] = manifest["columns"]
+        missing = {"server_uuid", "ts", "id", "raw", "chain", "chain_seq"} - set(columns)
+        if missing:
+            raise NotChained(f"the dump has no column(s) {sorted(missing)}", table=table)
+        data = []
+        for obj in manifest["objects"]:
+            if obj["name"].endswith((".tsv.zst", ".csv")):
+                data.append(obj)
+            else:
+                self._check_object(table, obj, lambda _stream: iter(()))
+        data.sort(key=lambda o: int(m[1]) if (m := _CHUNK.fullmatch(o["name"])) else 0)
+        # Step 2
+        idx = {
+            c: columns.index(c) for c in ("server_uuid", "ts", "id", "raw", "chain", "chain_seq")
+        }
+        seen: dict[str, list[Link]] = {}
+        rows = 0
+        for obj in data:
+            name: str = obj["name"]
+            parse: Callable[[_Hashing], Iterator[_Row]] = partial(_rows, name=name)
+            for line_no, fields in self._check_object(table, obj, parse):
+                rows += 1
+                server = fields[idx["server_uuid"]] or ""
+                seq = fields[idx["chain_seq"]]
+                link = Link.event(
+                    server,
+                    fields[idx["ts"]] or "",
+                    int(fields[idx["id"]] or 0),
+                    fields[idx["raw"]] or "",
+                    chain=fields[idx["chain"]],
+                    seq=int(seq) if seq is not None else None,
+                    where=f"object {table}/{name} line {line_no}",
+                )
+                ends = seen.setdefault(server, [link, link])
+                ends[1] = link
+                yield link
+        # Step 3
+        self._check_manifest(table, manifest, seen, rows)
+
+    def _check_object(
+        self, table: str, obj: dict[str, Any], parse: Callable[[_Hashing], Iterator[_Row]]
+    ) -> Iterator[_Row]:
+        """Stream ``obj`` once: yield what ``parse`` reads, then compare size and SHA-256."""
+        stream = _Hashing(self.objects.read(self._name(table, obj["name"])))
+        try:
+            yield from parse(stream)
+            while stream.read(_BLOCK):  # whatever the parser left, for the checksum
+                pass
+        except (OSError, ObjectStoreError) as exc:
+            self._find(table, obj["name"], f"cannot be read: {getattr(exc, 'strerror', exc)}")
+            return
+        digest = stream.hash.hexdigest()
+        if stream.size != obj["size"] or digest != obj["sha256"]:
+            self._find(
+                table,
+                obj["name"],
+                f"differs from the manifest: {stream.size} bytes sha256={digest}, "
+                f"manifest {obj['size']} bytes sha256={obj['sha256']}",
+            )
+
+    def _manifest(self, table: str) -> dict[str, Any]:
+        name = self._name(table, MANIFEST)
+        try:
+            manifest: dict[str, Any] = json.loads(b"".join(self.objects.read(name)))
+        except (OSError, ValueError, ObjectStoreError) as exc:
+            raise ObjectStoreError(f"cannot read the manifest: {exc}", object=name) from exc
+        if manifest.get("format") != FORMAT:
+            raise ObjectStoreError(f"unknown dump format {manifest.get('format')!r}", object=name)
+        return manifest
+
+    def _check_manifest(
+        self, table: str, manifest: dict[str, Any], seen: dict[str, list[Link]], rows: int
+    ) -> None:
+        if rows != manifest.get("rows", rows):
+            self._find(table, MANIFEST, f"lists {manifest['rows']} rows, the objects hold {rows}")
+        for server, entry in (manifest.get("bookmarks") or {}).items():
+            ends = seen.get(server)
+            for key, at in (("first_link", 0), ("last_link", 1)):
+                want = entry.get(key)
+                if want is None:
+                    continue
+                got = [ends[at].seq, ends[at].chain] if ends else None
+                if got != list(want):
+                    self._find(table, MANIFEST, f"{key} of {server} is {want}, the rows say {got}")
+
+    def _find(self, table: str, name: str, detail: str) -> None:
+        self.findings.append(
+            Finding("object_mismatch", "-", None, "-", f"object {table}/{name}", detail)
+        )
