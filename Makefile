@@ -53,10 +53,11 @@ test: $(STAMP) kafka  ## run the test suite against the real broker, database, e
 test-long: $(STAMP) kafka  ## the long fault-matrix variants
 	$(BIN)/pytest -m long
 
-lint: $(STAMP)  ## ruff (check + format) and mypy --strict
+lint: $(STAMP)  ## ruff (check + format), mypy --strict and the import layers (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -67,4 +68,4 @@ bench: $(STAMP)  ## run the benchmarks 3 times; print the median figures and the
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:  ## remove the venv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info .cache/kafka
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache *.egg-info .cache/kafka
