@@ -42,7 +42,8 @@ from auditstream.errors import (
     AuditStreamError,
     ChecksumMismatch,
 )
-from consumer.dump import MANIFEST, DumpObject, Manifest, dump_table
+from consumer.dump import dump_table
+from consumer.dumpformat import MANIFEST, DumpObject, Manifest
 from consumer.ledger import Entry, Ledger, archive_errors
 from consumer.rotation import Rotator, Schedule
 from consumer.targets import ObjectStore, TargetUrl, verify

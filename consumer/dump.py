@@ -10,7 +10,8 @@ Two methods, as the predecessor offered them (without needing MySQL Shell):
 
 Each dump ends with ``manifest.json``: table, method, row count, the bookmark range per server
 (first and last ``(ts, id)`` of each ``server_uuid``), the columns' schema version
-(``consumer.schema``), and every other file's size and SHA-256.
+(``consumer.schema``), and every other file's size and SHA-256. The format itself (names,
+manifest, escaping) is ``consumer.dumpformat``'s; this module reads the table and writes it.
 
 Steps (``dump_table``):
 
@@ -31,12 +32,8 @@ import contextlib
 import errno
 import hashlib
 import json
-import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -44,58 +41,28 @@ import zstandard
 
 from auditstream import mysql, sqlident
 from auditstream.errors import ArchiveError, ObjectStoreError
+from consumer.dumpformat import (
+    CSV,
+    MANIFEST,
+    TSV,
+    DumpObject,
+    Manifest,
+    chunk_name,
+    csv_bytes,
+    ddl_name,
+    export_name,
+    meta_name,
+    tsv_bytes,
+)
 from consumer.schema import version_of
 
-MANIFEST = "manifest.json"
 PAGE_BYTES = 16 << 20
-FORMAT = "auditstream-dump/1"
 KEY = ("server_uuid", "ts", "id")
-TSV = {"fields": "\t", "enclosed": "", "escaped": "\\", "lines": "\n", "null": "\\N"}
-CSV = {"fields": ",", "enclosed": '"', "escaped": "\\", "lines": "\r\n", "null": "\\N"}
-_SPECIAL = re.compile(rb"[\\\t\n\r\x00]")
 # MySQL protocol column types of numbers (FieldType.get_number_types(): DECIMAL, TINY, SHORT,
 # LONG, FLOAT, DOUBLE, LONGLONG, INT24, YEAR, BIT, NEWDECIMAL): written unquoted in CSV.
 _NUMERIC = {0, 1, 2, 3, 4, 5, 8, 9, 13, 16, 246}
 
 Opener = Callable[[Path], IO[bytes]]
-
-
-@dataclass(frozen=True)
-class DumpObject:
-    """One file of a dump: its name inside the dump, size in bytes and hex SHA-256."""
-
-    name: str
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What a dump holds; ``to_json`` is deterministic (sorted keys, no wall-clock time)."""
-
-    table: str
-    method: str
-    rows: int
-    bookmarks: dict[str, dict[str, Any]]
-    columns: list[str]
-    ddl: str
-    dialect: dict[str, str]
-    compression: str
-    objects: list[DumpObject] = field(default_factory=list)
-    format: str = FORMAT
-    #: ``consumer.schema`` version of ``columns`` (None: a manifest from before it was recorded).
-    schema_version: int | None = None
-
-    def to_json(self) -> bytes:
-        """The ``manifest.json`` bytes."""
-        return (json.dumps(asdict(self), sort_keys=True, indent=2) + "\n").encode()
-
-    @classmethod
-    def from_json(cls, data: bytes) -> Manifest:
-        """Parse ``manifest.json`` bytes."""
-        raw = json.loads(data)
-        raw["objects"] = [DumpObject(**o) for o in raw["objects"]]
-        return cls(**raw)
 
 
 class _HashingWriter:
@@ -124,51 +91,6 @@ def _text(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8")
     return str(value)
-
-
-def _escape(value: bytes) -> bytes:
-    if _SPECIAL.search(value) is None:  # most values: no copy at all
-        return value
-    return (
-        value.replace(b"\\", b"\\\\")
-        .replace(b"\t", b"\\t")
-        .replace(b"\n", b"\\n")
-        .replace(b"\r", b"\\r")
-        .replace(b"\x00", b"\\0")
-    )
-
-
-def _tsv_bytes(row: Sequence[bytes | None]) -> bytes:
-    return b"\t".join([b"\\N" if v is None else _escape(v) for v in row]) + b"\n"
-
-
-def _csv_bytes(row: Sequence[bytes | None], numeric: Sequence[bool]) -> bytes:
-    out = [
-        b"\\N" if v is None else v if num else b'"' + _escape(v).replace(b'"', b'\\"') + b'"'
-        for v, num in zip(row, numeric, strict=True)
-    ]
-    return b",".join(out) + b"\r\n"
-
-
-def _as_text(value: Any) -> bytes | None:
-    if value is None:
-        return None
-    if isinstance(value, float):
-        return repr(value).encode()
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ").encode()
-    return value if isinstance(value, bytes) else str(value).encode()
-
-
-def tsv_line(row: Sequence[Any]) -> str:
-    r"""One row of Python values in the dump dialect (tabs, ``\`` escapes, ``\N`` for NULL)."""
-    return _tsv_bytes([_as_text(v) for v in row]).decode()
-
-
-def csv_line(row: Sequence[Any]) -> str:
-    r"""One row of Python values in the export dialect (strings in ``"``, numbers bare)."""
-    numeric = [isinstance(v, int | float | Decimal) for v in row]
-    return _csv_bytes([_as_text(v) for v in row], numeric).decode()
 
 
 def dump_table(
@@ -213,13 +135,12 @@ def dump_table(
         rows = 0
 
         def line(row: Sequence[bytes | None]) -> bytes:
-            return _tsv_bytes(row) if method == "dump" else _csv_bytes(row, numeric)
+            return tsv_bytes(row) if method == "dump" else csv_bytes(row, numeric)
 
         key_idx = [columns.index(k) for k in KEY]
         # The hash chain's ends per server (docs/tamper-evidence.md): consecutive dumps link up.
         if "chain" in columns and "chain_seq" in columns:
             key_idx += [columns.index("chain_seq"), columns.index("chain")]
-        suffix = ".tsv.zst" if method == "dump" else ".csv"
         chunk_names: list[str] = []
         # Step 2
         for page in _pages(conn, quoted, table, columns, page_rows):
@@ -227,7 +148,7 @@ def dump_table(
                 # Step 3
                 if writer is None:
                     n = len(chunk_names)
-                    name = f"{table}@{n}{suffix}" if method == "dump" else f"{table}{suffix}"
+                    name = chunk_name(table, n) if method == "dump" else export_name(table)
                     chunk_names.append(name)
                     writer = _Chunk(out_dir / name, opener, level if method == "dump" else None)
                 writer.write(line(row))
@@ -237,7 +158,7 @@ def dump_table(
                     objects.append(writer.close())
                     writer = None
         if writer is None and method == "export":
-            chunk_names.append(f"{table}{suffix}")
+            chunk_names.append(export_name(table))
             writer = _Chunk(out_dir / chunk_names[-1], opener, None)
         if writer is not None:
             objects.append(writer.close())
@@ -245,10 +166,10 @@ def dump_table(
         # Step 4
         dialect = TSV if method == "dump" else CSV
         if method == "dump":
-            objects.append(_write(out_dir / f"{table}.sql", (ddl + ";\n").encode(), opener))
+            objects.append(_write(out_dir / ddl_name(table), (ddl + ";\n").encode(), opener))
             meta = {"table": table, "columns": columns, "dialect": dialect, "chunks": chunk_names}
             meta_bytes = (json.dumps(meta, sort_keys=True, indent=2) + "\n").encode()
-            objects.append(_write(out_dir / f"{table}.json", meta_bytes, opener))
+            objects.append(_write(out_dir / meta_name(table), meta_bytes, opener))
         manifest = Manifest(
             table=table,
             method=method,

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -44,21 +43,13 @@ from auditstream.errors import (
     ConfigError,
     ObjectStoreError,
 )
-from consumer.dump import MANIFEST, Manifest
+from consumer.dumpformat import CSV_LOAD, MANIFEST, TSV_LOAD, Manifest, is_data, is_object_name
 from consumer.ledger import archive_errors
 from consumer.rotation import TEMPLATE
 from consumer.schema import TEMPLATE_DDL, check_dump_columns, version_of
 from consumer.targets import ObjectStore, TargetUrl
 
 log = logging.getLogger(__name__)
-
-#: LOAD DATA clauses per method: our own constants, never text from the downloaded manifest.
-_TSV_LOAD = "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'"
-_CSV_LOAD = (
-    "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '\\\\'"
-    " LINES TERMINATED BY '\\r\\n'"
-)
-_SUFFIX = re.compile(r"@\d+\.tsv\.zst|\.csv|\.sql|\.json")
 
 
 def read_manifest(store: ObjectStore, target: TargetUrl, table: str) -> Manifest:
@@ -102,7 +93,7 @@ def restore(
         # Step 2
         files = []
         for obj in manifest.objects:
-            if not obj.name.endswith((".tsv.zst", ".csv")):
+            if not is_data(obj.name):
                 continue
             path = work / obj.name
             h = hashlib.sha256()
@@ -138,7 +129,7 @@ def _check(manifest: Manifest, table: str) -> None:
             "the manifest is not a dump of this table", table=table, manifest=manifest.table
         )
     for obj in manifest.objects:
-        if not obj.name.startswith(table) or not _SUFFIX.fullmatch(obj.name[len(table) :]):
+        if not is_object_name(table, obj.name):
             raise ChecksumMismatch("unexpected object name in the manifest", object=obj.name)
     for column in manifest.columns:
         sqlident.ident(column)
@@ -180,7 +171,7 @@ def _check_template(cur: Any, manifest: Manifest, dest: str) -> None:
 
 def _load(conn: mysql.Connection, manifest: Manifest, dest: str, files: list[Path]) -> int:
     columns = ", ".join(sqlident.ident(c) for c in manifest.columns)
-    dialect = _TSV_LOAD if manifest.method == "dump" else _CSV_LOAD
+    dialect = TSV_LOAD if manifest.method == "dump" else CSV_LOAD
     with archive_errors("restore", table=dest):
         cur = conn.cursor()
         # Step 3

@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import AfterValidator
 
 from auditstream.errors import ChecksumMismatch, ConfigError, ObjectStoreError
-from consumer.dump import DumpObject
+from consumer.dumpformat import DumpObject
 
 _READ = 1 << 20
 

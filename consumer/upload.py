@@ -36,7 +36,7 @@ from oci.object_storage.transfer.internal.multipart_object_assembler import (
 from oci.object_storage.transfer.upload_manager import UploadManager
 
 from auditstream.errors import ChecksumMismatch, ConfigError, ObjectStoreError
-from consumer.dump import DumpObject
+from consumer.dumpformat import DumpObject
 from consumer.targets import ObjectInfo, TargetUrl
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
 """The uploaded dumps' side: every ``<prefix>/<table>/manifest.json`` and the objects it lists.
 
-The format is ``consumer.dump``'s (``auditstream-dump/1``); the store is any
+The format is ``consumer.dumpformat``'s (``auditstream-dump/1``); the store is any
 ``consumer.targets.ObjectStore`` (``file://`` directory or an OCI bucket), so what is checked is
-what an operator would restore. Lines are split by ``verify.dumps.split_line``.
+what an operator would restore.
 
 Steps (``read_dumps``), one dump at a time, in table-name (= time) order:
 
@@ -17,24 +17,18 @@ Steps (``read_dumps``), one dump at a time, in table-name (= time) order:
 
 from __future__ import annotations
 
-import hashlib
-import io
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import zstandard
 
 from auditstream.errors import AuditStreamError
 from auditstream.sqlident import ROTATED_TABLE
-from consumer.dump import MANIFEST
+from consumer.dumpformat import MANIFEST, HashingStream, data_lines, is_data
 from consumer.restore import read_manifest
 from consumer.targets import ObjectStore, TargetUrl
 from ops.reconcile.index import KeyIndex
 from ops.reconcile.keys import KeyRange, digest
-from ops.verify.dumps import split_line
 
-_DATA = (".tsv.zst", ".csv")
 _KEY = ("server_uuid", "ts", "id", "raw")
 
 
@@ -45,37 +39,6 @@ class DumpsResult:
     tables: list[str] = field(default_factory=list)
     rows: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)  # (object, what is wrong)
-
-
-class _Hashing(io.RawIOBase):
-    """A readable stream over an iterator of pieces that hashes and counts what it yields."""
-
-    def __init__(self, pieces: Iterator[bytes]) -> None:
-        self._pieces = pieces
-        self._buf = b""
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._buf:
-            piece = next(self._pieces, None)
-            if piece is None:
-                return 0
-            self.sha.update(piece)
-            self.size += len(piece)
-            self._buf = piece
-        n = min(len(buffer), len(self._buf))
-        buffer[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-    def drain(self) -> None:
-        """Read what is left (so the hash covers the whole object)."""
-        while self.readinto(bytearray(1 << 16)):
-            pass
 
 
 def dump_tables(store: ObjectStore, target: TargetUrl) -> list[str]:
@@ -109,13 +72,13 @@ def read_dumps(
         idx = [manifest.columns.index(c) for c in _KEY]
         rows = 0
         for obj in manifest.objects:
-            if not obj.name.endswith(_DATA):
+            if not is_data(obj.name):
                 continue
             name = target.object_name(table, obj.name)
             # Step 2
-            stream = _Hashing(store.read(name))
+            stream = HashingStream(store.read(name))
             try:
-                for line_no, fields in _lines(stream, obj.name):
+                for line_no, fields in data_lines(stream, obj.name):
                     rows += 1
                     uuid, ts, id_, raw = (fields[i] for i in idx)
                     if uuid is None or ts is None or id_ is None or raw is None:
@@ -130,7 +93,7 @@ def read_dumps(
                 result.problems.append((name, f"cannot be read: {exc}"))
                 continue
             # Step 3
-            sha = stream.sha.hexdigest()
+            sha = stream.hash.hexdigest()
             if stream.size != obj.size or sha != obj.sha256:
                 result.problems.append(
                     (
@@ -144,13 +107,3 @@ def read_dumps(
                 (f"{table}/{MANIFEST}", f"lists {manifest.rows} rows, the objects hold {rows}")
             )
     return result
-
-
-def _lines(stream: _Hashing, name: str) -> Iterator[tuple[int, list[str | None]]]:
-    quoted = name.endswith(".csv")
-    raw: Any = io.BufferedReader(stream, 1 << 20)
-    if name.endswith(".zst"):
-        raw = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-    text = io.TextIOWrapper(raw, encoding="utf-8", newline="" if quoted else "\n")
-    for n, line in enumerate(text, start=1):
-        yield n, split_line(line.rstrip("\r\n") if quoted else line.rstrip("\n"), quoted)

@@ -1,8 +1,8 @@
 r"""Links from uploaded dumps: ``[<prefix>/]<table>/manifest.json`` and the objects it lists.
 
-The format is ``consumer.dump``'s (``auditstream-dump/1``), read here without importing the
-consumer: ``dump`` = ``<table>@<n>.tsv.zst`` chunks (tab-separated, ``\`` escapes, ``\N`` for
-NULL), ``export`` = one ``<table>.csv`` (strings in ``"``, the same escapes, ``\r\n``).
+The format is ``consumer.dumpformat``'s (``auditstream-dump/1``): ``dump`` = ``<table>@<n>.tsv.zst``
+chunks (tab-separated, ``\`` escapes, ``\N`` for NULL), ``export`` = one ``<table>.csv`` (strings
+in ``"``, the same escapes, ``\r\n``).
 
 Steps (``DumpReader.links``), one dump after the other in table-name (= time) order:
 
@@ -19,28 +19,27 @@ through ``consumer.upload.OciStore``).
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-import zstandard
-
 from auditstream.chain import Link
 from auditstream.errors import ConfigError, ObjectStoreError
 from auditstream.sqlident import ROTATED_TABLE
+from consumer.dumpformat import (
+    FORMAT,
+    MANIFEST,
+    HashingStream,
+    chunk_number,
+    data_lines,
+    is_data,
+)
 from ops.verify.core import interleave, ordered
 from ops.verify.report import Finding, NotChained
 
-MANIFEST = "manifest.json"
-FORMAT = "auditstream-dump/1"
-_UNESCAPE = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r", "0": "\0", '"': '"', "N": None}
 _BLOCK = 1 << 20
-_CHUNK = re.compile(r".*@(\d+)\.tsv\.zst")
 
 
 def target_dir(target: str) -> Path:
@@ -54,46 +53,7 @@ def target_dir(target: str) -> Path:
     return Path(target.removeprefix("file://"))
 
 
-def split_line(line: str, quoted: bool) -> list[str | None]:
-    """The fields of one dump line (TSV if not ``quoted``, else the CSV dialect)."""
-    fields: list[str | None] = []
-    buf: list[str] = []
-    null = in_quotes = False
-    sep = "," if quoted else "\t"
-    i, n = 0, len(line)
-    while i <= n:
-        ch = line[i] if i < n else sep
-        if ch == "\\" and i + 1 < n:
-            value = _UNESCAPE.get(line[i + 1], line[i + 1])
-            if value is None and not in_quotes:
-                null = True
-            else:
-                buf.append(value or "")
-            i += 2
-            continue
-        if quoted and ch == '"':
-            in_quotes = not in_quotes
-        elif ch == sep and not in_quotes:
-            fields.append(None if null else "".join(buf))
-            buf, null = [], False
-        else:
-            buf.append(ch)
-        i += 1
-    return fields
-
-
 _Row = tuple[int, list[str | None]]
-
-
-def _rows(stream: io.RawIOBase, name: str) -> Iterator[_Row]:
-    """``(line number, fields)`` of a data object (zstd TSV chunk or CSV export)."""
-    quoted = name.endswith(".csv")
-    raw: Any = io.BufferedReader(stream, _BLOCK)
-    if name.endswith(".zst"):
-        raw = zstandard.ZstdDecompressor().stream_reader(raw)
-    text = io.TextIOWrapper(raw, encoding="utf-8", newline="" if quoted else "\n")
-    for n, line in enumerate(text, start=1):
-        yield n, split_line(line.rstrip("\r\n") if quoted else line.rstrip("\n"), quoted)
 
 
 class Objects(Protocol):
@@ -130,32 +90,6 @@ class FileObjects:
                 yield block
 
 
-class _Hashing(io.RawIOBase):
-    """A readable stream over pieces of bytes that hashes and counts what it hands out."""
-
-    def __init__(self, pieces: Iterator[bytes]) -> None:
-        self._pieces = pieces
-        self._buf = b""
-        self.size = 0
-        self.hash = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        while not self._buf:
-            piece = next(self._pieces, None)
-            if piece is None:
-                return 0
-            self._buf = piece
-            self.size += len(piece)
-            self.hash.update(piece)
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-
 class DumpReader:
     """Links and object findings of every dump in ``objects`` (see the module docstring).
 
@@ -190,11 +124,11 @@ class DumpReader:
             raise NotChained(f"the dump has no column(s) {sorted(missing)}", table=table)
         data = []
         for obj in manifest["objects"]:
-            if obj["name"].endswith((".tsv.zst", ".csv")):
+            if is_data(obj["name"]):
                 data.append(obj)
             else:
                 self._check_object(table, obj, lambda _stream: iter(()))
-        data.sort(key=lambda o: int(m[1]) if (m := _CHUNK.fullmatch(o["name"])) else 0)
+        data.sort(key=lambda o: chunk_number(o["name"]))
         # Step 2
         idx = {
             c: columns.index(c) for c in ("server_uuid", "ts", "id", "raw", "chain", "chain_seq")
@@ -203,7 +137,7 @@ class DumpReader:
         rows = 0
         for obj in data:
             name: str = obj["name"]
-            parse: Callable[[_Hashing], Iterator[_Row]] = partial(_rows, name=name)
+            parse: Callable[[HashingStream], Iterator[_Row]] = partial(data_lines, name=name)
             for line_no, fields in self._check_object(table, obj, parse):
                 rows += 1
                 server = fields[idx["server_uuid"]] or ""
@@ -224,10 +158,10 @@ class DumpReader:
         self._check_manifest(table, manifest, seen, rows)
 
     def _check_object(
-        self, table: str, obj: dict[str, Any], parse: Callable[[_Hashing], Iterator[_Row]]
+        self, table: str, obj: dict[str, Any], parse: Callable[[HashingStream], Iterator[_Row]]
     ) -> Iterator[_Row]:
         """Stream ``obj`` once: yield what ``parse`` reads, then compare size and SHA-256."""
-        stream = _Hashing(self.objects.read(self._name(table, obj["name"])))
+        stream = HashingStream(self.objects.read(self._name(table, obj["name"])))
         try:
             yield from parse(stream)
             while stream.read(_BLOCK):  # whatever the parser left, for the checksum

@@ -17,7 +17,7 @@ import pytest
 from auditstream import mysql
 from auditstream.dsn import MySQLDsn
 from consumer.archiver import Archiver, Hook
-from consumer.dump import Manifest
+from consumer.dumpformat import Manifest
 from consumer.ledger import Ledger
 from consumer.rotation import Rotator, Schedule
 from consumer.targets import TargetUrl

@@ -14,7 +14,8 @@ import zstandard
 from auditstream import mysql
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError, ObjectStoreError
-from consumer.dump import MANIFEST, Manifest, csv_line, dump_table, tsv_line
+from consumer.dump import dump_table
+from consumer.dumpformat import MANIFEST, Manifest
 from tests.harness.oci_fixtures import insert_rows, table_rows
 
 TABLE = "audit_data_20260101_000000"
@@ -32,11 +33,6 @@ def _rotated(dsn: MySQLDsn, n_a: int, n_b: int) -> None:
     conn.close()
     insert_rows(dsn, n_a, table=TABLE, server_uuid=UUID_A)
     insert_rows(dsn, n_b, table=TABLE, server_uuid=UUID_B, start=1000)
-
-
-def test_escaping_of_awkward_values() -> None:
-    assert tsv_line(["a\tb\nc\\d\re\0", None, 1.5, 7]) == "a\\tb\\nc\\\\d\\re\\0\t\\N\t1.5\t7\n"
-    assert csv_line(['say "hi"', None, 2, 0.5]) == '"say \\"hi\\"",\\N,2,0.5\r\n'
 
 
 def test_dump_chunks_manifest_and_bookmarks(archive_dsn: MySQLDsn, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from auditstream.errors import ChecksumMismatch, ConfigError
-from consumer.dump import DumpObject
+from consumer.dumpformat import DumpObject
 from consumer.targets import FileStore, TargetUrl, verify
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from auditstream.errors import ChecksumMismatch, ConfigError, ObjectStoreError
-from consumer.dump import DumpObject
+from consumer.dumpformat import DumpObject
 from consumer.targets import TargetUrl, verify
 from consumer.upload import OciOptions, OciStore
 from tests.harness.oci_server import NAMESPACE, OciTestServer

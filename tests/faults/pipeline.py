@@ -323,7 +323,8 @@ def rotate_by_hand(archive: MySQLDsn, name: str) -> None:
 def dump_to(archive: MySQLDsn, table: str, root: Path, method: str = "dump") -> TargetUrl:
     """Dump ``table`` (``consumer.dump``) and copy its files to a ``file://`` target."""
     from auditstream import mysql as db
-    from consumer.dump import MANIFEST, dump_table
+    from consumer.dump import dump_table
+    from consumer.dumpformat import MANIFEST
     from consumer.targets import FileStore
 
     staging = root.parent / f"staging-{uuid.uuid4().hex[:6]}" / table
