@@ -41,6 +41,7 @@ import zstandard
 
 from auditstream import mysql, sqlident
 from auditstream.errors import ArchiveError, ObjectStoreError
+from auditstream.text import as_text
 from consumer.dumpformat import (
     CSV,
     MANIFEST,
@@ -87,12 +88,6 @@ def _open(path: Path) -> IO[bytes]:
     return path.open("wb")
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8")
-    return str(value)
-
-
 def dump_table(
     conn: mysql.Connection,
     table: str,
@@ -122,9 +117,9 @@ def dump_table(
         try:
             cur = conn.cursor()
             cur.execute(f"SHOW CREATE TABLE {quoted}")
-            ddl = _text(cur.fetchall()[0][1])  # type: ignore[index]  # bytes on some servers
+            ddl = as_text(cur.fetchall()[0][1])  # type: ignore[index]  # bytes on some servers
             cur.execute(f"SELECT * FROM {quoted} LIMIT 0")
-            columns = [_text(d[0]) for d in cur.description or ()]
+            columns = [as_text(d[0]) for d in cur.description or ()]
             numeric = [d[1] in _NUMERIC for d in cur.description or ()]
             cur.fetchall()
             conn.commit()
@@ -264,7 +259,7 @@ def _pages(
             if last is None:
                 cur.execute(select + order)
             else:
-                u, t, i = (_text(last[j]) for j in idx)
+                u, t, i = (as_text(last[j]) for j in idx)
                 cur.execute(select + after + order, (u, u, t, t, int(i)))
             page: list[tuple[Any, ...]] = list(cur.fetchall())  # type: ignore[arg-type]
             conn.commit()
@@ -288,12 +283,12 @@ def _read_error(exc: Exception, table: str) -> ArchiveError:
 
 def _track(bookmarks: dict[str, dict[str, Any]], row: Sequence[Any], key_idx: list[int]) -> None:
     uuid, ts, id_ = row[key_idx[0]], row[key_idx[1]], row[key_idx[2]]
-    key = _text(uuid)
-    point = [_text(ts), int(id_)]
+    key = as_text(uuid)
+    point = [as_text(ts), int(id_)]
     entry = bookmarks.setdefault(key, {"min": point, "max": point, "rows": 0})
     entry["max"] = point
     entry["rows"] += 1
     if len(key_idx) == 5 and row[key_idx[4]] is not None and row[key_idx[3]] is not None:
-        link = [int(row[key_idx[3]]), _text(row[key_idx[4]])]
+        link = [int(row[key_idx[3]]), as_text(row[key_idx[4]])]
         entry.setdefault("first_link", link)
         entry["last_link"] = link

@@ -39,6 +39,7 @@ from typing import Any
 
 from auditstream import metrics, mysql, sqlident
 from auditstream.errors import ArchiveError, ConfigError
+from auditstream.text import as_text
 from consumer.ledger import Ledger, archive_errors
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,6 @@ TEMPLATE = "audit_data_template"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INTERVAL = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _text(value: object) -> str:
-    """A value as text: information_schema strings come back as bytes from some servers."""
-    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
 
 
 def parse_interval(text: str) -> timedelta:
@@ -126,7 +122,7 @@ class Rotator:
         database = self._scalar("SELECT DATABASE()")
         if not database:
             raise ConfigError("the archive DSN must select a database")
-        lock = lock_name(_text(database))
+        lock = lock_name(as_text(database))
         # Step 1
         if self._scalar("SELECT GET_LOCK(%s, 0)", (lock,)) != 1:
             log.info("another rotator holds the lock; skipping", extra={"ctx": {"lock": lock}})
@@ -223,7 +219,7 @@ class Rotator:
                 " WHERE table_schema = DATABASE() AND table_name LIKE %s",
                 ("audit\\_data\\_%",),
             )
-            names = {_text(row[0]) for row in cur.fetchall()}  # type: ignore[index]
+            names = {as_text(row[0]) for row in cur.fetchall()}  # type: ignore[index]
         return {n for n in names if sqlident.ROTATED_TABLE.fullmatch(n)}
 
     def _unique_name(self, now: datetime) -> str:

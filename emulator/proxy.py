@@ -23,6 +23,7 @@ from typing import Any
 
 from auditstream import mysql
 from auditstream.dsn import MySQLDsn
+from auditstream.text import as_text
 from emulator.errors import UdfError, Warning
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class Backend:
                 if cur.warning_count:
                     cur.execute("SHOW WARNINGS")
                     result.warnings = [
-                        Warning(_text(lvl), int(code), _text(msg))
+                        Warning(as_text(lvl, "replace"), int(code), as_text(msg, "replace"))
                         for lvl, code, msg in cur.fetchall()
                     ]
                 result.in_transaction = bool(self._conn.in_transaction)
@@ -126,16 +127,8 @@ class Backend:
             pool.shutdown(wait=False)
 
 
-def _text(value: Any) -> str:
-    return (
-        bytes(value).decode("utf-8", "replace")
-        if isinstance(value, bytes | bytearray)
-        else str(value)
-    )
-
-
 def _column(desc: tuple[Any, ...]) -> Column:
     name, type_code = desc[0], int(desc[1])
     flags = int(desc[7]) if len(desc) > 7 and desc[7] is not None else 0
     charset = int(desc[8]) if len(desc) > 8 and desc[8] else 255
-    return Column(name=_text(name), type=type_code, charset=charset, flags=flags)
+    return Column(name=as_text(name, "replace"), type=type_code, charset=charset, flags=flags)

@@ -23,6 +23,7 @@ from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError
 from auditstream.mysql import Connection, Error, connect
 from auditstream.sqlident import ident
+from auditstream.text import as_text
 from ops.reconcile.index import KeyIndex
 from ops.reconcile.keys import KeyRange, ts_text
 from ops.reconcile.topic import TopicResult, mark_gap
@@ -85,9 +86,9 @@ def _read_table(
         rows: list[Any] = list(cur.fetchall())
         conn.commit()
         for server, ts, id_, sha in rows:
-            uuid, text = _text(server), ts_text(ts)
+            uuid, text = as_text(server), ts_text(ts)
             where = f"table {table} row (server_uuid={uuid}, ts={text}, id={id_})"
-            index.add("table", uuid, text, int(id_), bytes.fromhex(_text(sha)), where, table)
+            index.add("table", uuid, text, int(id_), bytes.fromhex(as_text(sha)), where, table)
         count += len(rows)
         if len(rows) < page_rows:
             return count
@@ -125,12 +126,6 @@ def _read_gaps(conn: Connection, index: KeyIndex, keys: KeyRange, result: TopicR
     conn.commit()
     for server, topic, part, offset, *values in rows:
         gap = dict(zip(_GAP_COLUMNS, values, strict=True))
-        where = f"table {CONTROL_TABLE} row ({_text(topic)}/{part}@{offset})"
+        where = f"table {CONTROL_TABLE} row ({as_text(topic)}/{part}@{offset})"
         result.gaps += 1
-        mark_gap(index, keys, _text(server), gap, where, result)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8")
-    return str(value)
+        mark_gap(index, keys, as_text(server), gap, where, result)

@@ -23,6 +23,7 @@ from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError
 from auditstream.mysql import Connection, Error, connect
 from auditstream.sqlident import ROTATED_TABLE, ident
+from auditstream.text import as_text
 from ops.verify.core import interleave, ordered
 from ops.verify.report import NotChained
 from ops.verify.scope import Bookmark
@@ -45,7 +46,7 @@ def event_tables(conn: Connection) -> list[str]:
     """The rotated tables in time order, then ``audit_data`` (Step 1)."""
     cur = conn.cursor()
     cur.execute("SHOW TABLES")
-    names = [_text(row[0]) for row in cur.fetchall()]  # type: ignore[index]
+    names = [as_text(row[0]) for row in cur.fetchall()]  # type: ignore[index]
     rotated = sorted(n for n in names if ROTATED_TABLE.fullmatch(n))
     return rotated + ([EVENT_TABLE] if EVENT_TABLE in names else [])
 
@@ -60,7 +61,7 @@ def _check_chained(conn: Connection, tables: Iterable[str]) -> None:
     cur.execute(_COLUMNS)
     have: dict[str, set[str]] = {}
     for table, column in cur.fetchall():
-        have.setdefault(_text(table), set()).add(_text(column))
+        have.setdefault(as_text(table), set()).add(as_text(column))
     for table in tables:
         if have.get(table) != set(CHAIN_COLUMNS):
             raise NotChained(
@@ -75,7 +76,7 @@ def servers(conn: Connection, tables: Iterable[str]) -> list[str]:
     cur = conn.cursor()
     for table in tables:
         cur.execute(f"SELECT DISTINCT server_uuid FROM {ident(table)}")
-        found.update(_text(row[0]) for row in cur.fetchall())  # type: ignore[index]
+        found.update(as_text(row[0]) for row in cur.fetchall())  # type: ignore[index]
     return sorted(found)
 
 
@@ -113,8 +114,8 @@ def events(
                 server,
                 ts,
                 int(id_),
-                _text(raw),
-                chain=_text(chain) if chain is not None else None,
+                as_text(raw),
+                chain=as_text(chain) if chain is not None else None,
                 seq=int(seq) if seq is not None else None,
                 where=f"table {table} row (ts={ts}, id={id_})",
             )
@@ -147,11 +148,11 @@ def gaps(conn: Connection, server: str | None = None) -> list[Link]:
         gap = dict(zip(GAP_FIELDS, values, strict=True))
         out.append(
             Link.gap(
-                _text(uuid),
+                as_text(uuid),
                 gap,
-                chain=_text(chain) if chain is not None else None,
+                chain=as_text(chain) if chain is not None else None,
                 seq=int(seq) if seq is not None else None,
-                where=f"table {CONTROL_TABLE} row ({_text(topic)}/{part}@{offset})",
+                where=f"table {CONTROL_TABLE} row ({as_text(topic)}/{part}@{offset})",
             )
         )
     conn.commit()
@@ -219,9 +220,3 @@ def read(
         raise ArchiveError(f"cannot read the archive: {exc}", database=dsn.database) from exc
     finally:
         conn.close()
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8")
-    return str(value)

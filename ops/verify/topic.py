@@ -25,6 +25,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 from auditstream.chain import Link
 from auditstream.errors import BrokerError, DecodeError
 from auditstream.kafkalog import LOGGER
+from auditstream.text import as_text
 from consumer.dlq import DLQ_PAYLOAD, REFERENCE
 from ops.verify.core import interleave
 from schemas.codec import Codec, decode
@@ -104,7 +105,7 @@ def links(
             headers: dict[str, Any] = dict(msg.headers() or [])
             if headers.get(DLQ_PAYLOAD) == REFERENCE:
                 continue  # no payload: the original, in the events topic, is the link
-            src = [_text(headers.get(h)) for h in _DLQ_SOURCE]
+            src = [as_text(headers.get(h), "replace") for h in _DLQ_SOURCE]
             where += f" (dead letter of {src[0]}/{src[1]}@{src[2]})"
         try:
             name, record = decode(msg.value(), topic, codec)
@@ -117,10 +118,6 @@ def links(
         link = Link.from_record(name, record, where)
         if link is not None:
             yield replace(link, dead_lettered=True) if dead_lettered else link
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def read(
