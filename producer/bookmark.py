@@ -25,9 +25,9 @@ from auditstream.chain import ChainState
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError
 from auditstream.mysql import Connection, Error, connect
+from auditstream.position import Position
 from auditstream.sqlident import ident
 from producer.config import DEFAULT_DATABASE
-from producer.page import Position
 from schemas.mapping import TIMESTAMP_FORMAT
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class BookmarkStore:
             raise ArchiveError(
                 f"cannot store the bookmark: {exc}",
                 server_uuid=server_uuid,
-                bookmark=f"{position.ts}#{position.id}",
+                bookmark=position.text(),
             ) from exc
 
     def close(self) -> None:

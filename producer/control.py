@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditstream import metrics
+from auditstream.position import Position, position_text
 from producer.linker import Linker
-from producer.page import Position
 from producer.publisher import Publisher
 from schemas.codec import Codec
 from schemas.mapping import parse_timestamp
@@ -89,9 +89,9 @@ class Control:
             extra={
                 "ctx": {
                     "server_uuid": self._uuid,
-                    "from": _text(start),
-                    "to": _text(end),
-                    "bookmark": _text(bookmark),
+                    "from": position_text(start),
+                    "to": position_text(end),
+                    "bookmark": position_text(bookmark),
                     "size": size,
                     "sha256": sha256,
                     "detail": detail,
@@ -125,7 +125,3 @@ class Control:
             "bookmark_timestamp": bookmark.ts if bookmark else None,
             "bookmark_id": bookmark.id if bookmark else None,
         }
-
-
-def _text(pos: Position | None) -> str | None:
-    return f"{pos.ts}#{pos.id}" if pos else None

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from auditstream import mysql
 from auditstream.dsn import MySQLDsn
-from producer.page import Position
+from auditstream.position import Position
 from schemas.mapping import parse_timestamp
 
 

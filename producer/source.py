@@ -30,8 +30,9 @@ from auditstream import metrics
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import SourceConfigError, SourceError, SourceUnavailable
 from auditstream.mysql import Connection, Error, connect, is_connection_error
+from auditstream.position import Position
 from producer import flavor as flavors
-from producer.page import Page, Position, split
+from producer.page import Page, split
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from auditstream.errors import ConfigError
+from auditstream.position import Position, position_text
 from schemas.mapping import TIMESTAMP_FORMAT
 
 _BOOKMARK = re.compile(r"(\d{4}-\d\d-\d\d)(?:[ T](\d\d:\d\d:\d\d))?(?:#(\d{1,20}))?")
 MAX_ID = 2**64 - 1
-
-Position = tuple[str, int]
 
 
 def digest(raw: str) -> bytes:
@@ -59,8 +58,8 @@ def parse_bookmark(text: str, *, upper: bool) -> Position:
     except ValueError as exc:
         raise ConfigError(f"not a valid time: {exc}", bookmark=text) from None
     if ident is None:
-        return ts, MAX_ID if upper else 0
-    return ts, int(ident)
+        return Position(ts, MAX_ID if upper else 0)
+    return Position(ts, int(ident))
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,9 @@ class KeyRange:
     def __post_init__(self) -> None:
         if self.start is not None and self.end is not None and self.start > self.end:
             raise ConfigError(
-                "the range ends before it starts", start=_fmt(self.start), end=_fmt(self.end)
+                "the range ends before it starts",
+                start=position_text(self.start),
+                end=position_text(self.end),
             )
 
     def holds(self, server_uuid: str, ts: str, id_: int) -> bool:
@@ -100,10 +101,6 @@ class KeyRange:
 
     def __str__(self) -> str:
         server = self.server_uuid or "every server"
-        start = _fmt(self.start) if self.start else "the beginning"
-        end = _fmt(self.end) if self.end else "the end"
+        start = position_text(self.start) if self.start else "the beginning"
+        end = position_text(self.end) if self.end else "the end"
         return f"{server}, {start} .. {end}"
-
-
-def _fmt(pos: Position) -> str:
-    return f"{pos[0]}#{pos[1]}"

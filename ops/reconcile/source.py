@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ConfigError
+from auditstream.position import Position
 from ops.reconcile.index import KeyIndex
 from ops.reconcile.keys import KeyRange, digest
 from producer.source import MySQLSource
@@ -66,7 +67,7 @@ def read_source(dsn: MySQLDsn, index: KeyIndex, keys: KeyRange) -> SourceResult:
         end = keys.end
         if end is None:
             latest = source.latest()
-            end = (latest.ts, latest.id) if latest is not None else (EARLIEST, 0)
+            end = latest if latest is not None else Position(EARLIEST, 0)
         result = SourceResult(uuid, KeyRange(uuid, keys.start, end))
         # Step 2
         page = source.open_at(keys.start[0] if keys.start else EARLIEST)

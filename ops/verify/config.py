@@ -16,8 +16,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ConfigError
 from auditstream.kafkaauth import KafkaAuthSettings
+from auditstream.position import Position
 from consumer.targets import TargetText
-from ops.verify.scope import Bookmark, parse_bookmark
+from ops.verify.scope import parse_bookmark
 
 
 class VerifySettings(KafkaAuthSettings):
@@ -63,8 +64,8 @@ class VerifySettings(KafkaAuthSettings):
             raise ValueError("give at least one of --bootstrap-servers, --archive-dsn, --target")
         return self
 
-    def range(self) -> tuple[Bookmark | None, Bookmark | None]:
-        """``(since, until)`` as bookmarks."""
+    def range(self) -> tuple[Position | None, Position | None]:
+        """``(since, until)`` as positions."""
         since = parse_bookmark(self.since) if self.since else None
         until = parse_bookmark(self.until, end=True) if self.until else None
         return since, until

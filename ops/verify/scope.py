@@ -16,13 +16,13 @@ from pathlib import Path
 
 from auditstream.chain import ChainState, Link
 from auditstream.errors import ConfigError
+from auditstream.position import Position
 from schemas.mapping import InvalidEventError, parse_timestamp
 
 ANCHOR_FORMAT = "auditstream-anchor/1"
-Bookmark = tuple[str, int]
 
 
-def parse_bookmark(text: str, *, end: bool = False) -> Bookmark:
+def parse_bookmark(text: str, *, end: bool = False) -> Position:
     """``"YYYY-MM-DD hh:mm:ss[#id]"`` → ``(ts, id)``; without ``#id`` the whole second counts.
 
     Raises:
@@ -34,11 +34,11 @@ def parse_bookmark(text: str, *, end: bool = False) -> Bookmark:
         number = int(ident) if ident else (2**64 - 1 if end else 0)
     except (InvalidEventError, ValueError) as exc:
         raise ConfigError("a bookmark looks like 'YYYY-MM-DD hh:mm:ss[#id]'", value=text) from exc
-    return ts, number
+    return Position(ts, number)
 
 
 def in_range(
-    links: Iterable[Link], since: Bookmark | None, until: Bookmark | None
+    links: Iterable[Link], since: Position | None, until: Position | None
 ) -> Iterator[Link]:
     """The links from each server's first event at or after ``since`` to its last up to ``until``.
 

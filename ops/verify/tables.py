@@ -22,11 +22,11 @@ from auditstream.chain import GAP_FIELDS, Link
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError
 from auditstream.mysql import Connection, Error, connect
+from auditstream.position import Position
 from auditstream.sqlident import ROTATED_TABLE, ident
 from auditstream.text import as_text
 from ops.verify.core import interleave, ordered
 from ops.verify.report import NotChained
-from ops.verify.scope import Bookmark
 
 EVENT_TABLE = "audit_data"
 CONTROL_TABLE = "audit_control"
@@ -85,8 +85,8 @@ def events(
     table: str,
     server: str,
     page_rows: int = 5000,
-    since: Bookmark | None = None,
-    until: Bookmark | None = None,
+    since: Position | None = None,
+    until: Position | None = None,
 ) -> Iterator[Link]:
     """The event links of ``server`` in ``table``, in ``(ts, id)`` order (Step 3).
 
@@ -181,8 +181,8 @@ def read(
     only: Iterable[str] | None = None,
     extras: Iterable[Link] = (),
     page_rows: int = 5000,
-    since: Bookmark | None = None,
-    until: Bookmark | None = None,
+    since: Position | None = None,
+    until: Position | None = None,
 ) -> Iterator[Link]:
     """Every link in the archive (Steps 1-3), server by server.
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from auditstream.errors import PageError
-from producer.page import Position, decode_text, split
+from auditstream.position import Position
+from producer.page import decode_text, split
 
 GOOD = '{ "timestamp": "2025-06-01 10:00:00", "id": 0, "class": "general", "event": "status" }'
 GOOD2 = '{ "timestamp": "2025-06-01 10:00:00", "id": 1, "class": "general", "event": "status" }'

@@ -8,9 +8,9 @@ import pytest
 
 from auditstream import mysql as db
 from auditstream.dsn import MySQLDsn
+from auditstream.position import Position
 from ops.cli import main as cli
 from producer.bookmark import BookmarkStore
-from producer.page import Position
 
 UUID = "6c1f8b5e-0d1c-11ef-9f1a-0242ac120002"
 

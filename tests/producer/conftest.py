@@ -15,8 +15,9 @@ from auditstream.chain import ChainState, Link
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import SourceUnavailable
 from auditstream.kafka import check
+from auditstream.position import Position
 from producer.bookmark import BookmarkStore
-from producer.page import Page, Position, split
+from producer.page import Page, split
 from schemas import codec
 
 SAMPLE = (

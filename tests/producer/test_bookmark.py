@@ -8,8 +8,8 @@ import pytest
 from auditstream.chain import ChainState
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError
+from auditstream.position import Position
 from producer.bookmark import BookmarkStore
-from producer.page import Position
 from tests.producer.conftest import UUID
 
 

@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
+from auditstream.position import Position
 from emulator.traffic import write_events
 from ops import verify
 from producer.bookmark import BookmarkStore
-from producer.page import Position
 from tests.harness.emulator_fixtures import EmulatorHandle
 from tests.producer.conftest import assert_chain_intact
 from tests.producer.test_e2e import log_lines

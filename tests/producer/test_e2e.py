@@ -21,11 +21,11 @@ import fastavro
 import pytest
 
 from auditstream.errors import SourceConfigError
+from auditstream.position import Position
 from emulator.traffic import write_events
 from producer.__main__ import main
 from producer.bookmark import BookmarkStore
 from producer.loop import ORIGIN
-from producer.page import Position
 from producer.publisher import ensure
 from producer.source import MySQLSource
 from schemas import registry

@@ -20,10 +20,10 @@ from auditstream.dsn import MySQLDsn
 from auditstream.embedded import free_port
 from auditstream.errors import ArchiveError, DeliveryError, PageError, SourceUnavailable
 from auditstream.kafka import producer_config
+from auditstream.position import Position
 from producer.bookmark import BookmarkStore, Stored
 from producer.config import Options
 from producer.loop import Loop
-from producer.page import Position
 from producer.publisher import Publisher, ensure
 from schemas.codec import RegistryCodec, SingleObjectCodec
 from tests.producer.conftest import (

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from auditstream.errors import PageError
-from producer.page import Position, decode_text, split
+from auditstream.position import Position
+from producer.page import decode_text, split
 from tests.producer.conftest import make_events, sample_events
 
 

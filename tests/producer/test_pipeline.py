@@ -23,11 +23,12 @@ from confluent_kafka import KafkaError
 
 from auditstream.errors import DeliveryError
 from auditstream.kafka import producer_config
+from auditstream.position import Position
 from emulator.traffic import write_events
 from producer.bookmark import BookmarkStore
 from producer.config import Options
 from producer.loop import EARLIEST, Loop
-from producer.page import Event, Position
+from producer.page import Event
 from producer.publisher import Delivery, Publisher
 from schemas.codec import SingleObjectCodec
 from tests.harness.emulator_fixtures import EmulatorHandle

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 
-from producer.page import Position
+from auditstream.position import Position
 from producer.progress import BacklogBar
 
 NEWEST = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)

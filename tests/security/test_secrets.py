@@ -21,10 +21,10 @@ import pytest
 from auditstream import mysql as db
 from auditstream.dsn import MySQLDsn
 from auditstream.embedded import free_port
+from auditstream.position import Position
 from consumer.config import ConsumerSettings
 from producer.bookmark import BookmarkStore
 from producer.config import ProducerSettings
-from producer.page import Position
 from tests.faults.pipeline import ROOT, Pipeline, make_pipeline, wait_for
 from tests.harness.emulator_fixtures import EmulatorHandle
 from tests.harness.kafka import FAST_GROUP
