@@ -11,37 +11,56 @@ Trap: build these only in ``consumer.__main__`` (``auditstream.settings.load``);
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from auditstream.dsn import DsnText, MySQLDsn
+from auditstream.connections import ArchiveDb, in_archive_database
+from auditstream.dsn import MySQLDsn
 from auditstream.errors import ConfigError
 from auditstream.kafka import consumer_config, producer_config
 from auditstream.kafkaauth import KafkaAuthSettings
 from auditstream.settings import ServiceSettings
 from consumer.targets import TargetText
 
+if TYPE_CHECKING:
+    from consumer.upload import OciOptions
 
-class ArchiveSettings(ServiceSettings):
+
+class ArchiveSettings(ArchiveDb):
     """Where the archive lives (``python -m consumer setup`` needs only this)."""
 
-    archive_dsn: DsnText | None = Field(
-        None,
-        description="archive DB: mysql://user[:pass]@host:port/audit_archive (password: env/file)",
-    )
-    archive_password: SecretStr | None = Field(None, description="AUDITSTREAM_ARCHIVE_PASSWORD")
-    archive_password_file: Path | None = Field(None, description="file holding the password")
     log_json: bool = Field(False, description="log one JSON object per line")
 
     def archive(self) -> MySQLDsn:
         """The archive DSN with its password filled in; the database defaults to audit_archive."""
-        if self.archive_dsn is None:
+        dsn = self.archive_or_none()
+        if dsn is None:
             raise ConfigError("--archive-dsn is required (AUDITSTREAM_ARCHIVE_DSN)")
-        dsn = MySQLDsn.parse(self.archive_dsn).with_password(
-            self.archive_password, self.archive_password_file
+        return in_archive_database(dsn)
+
+
+class OciSettings(ServiceSettings):
+    """How to reach OCI Object Storage (for an ``oci://`` target; mixed into commands)."""
+
+    oci_auth: Literal["config", "instance_principal", "resource_principal"] = Field(
+        "config", description="config file profile, or instance/resource principals"
+    )
+    oci_config_file: Path | None = Field(None, description="OCI config file (~/.oci/config)")
+    oci_profile: str = Field("DEFAULT", description="profile in the OCI config file")
+    oci_endpoint: str | None = Field(None, description="Object Storage endpoint override")
+
+    def oci_options(self, **knobs: Any) -> OciOptions:
+        """``consumer.upload.OciOptions`` of these settings (the SDK is imported only here)."""
+        from consumer.upload import OciOptions
+
+        return OciOptions(
+            auth=self.oci_auth,
+            config_file=self.oci_config_file,
+            profile=self.oci_profile,
+            endpoint=self.oci_endpoint,
+            **knobs,
         )
-        return dsn if dsn.database else dsn.with_database("audit_archive")
 
 
 class ConsumerSettings(ArchiveSettings, KafkaAuthSettings):

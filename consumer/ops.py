@@ -24,7 +24,7 @@ from auditstream.dsn import MySQLDsn
 from auditstream.errors import AuditStreamError, ConfigError
 from auditstream.settings import load
 from consumer.archiver import Archiver
-from consumer.config import ArchiveSettings
+from consumer.config import ArchiveSettings, OciSettings
 from consumer.ledger import Ledger, archive_errors
 from consumer.restore import restore
 from consumer.rotation import Rotator, Schedule, parse_interval
@@ -79,7 +79,7 @@ class RotateSettings(ArchiveSettings):
         )
 
 
-class StoreSettings(ArchiveSettings):
+class StoreSettings(ArchiveSettings, OciSettings):
     """Where dumps go and how to reach OCI Object Storage."""
 
     target: TargetText = Field(
@@ -87,12 +87,6 @@ class StoreSettings(ArchiveSettings):
         description="oci://bucket@namespace/prefix, oci://bucket/prefix or file:///dir",
     )
     staging_dir: Path = Field(Path("auditstream-staging"), description="local dir for dumps")
-    oci_auth: Literal["config", "instance_principal", "resource_principal"] = Field(
-        "config", description="config file profile, or instance/resource principals"
-    )
-    oci_config_file: Path | None = Field(None, description="OCI config file (~/.oci/config)")
-    oci_profile: str = Field("DEFAULT", description="profile in the OCI config file")
-    oci_endpoint: str | None = Field(None, description="Object Storage endpoint override")
     part_size: int = Field(128 << 20, ge=1, description="multipart part size (128MiB)")
     parallel_uploads: int = Field(3, ge=1, description="parts uploaded at once")
     oci_retries: int = Field(8, ge=1, description="attempts per OCI call (exponential backoff)")
@@ -105,13 +99,9 @@ class StoreSettings(ArchiveSettings):
         if target.scheme == "file":
             assert target.path is not None  # noqa: S101 - parse() sets it for file://
             return target, FileStore(target.path)
-        from consumer.upload import OciOptions, OciStore
+        from consumer.upload import OciStore
 
-        options = OciOptions(
-            auth=self.oci_auth,
-            config_file=self.oci_config_file,
-            profile=self.oci_profile,
-            endpoint=self.oci_endpoint,
+        options = self.oci_options(
             part_size=self.part_size,
             parallel=self.parallel_uploads,
             retry_attempts=self.oci_retries,

@@ -18,27 +18,25 @@ import getpass
 import json
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
 import sql
 from auditstream import mysql as db
+from auditstream.connections import BookmarkDb, in_archive_database
 from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ArchiveError, ConfigError
-from auditstream.settings import ServiceSettings, load
+from auditstream.settings import load
 from schemas.mapping import InvalidEventError, parse_timestamp
 
 _POSITION = re.compile(r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)#(?P<id>\d+)")
 
 
-class BookmarkSettings(ServiceSettings):
+class BookmarkSettings(BookmarkDb):
     """Where the bookmarks are, and the change to make."""
 
     bookmark_dsn: DsnText = Field(description="mysql://user@host:port[/audit_archive]")
-    bookmark_password: SecretStr | None = None
-    bookmark_password_file: Path | None = None
     server_uuid: str | None = Field(None, description="the audited server (set: required)")
     to: str | None = Field(None, description="set: the new position 'YYYY-MM-DD hh:mm:ss#id'")
     reason: str | None = Field(None, description="set: why (kept in audit_config_history)")
@@ -62,7 +60,7 @@ class BookmarkSettings(ServiceSettings):
         dsn = MySQLDsn.parse(self.bookmark_dsn).with_password(
             self.bookmark_password, self.bookmark_password_file
         )
-        return dsn if dsn.database else dsn.with_database("audit_archive")
+        return in_archive_database(dsn)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -17,15 +17,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
 import sql
 from auditstream import mysql as db
+from auditstream.connections import ArchiveDb, SourceDb
 from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ConfigError, SourceError
-from auditstream.settings import ServiceSettings, load
+from auditstream.settings import load
 from auditstream.sqlident import ident
 
 log = logging.getLogger(__name__)
@@ -35,19 +35,15 @@ _HOST = re.compile(r"[A-Za-z0-9_.%:-]{1,255}")
 PASSWORD_PLACEHOLDER = "'change-me'"  # noqa: S105 - the text replaced by a bound parameter
 
 
-class SetupSettings(ServiceSettings):
+class SetupSettings(ArchiveDb, SourceDb):
     """What to prepare, and as whom (administrator DSNs; passwords from env or files)."""
 
     archive_dsn: DsnText | None = Field(
         None, description="archive admin: mysql://root@host:port/audit_archive"
     )
-    archive_password: SecretStr | None = None
-    archive_password_file: Path | None = None
     source_dsn: DsnText | None = Field(
         None, description="audited server admin: mysql://admin@host:port"
     )
-    source_password: SecretStr | None = None
-    source_password_file: Path | None = None
     archiver_user: str = Field("audituser", description="the producer's account on the source")
     archiver_host: str = "%"
     archiver_password: SecretStr | None = Field(None, description="AUDITSTREAM_ARCHIVER_PASSWORD")
@@ -92,21 +88,16 @@ def main(argv: Sequence[str]) -> int:
         return 0
     if not s.archive_dsn and not s.source_dsn:
         raise ConfigError("nothing to do: give --archive-dsn and/or --source-dsn (or --print-sql)")
-    if s.archive_dsn:
+    archive, source = s.archive_or_none(), s.source_or_none()
+    if archive is not None:
         from consumer.setup import setup as archive_setup
 
-        archive = MySQLDsn.parse(s.archive_dsn).with_password(
-            s.archive_password, s.archive_password_file
-        )
         added = archive_setup(archive)
         apply(archive, consumer, _password(s.consumer_password, "CONSUMER"))
         log.info("archive ready", extra={"ctx": {"archive": str(archive), "added": added}})
-    if s.source_dsn:
+    if source is not None:
         from producer.bookmark import BookmarkStore
 
-        source = MySQLDsn.parse(s.source_dsn).with_password(
-            s.source_password, s.source_password_file
-        )
         BookmarkStore(source.with_database("audit_archive")).setup()
         apply(source, archiver, _password(s.archiver_password, "ARCHIVER"))
         log.info("audited server ready", extra={"ctx": {"source": str(source)}})

@@ -15,12 +15,12 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from auditstream import mysql as db
+from auditstream.connections import ArchiveDb, BookmarkDb, SourceDb
 from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ArchiveError
 from auditstream.kafkaauth import KafkaAuthSettings
@@ -30,17 +30,12 @@ from auditstream.settings import load
 log = logging.getLogger(__name__)
 
 
-class StatusSettings(KafkaAuthSettings):
+class StatusSettings(ArchiveDb, BookmarkDb, SourceDb, KafkaAuthSettings):
     """Where to look."""
 
     archive_dsn: DsnText = Field(description="mysql://user@host:port/audit_archive")
-    archive_password: SecretStr | None = None
-    archive_password_file: Path | None = None
     bookmark_dsn: DsnText | None = Field(None, description="bookmark store (default: the archive)")
-    bookmark_password: SecretStr | None = None
     source_dsn: DsnText | None = Field(None, description="an audited server, for its newest event")
-    source_password: SecretStr | None = None
-    source_password_file: Path | None = None
     bootstrap_servers: str | None = Field(None, description="Kafka, for partition high watermarks")
     topic: str = "mysql.audit.events"
     json_output: bool = Field(False, alias="json", description="print JSON for scripts")
@@ -52,18 +47,8 @@ def main(argv: Sequence[str]) -> int:
     archive = MySQLDsn.parse(settings.archive_dsn).with_password(
         settings.archive_password, settings.archive_password_file
     )
-    bookmarks = (
-        MySQLDsn.parse(settings.bookmark_dsn).with_password(settings.bookmark_password, None)
-        if settings.bookmark_dsn
-        else archive
-    )
-    source = (
-        MySQLDsn.parse(settings.source_dsn).with_password(
-            settings.source_password, settings.source_password_file
-        )
-        if settings.source_dsn
-        else None
-    )
+    bookmarks = settings.bookmark_or_none() or archive
+    source = settings.source_or_none()
     report = collect(
         archive,
         bookmarks,

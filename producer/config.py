@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from auditstream.connections import BookmarkDb, SourceDb
 from auditstream.dsn import DsnText, MySQLDsn, mask
 from auditstream.errors import ConfigError
 from auditstream.kafka import MAX_MESSAGE_BYTES, producer_config
 from auditstream.kafkaauth import KafkaAuthSettings
-from auditstream.settings import ServiceSettings
 from schemas.mapping import InvalidEventError, parse_timestamp
 
 DEFAULT_PAGES_IN_FLIGHT = 3
@@ -63,21 +62,14 @@ class Options:
             )
 
 
-class BookmarkSettings(ServiceSettings):
+class BookmarkSettings(SourceDb, BookmarkDb):
     """Where bookmarks live (``python -m producer setup`` needs only this)."""
 
-    source_dsn: DsnText | None = Field(
-        None, description="the audited server: mysql://user[:pass]@host:port (password: env/file)"
-    )
-    source_password: SecretStr | None = Field(None, description="AUDITSTREAM_SOURCE_PASSWORD")
-    source_password_file: Path | None = Field(None, description="file holding the password")
     bookmark_dsn: DsnText | None = Field(
         None,
         description="bookmark store mysql://user@host:port[/db] (default: the source server, "
         "database audit_archive)",
     )
-    bookmark_password: SecretStr | None = Field(None, description="AUDITSTREAM_BOOKMARK_PASSWORD")
-    bookmark_password_file: Path | None = Field(None, description="file holding the password")
     log_json: bool = Field(False, description="log one JSON object per line")
 
     def masked(self) -> dict[str, Any]:
@@ -90,21 +82,19 @@ class BookmarkSettings(ServiceSettings):
 
     def source(self) -> MySQLDsn:
         """The audited server's DSN with its password filled in."""
-        if self.source_dsn is None:
+        dsn = self.source_or_none()
+        if dsn is None:
             raise ConfigError("--source-dsn is required")
-        return MySQLDsn.parse(self.source_dsn).with_password(
-            self.source_password, self.source_password_file
-        )
+        return dsn
 
     def bookmark(self) -> MySQLDsn:
         """The bookmark store's DSN; defaults to the source server (the predecessor's choice)."""
-        if self.bookmark_dsn is None:
+        dsn = self.bookmark_or_none()
+        if dsn is None:
             if self.source_dsn is None:
                 raise ConfigError("--bookmark-dsn (or --source-dsn) is required")
             return self.source().with_database(None)
-        return MySQLDsn.parse(self.bookmark_dsn).with_password(
-            self.bookmark_password, self.bookmark_password_file
-        )
+        return dsn
 
 
 class ProducerSettings(BookmarkSettings, KafkaAuthSettings):

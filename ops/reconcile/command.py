@@ -57,15 +57,9 @@ def object_store(settings: ReconcileSettings, target: TargetUrl) -> ObjectStore:
     if target.scheme == "file":
         assert target.path is not None  # noqa: S101 - TargetUrl.parse sets it for file://
         return FileStore(target.path)
-    from consumer.upload import OciOptions, OciStore
+    from consumer.upload import OciStore
 
-    options = OciOptions(
-        auth=settings.oci_auth,
-        config_file=settings.oci_config_file,
-        profile=settings.oci_profile,
-        endpoint=settings.oci_endpoint,
-    )
-    return OciStore(target, options)
+    return OciStore(target, settings.oci_options())
 
 
 def to_text(report: Report) -> str:

@@ -11,13 +11,15 @@ tests construct ``ReconcileSettings(...)`` directly or call ``reconcile()``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from auditstream.connections import ArchiveDb, SourceDb, in_archive_database
 from auditstream.dsn import DsnText, MySQLDsn, mask
 from auditstream.errors import ConfigError
 from auditstream.kafkaauth import KafkaAuthSettings
+from consumer.config import OciSettings
 from consumer.targets import TargetText
 from ops.reconcile.keys import KeyRange, parse_bookmark
 
@@ -31,7 +33,7 @@ def _check_bookmark(value: str | None) -> str | None:
     return value
 
 
-class ReconcileSettings(KafkaAuthSettings):
+class ReconcileSettings(SourceDb, ArchiveDb, OciSettings, KafkaAuthSettings):
     """Everything ``auditstream reconcile`` reads."""
 
     server_uuid: str | None = Field(None, description="only this server (default: the source's)")
@@ -42,8 +44,6 @@ class ReconcileSettings(KafkaAuthSettings):
         None, description="last bookmark, inclusive (default: the source's newest event)"
     )
     source_dsn: DsnText | None = Field(None, description="the audited server (AUDIT_ADMIN account)")
-    source_password: SecretStr | None = Field(None, description="AUDITSTREAM_SOURCE_PASSWORD")
-    source_password_file: Path | None = Field(None, description="file holding the password")
     bootstrap_servers: str | None = Field(None, description="Kafka bootstrap servers")
     topic: str = Field("mysql.audit.events", description="topic of audit events")
     control_topic: str = Field("mysql.audit.control", description="topic of gaps, heartbeats")
@@ -52,18 +52,9 @@ class ReconcileSettings(KafkaAuthSettings):
     kafka_config: dict[str, str] = Field(
         default_factory=dict, description="librdkafka pass-through, key=value (security keys)"
     )
-    archive_dsn: DsnText | None = Field(None, description="archive DB mysql://user@host:port/db")
-    archive_password: SecretStr | None = Field(None, description="AUDITSTREAM_ARCHIVE_PASSWORD")
-    archive_password_file: Path | None = Field(None, description="file holding the password")
     target: TargetText | None = Field(
         None, description="where dumps were uploaded: oci://bucket@ns/prefix or file:///dir"
     )
-    oci_auth: Literal["config", "instance_principal", "resource_principal"] = Field(
-        "config", description="how to authenticate to OCI"
-    )
-    oci_config_file: Path | None = Field(None, description="OCI config file (default ~/.oci)")
-    oci_profile: str = Field("DEFAULT", description="profile in the OCI config file")
-    oci_endpoint: str | None = Field(None, description="Object Storage endpoint override")
     work_dir: Path | None = Field(None, description="directory for the on-disk index")
     limit: int = Field(
         100, ge=0, description="findings listed per kind and store (counts are complete)"
@@ -103,20 +94,12 @@ class ReconcileSettings(KafkaAuthSettings):
 
     def source(self) -> MySQLDsn | None:
         """The source DSN with its password, or None."""
-        if self.source_dsn is None:
-            return None
-        return MySQLDsn.parse(self.source_dsn).with_password(
-            self.source_password, self.source_password_file
-        )
+        return self.source_or_none()
 
     def archive(self) -> MySQLDsn | None:
         """The archive DSN with its password (database default ``audit_archive``), or None."""
-        if self.archive_dsn is None:
-            return None
-        dsn = MySQLDsn.parse(self.archive_dsn).with_password(
-            self.archive_password, self.archive_password_file
-        )
-        return dsn if dsn.database else dsn.with_database("audit_archive")
+        dsn = self.archive_or_none()
+        return None if dsn is None else in_archive_database(dsn)
 
     def kafka(self) -> dict[str, Any] | None:
         """Librdkafka settings for the topic readers, or None without a broker."""

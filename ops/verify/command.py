@@ -83,16 +83,10 @@ def _dumps(settings: VerifySettings, target: str) -> DumpReader:
     if not target.startswith("oci://"):
         return DumpReader(FileObjects(target_dir(target)))
     from consumer.targets import TargetUrl
-    from consumer.upload import OciOptions, OciStore
+    from consumer.upload import OciStore
 
     url = TargetUrl.parse(target)
-    options = OciOptions(
-        auth=settings.oci_auth,
-        config_file=settings.oci_config_file,
-        profile=settings.oci_profile,
-        endpoint=settings.oci_endpoint,
-    )
-    return DumpReader(OciStore(url, options), prefix=url.prefix)
+    return DumpReader(OciStore(url, settings.oci_options()), prefix=url.prefix)
 
 
 def _dead_letters(settings: VerifySettings) -> Iterator[Link]:

@@ -9,19 +9,21 @@ with the consumer's ``--oci-*`` settings). The archive password comes from
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from auditstream.connections import ArchiveDb
 from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ConfigError
 from auditstream.kafkaauth import KafkaAuthSettings
 from auditstream.position import Position
+from consumer.config import OciSettings
 from consumer.targets import TargetText
 from ops.verify.scope import parse_bookmark
 
 
-class VerifySettings(KafkaAuthSettings):
+class VerifySettings(ArchiveDb, OciSettings, KafkaAuthSettings):
     """Everything ``auditstream verify`` reads."""
 
     server_uuid: list[str] = Field([], description="verify only these servers (default: all)")
@@ -34,15 +36,9 @@ class VerifySettings(KafkaAuthSettings):
     kafka_config: dict[str, str] = Field({}, description="librdkafka pass-through (security)")
     schema_registry_url: str | None = Field(None, description="for Confluent-framed topics")
     archive_dsn: DsnText | None = Field(None, description="verify this archive database")
-    archive_password: SecretStr | None = Field(None, description="AUDITSTREAM_ARCHIVE_PASSWORD")
-    archive_password_file: Path | None = Field(None, description="file holding the password")
     target: TargetText | None = Field(
         None, description="verify the dumps under file:///dir or oci://"
     )
-    oci_auth: Literal["config", "instance_principal", "resource_principal"] = "config"
-    oci_config_file: Path | None = Field(None, description="OCI config file (~/.oci/config)")
-    oci_profile: str = Field("DEFAULT", description="profile in the OCI config file")
-    oci_endpoint: str | None = Field(None, description="Object Storage endpoint override")
     anchor: Path | None = Field(None, description="anchor file: the latest link per server")
     write_anchor: Path | None = Field(None, description="after an intact run, write the anchor")
     idle_timeout: float = Field(30.0, gt=0, description="seconds without a message: broker down")
@@ -72,11 +68,7 @@ class VerifySettings(KafkaAuthSettings):
 
     def archive(self) -> MySQLDsn | None:
         """The archive DSN with its password, or None."""
-        if self.archive_dsn is None:
-            return None
-        return MySQLDsn.parse(self.archive_dsn).with_password(
-            self.archive_password, self.archive_password_file
-        )
+        return self.archive_or_none()
 
     def kafka(self) -> dict[str, Any] | None:
         """Librdkafka consumer settings, or None without a cluster."""
