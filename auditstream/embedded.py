@@ -26,9 +26,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import ClassVar
 
 from auditstream.dsn import MySQLDsn
+from auditstream.process import spawn, terminate
 
 FAST_GROUP = {"session.timeout.ms": 2000, "heartbeat.interval.ms": 500}
 
@@ -87,8 +88,45 @@ def tansu_binary() -> Path:
     return path
 
 
+class LocalServer:
+    """A server child process on a loopback port: ``stop``, ``kill`` (a crash), ``restart``.
+
+    Subclasses are dataclasses with ``port`` and ``proc`` fields and a ``start()``; a restart
+    keeps the port and the data.
+    """
+
+    port: int
+    proc: subprocess.Popen[bytes] | None
+    #: Seconds a clean shutdown may take before SIGKILL.
+    stop_timeout: ClassVar[float] = 30.0
+
+    def start(self, timeout: float = 60.0) -> LocalServer:
+        """Start the server and wait until it accepts connections."""
+        raise NotImplementedError
+
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM, wait for the PID, then for the port to be released."""
+        if self.proc is None:
+            return
+        terminate(self.proc, self.stop_timeout if timeout is None else timeout)
+        self.proc = None
+        # A stopped server may hold its port for a few seconds after its PID is gone (Tansu).
+        wait_port_closed("127.0.0.1", self.port, 10.0)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, for fault tests."""
+        if self.proc is not None:
+            terminate(self.proc, 0.0, signal.SIGKILL)
+        self.proc = None
+
+    def restart(self) -> None:
+        """Stop, then start on the same port with the same data."""
+        self.stop()
+        self.start()
+
+
 @dataclass
-class TansuBroker:
+class TansuBroker(LocalServer):
     """One Tansu broker process; ``restart()`` keeps the port (and, with s3 storage, the data)."""
 
     storage: str = "memory://tansu/"
@@ -96,6 +134,7 @@ class TansuBroker:
     port: int = field(default_factory=free_port)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tansu-")))
     proc: subprocess.Popen[bytes] | None = None
+    stop_timeout: ClassVar[float] = 15.0
 
     @property
     def bootstrap(self) -> str:
@@ -113,69 +152,18 @@ class TansuBroker:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TANSU"))}
         env.update(self.env)
         env.setdefault("RUST_LOG", "warn")
-        with (self.workdir / "broker.log").open("ab") as log:
-            self.proc = self._popen(url, env, log)
+        argv = [str(tansu_binary()), "broker", "--listener-url", url]
+        argv += ["--advertised-listener-url", url, "--storage-engine", self.storage]
+        self.proc = spawn(argv, self.workdir / "broker.log", cwd=self.workdir, env=env)
         proc = self.proc
         wait_for_port(
             "127.0.0.1", self.port, timeout, what="tansu broker", alive=lambda: proc.poll() is None
         )
         return self
 
-    def _popen(self, url: str, env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [
-                str(tansu_binary()),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                self.storage,
-            ],
-            cwd=self.workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM, wait for the PID, then for the port to be released."""
-        if self.proc is None:
-            return
-        _terminate(self.proc, timeout)
-        self.proc = None
-        # Tansu holds the port for a few seconds after its PID is gone.
-        wait_port_closed("127.0.0.1", self.port, 10.0)
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, for fault tests."""
-        if self.proc is not None:
-            _terminate(self.proc, 0.0, signal.SIGKILL)
-        self.proc = None
-
-    def restart(self) -> None:
-        """Stop, then start on the same port with the same data."""
-        self.stop()
-        self.start()
-
     def log(self) -> str:
         """The broker's output so far (for failure messages)."""
         return (self.workdir / "broker.log").read_text(errors="replace")
-
-
-def _terminate(
-    proc: subprocess.Popen[bytes], timeout: float, sig: signal.Signals = signal.SIGTERM
-) -> None:
-    """Signal ``proc`` and reap it; SIGKILL when it outlives ``timeout`` seconds."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout if sig != signal.SIGKILL else None)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _binary(*names: str) -> str:
@@ -189,13 +177,14 @@ def _binary(*names: str) -> str:
 
 
 @dataclass
-class PrivateMariaDB:
-    """A ``mariadbd`` of the test session's own."""
+class PrivateMariaDB(LocalServer):
+    """A ``mariadbd`` of the test session's own; ``stop`` shuts it down cleanly (SIGTERM)."""
 
     port: int = field(default_factory=free_port)
     base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mariadb-")))
     proc: subprocess.Popen[bytes] | None = None
     extra_args: tuple[str, ...] = ()
+    stop_timeout: ClassVar[float] = 60.0
 
     @property
     def datadir(self) -> Path:
@@ -228,7 +217,7 @@ class PrivateMariaDB:
         """Start ``mariadbd`` (installing the datadir first if needed) and wait for its port."""
         if not self.datadir.exists():
             self.install()
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             [
                 _binary("mariadbd", "mysqld"),
                 "--no-defaults",
@@ -249,34 +238,13 @@ class PrivateMariaDB:
                 "--collation-server=utf8mb4_bin",
                 *self.extra_args,
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            None,
         )
         proc = self.proc
         wait_for_port(
             "127.0.0.1", self.port, timeout, what="mariadbd", alive=lambda: proc.poll() is None
         )
         return self
-
-    def stop(self) -> None:
-        """Shut down cleanly (SIGTERM), keeping the datadir."""
-        if self.proc is None:
-            return
-        _terminate(self.proc, 60.0)
-        self.proc = None
-        wait_port_closed("127.0.0.1", self.port, 10.0)
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, for fault tests."""
-        if self.proc is not None:
-            _terminate(self.proc, 0.0, signal.SIGKILL)
-        self.proc = None
-
-    def restart(self) -> None:
-        """Stop, then start on the same port with the same data."""
-        self.stop()
-        self.start()
 
     def cleanup(self) -> None:
         """Stop and delete the datadir."""

@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -37,8 +36,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from auditstream.embedded import _terminate, free_port, wait_for_port, wait_port_closed
+from auditstream.embedded import LocalServer, free_port, wait_for_port
 from auditstream.kafka import MAX_MESSAGE_BYTES
+from auditstream.process import run_logged, spawn
 
 #: Where ``make install`` puts the jars (relative to the checkout).
 DEFAULT_LIBS = Path(__file__).resolve().parent.parent / ".cache" / "kafka" / "libs"
@@ -70,8 +70,11 @@ class BrokerTls:
 
 
 @dataclass
-class KafkaBroker:
-    """One Apache Kafka KRaft node; ``kill()`` is a crash, ``restart()`` keeps the data."""
+class KafkaBroker(LocalServer):
+    """One Apache Kafka KRaft node; ``kill()`` is a crash, ``restart()`` keeps the data.
+
+    ``stop()`` is a controlled shutdown (SIGTERM), SIGKILL after 30 s; a restart keeps the ports.
+    """
 
     scram_users: Mapping[str, str] = field(default_factory=dict)
     tls: BrokerTls | None = None
@@ -200,14 +203,8 @@ class KafkaBroker:
         ]
         for user, password in self.scram_users.items():
             args += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={password}]"]
-        with (self.workdir / "broker.log").open("ab") as log:
-            done = subprocess.run(
-                self._java("kafka.tools.StorageTool", *args, heap_mb=256),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=False,
-            )
-        if done.returncode != 0:
+        java = self._java("kafka.tools.StorageTool", *args, heap_mb=256)
+        if run_logged(java, self.workdir / "broker.log") != 0:
             raise RuntimeError(f"formatting Kafka storage failed:\n{self.log_tail()}")
 
     def start(self, timeout: float = 120.0) -> KafkaBroker:
@@ -217,16 +214,10 @@ class KafkaBroker:
             raise FileNotFoundError(f"cannot run Apache Kafka: {missing}")
         if not self._datadir.exists():
             self._format()
-        with (self.workdir / "broker.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                self._java(
-                    "kafka.Kafka", str(self.workdir / "server.properties"), heap_mb=self.heap_mb
-                ),
-                cwd=self.workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        java = self._java(
+            "kafka.Kafka", str(self.workdir / "server.properties"), heap_mb=self.heap_mb
+        )
+        self.proc = spawn(java, self.workdir / "broker.log", cwd=self.workdir)
         proc = self.proc
         deadline = time.monotonic() + timeout
         try:
@@ -252,25 +243,6 @@ class KafkaBroker:
                 time.sleep(0.2)
                 continue
         raise TimeoutError(f"kafka on {self.bootstrap} answered no metadata request in time")
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM (a controlled shutdown), wait for the PID, then for the ports."""
-        if self.proc is None:
-            return
-        _terminate(self.proc, timeout)
-        self.proc = None
-        wait_port_closed("127.0.0.1", self.port, 10.0)
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, for fault tests."""
-        if self.proc is not None:
-            _terminate(self.proc, 0.0, signal.SIGKILL)
-        self.proc = None
-
-    def restart(self) -> None:
-        """Stop, then start on the same ports with the same data."""
-        self.stop()
-        self.start()
 
     def cleanup(self) -> None:
         """Stop and delete the data."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,8 @@ from auditstream.dsn import MySQLDsn
 from auditstream.embedded import PrivateMariaDB, TansuBroker, free_port, wait_for_port
 from auditstream.embedded_kafka import KafkaBroker
 from auditstream.errors import AuditStreamError
+from auditstream.process import log_tail as tail
+from auditstream.process import run_logged, spawn, terminate
 from auditstream.settings import ServiceSettings, load
 from ops.verify.tables import event_tables
 from schemas.mapping import parse_timestamp
@@ -398,25 +399,12 @@ def child(
     name: str, workdir: Path, *args: str, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``auditstream <args>`` in the background; SIGTERM (then SIGKILL) on exit."""
-    log = (workdir / f"{name}.log").open("ab")
-    proc = subprocess.Popen(  # noqa: S603 - our own entry point, fixed arguments
-        [sys.executable, "-m", "ops.cli", *args],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-    )
-    log.close()
+    argv = [sys.executable, "-m", "ops.cli", *args]
+    proc = spawn(argv, workdir / f"{name}.log", env={**os.environ, **(env or {})})
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc, 30)
 
 
 def run_child(workdir: Path, env: dict[str, str], *args: str, timeout: float = 300.0) -> None:
@@ -425,22 +413,9 @@ def run_child(workdir: Path, env: dict[str, str], *args: str, timeout: float = 3
         workdir
         / f"{args[0]}-{args[1] if len(args) > 1 and not args[1].startswith('-') else 'run'}.log"
     )
-    with log_path.open("ab") as log:
-        result = subprocess.run(  # noqa: S603 - our own entry point, fixed arguments
-            [sys.executable, "-m", "ops.cli", *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-            timeout=timeout,
-            check=False,
-        )
-    if result.returncode != 0:
+    argv = [sys.executable, "-m", "ops.cli", *args]
+    if run_logged(argv, log_path, env={**os.environ, **env}, timeout=timeout) != 0:
         raise AuditStreamError(f"'auditstream {' '.join(args[:2])}' failed:\n{tail(log_path)}")
-
-
-def tail(path: Path) -> str:
-    """The end of a child's log, for an error message."""
-    return path.read_text(errors="replace")[-3000:] if path.exists() else "(no log)"
 
 
 def say(text: str) -> None:
