@@ -14,8 +14,9 @@ Traps:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -79,6 +80,14 @@ class KafkaAuthSettings(ServiceSettings):
         ):
             if path is not None:
                 conf[key] = str(path)
+        return conf
+
+    def admin_config(self, bootstrap: str, passthrough: Mapping[str, str]) -> dict[str, Any]:
+        """An admin client's settings: the security keys of ``--kafka-config``, then these."""
+        keep = ("security.", "sasl.", "ssl.", "client.")
+        conf: dict[str, Any] = {k: v for k, v in passthrough.items() if k.startswith(keep)}
+        conf.update(self.kafka_auth())
+        conf["bootstrap.servers"] = bootstrap
         return conf
 
     def _password(self) -> str:

@@ -156,8 +156,4 @@ class ConsumerSettings(ArchiveSettings, KafkaAuthSettings):
 
     def admin(self) -> dict[str, Any]:
         """Settings for the admin client that creates the DLQ topic."""
-        keep = ("security.", "sasl.", "ssl.", "client.")
-        conf: dict[str, Any] = {k: v for k, v in self.kafka_config.items() if k.startswith(keep)}
-        conf.update(self.kafka_auth())
-        conf["bootstrap.servers"] = self.bootstrap_servers
-        return conf
+        return self.admin_config(self.bootstrap_servers, self.kafka_config)

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from auditstream.connections import BookmarkDb, SourceDb
-from auditstream.dsn import DsnText, MySQLDsn, mask
+from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ConfigError
 from auditstream.kafka import MAX_MESSAGE_BYTES, producer_config
 from auditstream.kafkaauth import KafkaAuthSettings
@@ -71,14 +71,6 @@ class BookmarkSettings(SourceDb, BookmarkDb):
         "database audit_archive)",
     )
     log_json: bool = Field(False, description="log one JSON object per line")
-
-    def masked(self) -> dict[str, Any]:
-        """The settings for logs: secrets masked, including a password inside a DSN."""
-        shown = super().masked()
-        for key in ("source_dsn", "bookmark_dsn"):
-            if shown.get(key):
-                shown[key] = mask(shown[key])
-        return shown
 
     def source(self) -> MySQLDsn:
         """The audited server's DSN with its password filled in."""
@@ -222,8 +214,4 @@ class ProducerSettings(BookmarkSettings, KafkaAuthSettings):
 
     def admin(self) -> dict[str, Any]:
         """Settings for the admin client that creates the topics (security keys pass through)."""
-        keep = ("security.", "sasl.", "ssl.", "client.")
-        conf: dict[str, Any] = {k: v for k, v in self.kafka_config.items() if k.startswith(keep)}
-        conf.update(self.kafka_auth())
-        conf["bootstrap.servers"] = self.bootstrap_servers
-        return conf
+        return self.admin_config(self.bootstrap_servers, self.kafka_config)

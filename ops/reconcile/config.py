@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from auditstream.connections import ArchiveDb, SourceDb, in_archive_database
-from auditstream.dsn import DsnText, MySQLDsn, mask
+from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ConfigError
 from auditstream.kafkaauth import KafkaAuthSettings
 from consumer.config import OciSettings
@@ -77,14 +77,6 @@ class ReconcileSettings(SourceDb, ArchiveDb, OciSettings, KafkaAuthSettings):
             raise ValueError("--topic, --control-topic and --dlq-topic must all differ")
         self.range()  # the range must not end before it starts
         return self
-
-    def masked(self) -> dict[str, Any]:
-        """The settings for logs: secrets masked, including a password inside a DSN."""
-        shown = super().masked()
-        for key in ("source_dsn", "archive_dsn"):
-            if shown.get(key):
-                shown[key] = mask(shown[key])
-        return shown
 
     def range(self) -> KeyRange:
         """The key range (``--server-uuid``, ``--start``, ``--end``)."""
