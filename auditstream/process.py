@@ -19,6 +19,7 @@ Traps:
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -33,16 +34,8 @@ def spawn(
     env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in its own session, stdout and stderr appended to ``log`` (None: dropped)."""
-    if log is None:
-        return subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=None if env is None else dict(env),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    with log.open("ab") as out:
+    with contextlib.ExitStack() as stack:
+        out = subprocess.DEVNULL if log is None else stack.enter_context(log.open("ab"))
         return subprocess.Popen(
             list(argv),
             cwd=cwd,
