@@ -41,6 +41,8 @@ def _safe(node: ast.expr, safe_names: set[str]) -> bool:
                 _safe_iterable(a, safe_names) for a in node.args
             )
         return False
+    if isinstance(node, ast.List | ast.Tuple):  # ["(%s, %s)"] * len(rows): placeholders only
+        return all(_safe(e, safe_names) for e in node.elts)
     if isinstance(node, ast.IfExp):
         return _safe(node.body, safe_names) and _safe(node.orelse, safe_names)
     if isinstance(node, ast.BinOp):
@@ -125,14 +127,11 @@ REVIEWED: dict[str, str] = {
     "ops/demo.py: {n}": "the query text of a generated audit event, never executed",
     "consumer/dump.py: {quoted}": "the caller passes sqlident.rotated_table(table)",
     "consumer/highwater.py: {_quoted(t)}": "rotated table names through sqlident",
-    "consumer/highwater.py: {tuples}": "placeholders only: '(%s, %s, %s)' repeated",
-    "consumer/highwater.py: {marks}": "placeholders only",
     "consumer/insert.py: {names}": "AUDIT_COLUMNS/CONTROL_COLUMNS constants",
     "consumer/insert.py: {table}": "the constants audit_data / audit_control",
     "consumer/insert.py: {', '.join([marks] * len(rows))}": "placeholders only",
     "consumer/insert.py: {columns[0]}": "a column constant",
     "consumer/ledger.py: {assignments}": "column names from the ledger's own keyword arguments",
-    "consumer/offsets.py: {where}": "placeholders only",
     "consumer/setup.py: {definition}": "from SHOW CREATE TABLE of our own DDL file",
     "consumer/setup.py: {table}": "the MIGRATED_TABLES constants",
     "consumer/restore.py: {dest}": "restore() passes sqlident.ident(into or table)",
@@ -155,6 +154,25 @@ def test_the_scan_catches_an_unchecked_name() -> None:
     fstring = next(n for n in ast.walk(func) if isinstance(n, ast.JoinedStr))
     value = next(v for v in fstring.values if isinstance(v, ast.FormattedValue))
     assert _safe(value.value, _safe_locals(func))
+
+
+def test_repeated_placeholders_pass_and_repeated_names_do_not() -> None:
+    def value_of(source: str) -> tuple[ast.expr, set[str]]:
+        (func,) = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef)]
+        fstring = next(n for n in ast.walk(func) if isinstance(n, ast.JoinedStr))
+        value = next(v for v in fstring.values if isinstance(v, ast.FormattedValue))
+        return value.value, _safe_locals(func)
+
+    placeholders = """
+def f(rows):
+    cur.execute(f"INSERT INTO t VALUES {', '.join(['(%s)'] * len(rows))}")
+"""
+    names = """
+def f(rows, name):
+    cur.execute(f"SELECT {', '.join([name] * len(rows))} FROM t")
+"""
+    assert _safe(*value_of(placeholders))
+    assert not _safe(*value_of(names))
 
 
 def test_the_archiver_is_granted_only_what_it_needs() -> None:
