@@ -15,6 +15,9 @@ UTF-8 bytes followed by those bytes (no separators, no escaping)::
     event: "event", server_uuid, timestamp ("YYYY-MM-DD hh:mm:ss"), id (decimal), raw
     gap:   "gap", server_uuid, reason, from_timestamp, from_id, to_timestamp, to_id,
            events, size, sha256                    (an absent value is the empty string)
+    checkpoint: "checkpoint", server_uuid, checkpoint_seq, signed_seq, signed_chain,
+           at (ms since the epoch), key_id, signature  (auditstream.checkpoint)
+    skip:  "skip", server_uuid, from_timestamp, from_id, to_timestamp, to_id, actor, detail
 
 Traps:
 
@@ -31,11 +34,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
 
-Kind = Literal["event", "gap"]
+Kind = Literal["event", "gap", "checkpoint", "skip"]
 
 #: The gap fields hashed, in this order, after "gap" and the server_uuid.
 GAP_FIELDS: tuple[str, ...] = (
@@ -48,6 +51,35 @@ GAP_FIELDS: tuple[str, ...] = (
     "size",
     "sha256",
 )
+
+#: A signed checkpoint's hashed fields after "checkpoint" and the server_uuid; every field but
+#: the last (``signature``) is what the signature covers (``auditstream.checkpoint``). ``at`` is
+#: written as milliseconds since the Unix epoch (decimal), its precision in the schema.
+CHECKPOINT_FIELDS: tuple[str, ...] = (
+    "checkpoint_seq",
+    "signed_seq",
+    "signed_chain",
+    "at",
+    "key_id",
+    "signature",
+)
+
+#: An explained skip (``bookmark set``): old position, new position, who, why.
+SKIP_FIELDS: tuple[str, ...] = (
+    "from_timestamp",
+    "from_id",
+    "to_timestamp",
+    "to_id",
+    "actor",
+    "detail",
+)
+
+#: The control-event kinds that are links, and their hashed fields.
+CONTROL_LINKS: dict[str, tuple[str, ...]] = {
+    "gap": GAP_FIELDS,
+    "checkpoint": CHECKPOINT_FIELDS,
+    "skip": SKIP_FIELDS,
+}
 
 
 def genesis(server_uuid: str) -> bytes:
@@ -81,6 +113,17 @@ def _text(value: Any) -> str:
         v = value if value.tzinfo is None else value.astimezone(UTC)
         return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}"
     return str(value)
+
+
+def millis(value: Any) -> str:
+    """A control event's ``at`` as decimal milliseconds since the epoch (naive means UTC)."""
+    if isinstance(value, datetime):
+        v = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return str((v - _EPOCH) // timedelta(milliseconds=1))
+    return _text(value)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +161,16 @@ class Link:
         return cls(server_uuid, "gap", tuple(_text(gap.get(k)) for k in GAP_FIELDS), **stored)
 
     @classmethod
+    def control(cls, server_uuid: str, record: Mapping[str, Any], **stored: Any) -> Link:
+        """The link of a control event (record or row) whose kind is in ``CONTROL_LINKS``."""
+        kind = record["kind"]
+        values = tuple(
+            millis(record.get(k)) if k == "at" else _text(record.get(k))
+            for k in CONTROL_LINKS[kind]
+        )
+        return cls(server_uuid, kind, values, **stored)
+
+    @classmethod
     def from_record(cls, name: str, record: Mapping[str, Any], where: str = "") -> Link | None:
         """The link of a decoded Avro record (``schemas.codec.decode``); None if it is none.
 
@@ -128,8 +181,8 @@ class Link:
             return cls.event(
                 record["server_uuid"], record["timestamp"], record["id"], record["raw"], **stored
             )
-        if record.get("kind") == "gap":
-            return cls.gap(record["server_uuid"], record, **stored)
+        if record.get("kind") in CONTROL_LINKS:
+            return cls.control(record["server_uuid"], record, **stored)
         return None
 
     @property
@@ -137,7 +190,11 @@ class Link:
         """Human-readable bookmark: ``ts#id`` of an event, ``gap from..to`` of a gap."""
         if self.kind == "event":
             return f"{self.fields[0]}#{self.fields[1]}"
-        f = dict(zip(GAP_FIELDS, self.fields, strict=True))
+        f = dict(zip(CONTROL_LINKS[self.kind], self.fields, strict=True))
+        if self.kind == "checkpoint":
+            return f"checkpoint {f['checkpoint_seq']} of link {f['signed_seq']}"
+        if self.kind == "skip":
+            return f"skip {f['from_timestamp']}#{f['from_id']}..{f['to_timestamp']}#{f['to_id']}"
         return (
             f"gap({f['reason']}) {f['from_timestamp']}#{f['from_id']}"
             f"..{f['to_timestamp']}#{f['to_id']}"

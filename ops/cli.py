@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "upload": ("consumer.ops:upload_main", "dump, upload and verify every rotated table"),
     "restore": ("consumer.ops:restore_main", "load a dump back into a table"),
     "bookmark": ("ops.bookmark:main", "show or move a producer's bookmark (audited)"),
+    "keys": ("ops.keys:main", "generate the Ed25519 key pair that signs checkpoints"),
     "status": (
         "ops.status:main",
         "bookmarks, lag, partitions, rotations and pending uploads",
