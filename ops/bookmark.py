@@ -8,8 +8,10 @@ Traps:
   acknowledged batch.
 - The bookmark read is inclusive and the producer drops the bookmarked event itself: to re-send
   an event, set the position of the event *before* it.
-- A moved bookmark restarts the hash chain from its genesis value (the old chain state belongs
-  to the old position): ``verify`` shows the break at that point, and the trail says why.
+- A moved bookmark keeps the hash chain: the history row is marked pending
+  (``audit_config.pending_skip``) and the producer, on its next start, publishes it as a
+  ``skip`` link continuing the old chain (``producer.seal``), so ``verify`` reports an
+  explained skip, not a new chain. Run ``python -m producer setup`` once after upgrading.
 """
 
 from __future__ import annotations
@@ -125,12 +127,12 @@ def set_position(dsn: MySQLDsn, server_uuid: str, ts: str, ident: int, reason: s
             "VALUES (%s, UTC_TIMESTAMP(6), CURRENT_USER(), %s, %s, %s, %s, %s, %s)",
             (server_uuid, getpass.getuser(), *(old or (None, None)), ts, ident, reason),
         )
-        # chain NULL: the producer continues from the genesis value (see the module's traps).
+        # The chain stays: the producer publishes the pending skip as its next link (traps).
         cur.execute(
-            "INSERT INTO audit_config (server_uuid, ts, id, chain, chain_seq, updated_at) "
-            "VALUES (%s, %s, %s, NULL, NULL, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE "
-            "ts = VALUES(ts), id = VALUES(id), chain = NULL, chain_seq = NULL, "
-            "updated_at = VALUES(updated_at)",
+            "INSERT INTO audit_config (server_uuid, ts, id, updated_at, pending_skip) "
+            "VALUES (%s, %s, %s, UTC_TIMESTAMP(6), LAST_INSERT_ID()) ON DUPLICATE KEY UPDATE "
+            "ts = VALUES(ts), id = VALUES(id), updated_at = VALUES(updated_at), "
+            "pending_skip = COALESCE(pending_skip, VALUES(pending_skip))",
             (server_uuid, ts, ident),
         )
         conn.commit()

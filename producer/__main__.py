@@ -23,6 +23,7 @@ from producer.loop import Loop
 from producer.progress import BacklogBar, newest_event
 from producer.publisher import Publisher, ensure
 from producer.runtime import tune_gc
+from producer.seal import Seal, SealStore
 from producer.source import MySQLSource
 from schemas.codec import for_settings
 
@@ -76,9 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         limit = min(message_limit, int(kafka.get("message.max.bytes", message_limit)))
         return Publisher({**kafka, "message.max.bytes": limit}, server_uuid)
 
-    loop = Loop(
-        source, publisher_for, store, for_settings(settings.schema_registry_url), settings.options()
+    codec = for_settings(settings.schema_registry_url)
+    seal = Seal(
+        SealStore(settings.bookmark()),
+        codec,
+        settings.control_topic,
+        120.0,
+        settings.signer(),
+        settings.seal_every_events,
+        settings.seal_every_seconds,
     )
+    loop = Loop(source, publisher_for, store, codec, settings.options(), seal)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %s: finishing the batch in flight", signal.Signals(signum).name)
@@ -101,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(sig, handler)
         source.close()
         store.close()
+        seal.close()
         if loop.batcher is not None:
             loop.batcher.publisher.close()
     log.info("stopped", extra={"ctx": {"bookmark": loop.bookmark, "sent": _sent(loop)}})

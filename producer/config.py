@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from auditstream.connections import BookmarkDb, SourceDb
 from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ConfigError
 from auditstream.kafka import MAX_MESSAGE_BYTES, producer_config
 from auditstream.kafkaauth import KafkaAuthSettings
+from auditstream.signing import Signer, load_signer
 from schemas.mapping import InvalidEventError, parse_timestamp
 
 DEFAULT_PAGES_IN_FLIGHT = 3
@@ -144,6 +146,16 @@ class ProducerSettings(BookmarkSettings, KafkaAuthSettings):
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="serve /metrics, /healthz, /readyz on this port"
     )
+    seal_every_events: int | None = Field(
+        None, ge=1, description="sign a chain checkpoint after this many links (off by default)"
+    )
+    seal_every_seconds: float | None = Field(
+        None, gt=0, description="sign a chain checkpoint after this many seconds of new links"
+    )
+    seal_key: SecretStr | None = Field(
+        None, description="AUDITSTREAM_SEAL_KEY: the Ed25519 private key (PEM text)"
+    )
+    seal_key_file: Path | None = Field(None, description="file holding the seal key (mode 0600)")
 
     @field_validator("start_from")
     @classmethod
@@ -167,6 +179,12 @@ class ProducerSettings(BookmarkSettings, KafkaAuthSettings):
             raise ValueError("--idle-min must not exceed --idle-max")
         if self.topic == self.control_topic:
             raise ValueError("--topic and --control-topic must differ")
+        sealing = self.seal_every_events is not None or self.seal_every_seconds is not None
+        if sealing != (self.seal_key is not None or self.seal_key_file is not None):
+            raise ValueError(
+                "sealing needs both a schedule (--seal-every-events / --seal-every-seconds) "
+                "and a key (AUDITSTREAM_SEAL_KEY or --seal-key-file)"
+            )
         queue = self.kafka()["queue.buffering.max.kbytes"]
         if int(queue) * 1024 < self.max_message_bytes:
             # produce() would refuse the largest message forever (BufferError, retried).
@@ -211,6 +229,14 @@ class ProducerSettings(BookmarkSettings, KafkaAuthSettings):
             shutdown_timeout=self.shutdown_timeout,
             once=self.once,
         )
+
+    def signer(self) -> Signer | None:
+        """The checkpoint signing key, or None when sealing is off.
+
+        Raises:
+            ConfigError: the key cannot be read or is not an Ed25519 private key.
+        """
+        return load_signer(self.seal_key, self.seal_key_file)
 
     def admin(self) -> dict[str, Any]:
         """Settings for the admin client that creates the topics (security keys pass through)."""

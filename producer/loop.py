@@ -56,6 +56,7 @@ from producer.linker import Linker
 from producer.page import Page, Position
 from producer.publisher import Publisher
 from producer.retry import Backoff
+from producer.seal import Seal
 from producer.source import Source
 from schemas.codec import Codec
 
@@ -87,6 +88,7 @@ class Loop:
         store: the bookmark store.
         codec: the framing of both topics.
         options: the knobs.
+        seal: signed checkpoints and skips (``producer.seal``); None: neither.
     """
 
     def __init__(
@@ -96,8 +98,10 @@ class Loop:
         store: BookmarkStore,
         codec: Codec,
         options: Options,
+        seal: Seal | None = None,
     ) -> None:
         self._source = source
+        self._seal = seal
         self._publisher_for = publisher_for
         self._store = store
         self._codec = codec
@@ -170,6 +174,8 @@ class Loop:
             self._store.store(uuid, newest or ORIGIN, chain)
             self.bookmark = newest
             self._start_ts = EARLIEST
+        if self._seal is not None:
+            chain = self._seal.start(uuid, publisher, chain)  # skips asked by bookmark set
         log.info(
             "starting",
             extra={"ctx": {"server_uuid": uuid, "bookmark": _text(self.bookmark)}},
@@ -220,6 +226,7 @@ class Loop:
             del page
             page = self._source.next()
         self._settle(batcher, 0)
+        self._checkpoint(batcher, final=self._opts.once or self._stopping.is_set())
         batcher.end_sequence()
         return batcher.sent - sent_before
 
@@ -236,6 +243,9 @@ class Loop:
         for sent in batcher.send(page, bookmark):
             self._in_flight.append(sent)
             self._settle(batcher, self._opts.pages_in_flight - 1)
+            if self._seal is not None and self._seal.due(batcher):
+                self._settle(batcher, 0)  # a checkpoint signs only what is bookmarked
+                self._checkpoint(batcher)
             if self._stopping.is_set():
                 return  # send nothing more; _drain settles what is in flight
 
@@ -248,6 +258,11 @@ class Loop:
             # Step 5: only now store the bookmark. Step 6: a crash before this upsert re-sends
             # this batch and the ones after it (at most pages_in_flight), with the same hashes.
             self._bookmark_to(batcher.server_uuid, last, mark)
+
+    def _checkpoint(self, batcher: Batcher, final: bool = False) -> None:
+        # Nothing in flight here: the seal signs the bookmarked chain (producer.seal, steps 3-5).
+        if self._seal is not None and self._seal.due(batcher, final):
+            self._seal.checkpoint(batcher)
 
     def _bookmark_to(self, uuid: str, position: Position | None, mark: ChainState | None) -> None:
         # Step 5: upsert after every ack; a failing store stops reading and is retried in place.

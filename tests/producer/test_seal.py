@@ -1,0 +1,153 @@
+"""Signed checkpoints and explained skips, on the real broker and bookmark store.
+
+What a subscriber sees on the control topic: checkpoints that verify with the public key, sign
+links that are on the event topic, number 1, 2, ... per server and are links of the chain; a
+``bookmark set`` becomes a skip link that continues the old chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditstream import checkpoint
+from auditstream.chain import Link
+from auditstream.cli import main as cli
+from auditstream.dsn import MySQLDsn
+from auditstream.errors import ConfigError
+from auditstream.kafka import producer_config
+from auditstream.keys import generate
+from auditstream.settings import load
+from auditstream.signing import Keyring, Signer, load_signer
+from producer.bookmark import BookmarkStore
+from producer.config import Options, ProducerSettings
+from producer.loop import Loop
+from producer.publisher import Publisher
+from producer.seal import Seal, SealStore
+from schemas.codec import SingleObjectCodec
+from tests.producer.conftest import UUID, FakeSource, assert_chain_intact, make_events
+from tests.producer.test_loop import topics  # noqa: F401 - fixture
+
+Reader = Callable[..., list[tuple[str, dict[str, Any], Any]]]
+
+
+@pytest.fixture
+def key(tmp_path: Path) -> tuple[Signer, Keyring]:
+    path = tmp_path / "seal.key"
+    generate(path)
+    signer = load_signer(None, path)
+    assert signer is not None
+    return signer, Keyring.load([path.with_name("seal.key.pub")])
+
+
+def sealed_loop(
+    source: FakeSource,
+    store: BookmarkStore,
+    dsn: MySQLDsn,
+    bootstrap: str,
+    names: tuple[str, str],
+    signer: Signer | None,
+    **opts: Any,
+) -> tuple[Loop, Seal]:
+    codec = SingleObjectCodec()
+    seal = Seal(SealStore(dsn), codec, names[1], 20.0, signer, opts.pop("every", None))
+    options = Options(
+        topic=names[0], control_topic=names[1], start_from="earliest", once=True, idle_min=0.01,
+        idle_max=0.05, backoff_max=0.2, heartbeat_interval=3600, ack_timeout=20, **opts,
+    )  # fmt: skip
+    kafka = producer_config(bootstrap, {"linger.ms": 5})
+    return Loop(source, lambda u: Publisher(kafka, u), store, codec, options, seal), seal
+
+
+def controls(read: Reader, topic: str, count: int, kind: str) -> list[dict[str, Any]]:
+    return [r for _, r, _ in read(topic, count) if r["kind"] == kind]
+
+
+def test_checkpoints_sign_acknowledged_links_and_are_links_themselves(
+    store: BookmarkStore,
+    mysql_db: MySQLDsn,
+    bootstrap: str,
+    topics: tuple[str, str],  # noqa: F811
+    read_topic: Reader,
+    key: tuple[Signer, Keyring],
+) -> None:
+    signer, ring = key
+    source = FakeSource(make_events(100))
+    loop, seal = sealed_loop(
+        source, store, mysql_db, bootstrap, topics, signer, every=20, batch_events=7,
+        pages_in_flight=3,
+    )  # fmt: skip
+    loop.run()
+    events = read_topic(topics[0], 100)
+    cps = controls(read_topic, topics[1], seal.checkpoints, "checkpoint")
+    assert len(cps) == seal.checkpoints >= 5
+    assert [c["checkpoint_seq"] for c in cps] == list(range(1, len(cps) + 1))
+    by_seq = {r["chain_seq"]: r["chain"] for _, r, _ in events}
+    for c in cps:
+        link = Link.from_record("control_event", c)
+        assert link is not None and checkpoint.check(ring, link) is True
+        assert by_seq[c["signed_seq"]] == c["signed_chain"]  # an acknowledged event's link
+        assert c["key_id"] == signer.key_id
+    # the last one (the end of a --once run) seals the last event
+    assert cps[-1]["signed_chain"] == events[-1][1]["chain"]
+    length = assert_chain_intact(UUID, events, [(UUID, c, None) for c in cps])
+    assert length == 100 + len(cps)
+    assert SealStore(mysql_db).checkpoint_seq(UUID) == len(cps)
+
+    # a restart continues the numbers and the chain through the last checkpoint
+    for raw in make_events(30, start="2025-01-01 00:00:"):
+        source.append(raw)
+    again, seal2 = sealed_loop(source, store, mysql_db, bootstrap, topics, signer, every=20)
+    again.run()
+    more = controls(read_topic, topics[1], len(cps) + seal2.checkpoints, "checkpoint")
+    assert [c["checkpoint_seq"] for c in more] == list(range(1, len(more) + 1))
+    all_events = read_topic(topics[0], 130)
+    assert assert_chain_intact(UUID, all_events, [(UUID, c, None) for c in more]) == 130 + len(more)
+
+
+def test_bookmark_set_becomes_a_skip_link_that_continues_the_chain(
+    store: BookmarkStore,
+    mysql_db: MySQLDsn,
+    bootstrap: str,
+    topics: tuple[str, str],  # noqa: F811
+    read_topic: Reader,
+) -> None:
+    source = FakeSource(make_events(30))
+    sealed_loop(source, store, mysql_db, bootstrap, topics, None)[0].run()
+    skipped_to = source.positions[-1]
+    for raw in make_events(10, start="2025-01-01 00:00:"):
+        source.append(raw)
+    target = f"{source.positions[-5].ts}#{source.positions[-5].id}"
+    argv = ["bookmark", "set", f"--bookmark-dsn={mysql_db}", f"--server-uuid={UUID}"]
+    assert cli([*argv, f"--to={target}", "--reason=skip a flood"]) == 0
+    sealed_loop(source, store, mysql_db, bootstrap, topics, None)[0].run()
+    events = read_topic(topics[0], 34)
+    skips = controls(read_topic, topics[1], 1, "skip")
+    assert len(skips) == 1
+    skip = skips[0]
+    assert (skip["from_timestamp"], skip["from_id"]) == (skipped_to.ts, skipped_to.id)
+    assert f"{skip['to_timestamp']}#{skip['to_id']}" == target
+    assert skip["detail"] == "skip a flood" and "root" in skip["actor"]
+    assert skip["chain_seq"] == 31  # right after the old chain's last link
+    assert assert_chain_intact(UUID, events, [(UUID, s, None) for s in skips]) == 35
+    # published once: a further start publishes nothing again
+    sealed_loop(source, store, mysql_db, bootstrap, topics, None)[0].run()
+    assert len(controls(read_topic, topics[1], 1, "skip")) == 1
+
+
+def test_sealing_needs_a_schedule_and_a_key_never_as_a_flag(tmp_path: Path) -> None:
+    base = ["--source-dsn=mysql://u@h:3306"]
+    with pytest.raises(ConfigError, match="schedule"):
+        load(ProducerSettings, [*base, "--seal-every-events=10"], prog="p")
+    with pytest.raises(ConfigError, match="command line"):
+        load(ProducerSettings, [*base, "--seal-key=secret"], prog="p")
+    path = tmp_path / "k"
+    generate(path)
+    s = load(
+        ProducerSettings, [*base, "--seal-every-seconds=5", f"--seal-key-file={path}"], prog="p"
+    )
+    signer = s.signer()
+    assert signer is not None and "secret" not in repr(s.masked())
