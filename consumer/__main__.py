@@ -114,6 +114,8 @@ def rotation_tasks(s: ConsumerSettings) -> list[RotationTask]:
             "method": s.method,
             "staging_dir": s.staging_dir,
         }
+        if s.seal_target is not None:
+            given["seal_target"] = s.seal_target
         upload = UploadSettings(**given)
     return [
         build_rotation_task(

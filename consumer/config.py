@@ -114,9 +114,12 @@ class ConsumerSettings(ArchiveSettings, KafkaAuthSettings):
         "(default: leave that to `consumer upload`)",
     )
     method: Literal["dump", "export"] = Field("dump", description="dump format with --target")
+    seal_target: TargetText | None = Field(
+        None, description="with --target: also write each checkpoint create-only here (oci://)"
+    )
     staging_dir: Path = Field(Path("auditstream-staging"), description="local dir for dumps")
 
-    @field_validator("rotate_interval", "target", mode="before")
+    @field_validator("rotate_interval", "target", "seal_target", mode="before")
     @classmethod
     def _none(cls, value: object) -> object:
         """``none``/``off`` on the command line or in the environment mean: not set."""

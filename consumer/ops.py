@@ -28,6 +28,7 @@ from consumer.config import ArchiveSettings, OciSettings
 from consumer.ledger import Ledger, archive_errors
 from consumer.restore import restore
 from consumer.rotation import Rotator, Schedule, parse_interval
+from consumer.seals import CheckpointShipper
 from consumer.targets import FileStore, ObjectStore, TargetText, TargetUrl
 
 log = logging.getLogger("consumer.ops")
@@ -93,9 +94,25 @@ class StoreSettings(ArchiveSettings, OciSettings):
 
     _sizes = field_validator("part_size", mode="before")(_size)
 
+    seal_target: TargetText | None = Field(
+        None,
+        description="also write each signed checkpoint, create-only, under oci://... or "
+        "file://... (a bucket with a retention rule, apart from the dumps)",
+    )
+
     def store(self) -> tuple[TargetUrl, ObjectStore]:
         """The parsed target and a store for it (the OCI SDK is imported only for ``oci://``)."""
-        target = TargetUrl.parse(self.target)
+        return self._store_for(self.target)
+
+    def shipper(self) -> CheckpointShipper | None:
+        """The checkpoint writer of ``--seal-target`` (consumer.seals), or None."""
+        if self.seal_target is None:
+            return None
+        target, store = self._store_for(self.seal_target)
+        return CheckpointShipper(self.archive(), store, target)
+
+    def _store_for(self, text: str) -> tuple[TargetUrl, ObjectStore]:
+        target = TargetUrl.parse(text)
         if target.scheme == "file":
             assert target.path is not None  # noqa: S101 - parse() sets it for file://
             return target, FileStore(target.path)
@@ -183,6 +200,10 @@ def upload_main(argv: Sequence[str]) -> int:
         print(f"verified {table}")
     for table, exc in outcome.failed.items():
         print(f"failed {table}: {exc}")
+    shipper = s.shipper()
+    if shipper is not None:
+        for name in shipper.ship():
+            print(f"sealed {name}")
     # Tables stuck since earlier runs are not retried, but never pass silently either.
     with archive_errors("connect", archive=str(dsn)):
         ledger = Ledger(mysql.connect(dsn))
@@ -236,7 +257,9 @@ def build_rotation_task(
             keep_tables=upload.keep_tables,
             chunk_rows=upload.chunk_rows,
         )
-    return RotationTask(dsn, schedule, archiver, every)
+    task = RotationTask(dsn, schedule, archiver, every)
+    task.shipper = upload.shipper() if upload is not None else None
+    return task
 
 
 class RotationTask:
@@ -267,6 +290,8 @@ class RotationTask:
         self._next: datetime | None = None
         self._rotator: Rotator | None = None
         self._worker: threading.Thread | None = None
+        #: writes the archive's checkpoints to the seal target after each archiving pass
+        self.shipper: CheckpointShipper | None = None
 
     def tick(self, now: datetime) -> None:
         """Rotate if due; start an archiving pass unless one is still running."""
@@ -300,5 +325,7 @@ class RotationTask:
         assert self.archiver is not None  # noqa: S101
         try:
             self.archiver.run(now)
+            if self.shipper is not None:
+                self.shipper.ship()
         except AuditStreamError as exc:
             log.warning("archiving pass failed: %s", exc)

@@ -32,7 +32,8 @@ CONTROL_COLUMNS: tuple[str, ...] = (
     "topic", "kafka_partition", "kafka_offset", "server_uuid", "kind", "at",
     "bookmark_timestamp", "bookmark_id", "reason", "from_timestamp", "from_id",
     "to_timestamp", "to_id", "events", "size", "sha256", "lag_seconds", "detail",
-    "chain", "chain_seq",
+    "chain", "chain_seq", "checkpoint_seq", "signed_seq", "signed_chain", "key_id", "signature",
+    "actor",
 )  # fmt: skip
 
 _MIN_TS = datetime(1000, 1, 1, tzinfo=UTC)

@@ -2,6 +2,7 @@
 -- its own holes. Never rotated. (topic, kafka_partition, kafka_offset) identifies the message:
 -- a replay after a crash cannot record an event twice. at is the producer's clock, UTC.
 -- chain/chain_seq: a gap's tamper-evidence link (docs/tamper-evidence.md), NULL if unchained.
+-- checkpoint_seq .. signature: a signed checkpoint; actor: who asked for a skip (control_event v3).
 CREATE TABLE IF NOT EXISTS audit_control (
   topic               VARCHAR(249)     CHARACTER SET ascii NOT NULL,
   kafka_partition     INT              NOT NULL,
@@ -23,6 +24,12 @@ CREATE TABLE IF NOT EXISTS audit_control (
   detail              MEDIUMTEXT       NULL,
   chain               CHAR(64)         CHARACTER SET ascii NULL,
   chain_seq           BIGINT UNSIGNED  NULL,
+  checkpoint_seq      BIGINT UNSIGNED  NULL,
+  signed_seq          BIGINT UNSIGNED  NULL,
+  signed_chain        CHAR(64)         CHARACTER SET ascii NULL,
+  key_id              CHAR(16)         CHARACTER SET ascii NULL,
+  signature           VARCHAR(128)     CHARACTER SET ascii NULL,
+  actor               VARCHAR(600)     NULL,
   PRIMARY KEY (topic, kafka_partition, kafka_offset),
   KEY ix_server_kind (server_uuid, kind, at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

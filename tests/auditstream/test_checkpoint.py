@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from auditstream import checkpoint
 from auditstream.chain import ChainState, Link
-from auditstream.signing import Keyring, public_hex
+from auditstream.signing import Keyring, Signer, public_hex
 from tests.auditstream.test_signing import rfc_signer
 
 UUID = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
@@ -56,3 +57,29 @@ def test_the_time_survives_a_naive_utc_datetime_as_the_archive_returns_it() -> N
     record = checkpoint.checkpoint_record(rfc_signer(), ChainState.start(UUID), 1, AT)
     naive = {**record, "at": AT.replace(tzinfo=None)}
     assert Link.control(UUID, naive).canonical() == Link.control(UUID, record).canonical()
+
+
+def sealed_records(
+    records: list[tuple[str, dict[str, Any]]], signer: Signer, every: int = 10, first: int = 1
+) -> list[tuple[str, dict[str, Any]]]:
+    """``records`` (chained, one server) with a checkpoint after every ``every`` events,
+    re-chained as the producer would (each checkpoint is a link)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    uuid = records[0][1]["server_uuid"]
+    state, number, events = ChainState.start(uuid), first - 1, 0
+    for name, record in records:
+        r = dict(record)
+        link = Link.from_record(name, r)
+        assert link is not None
+        state = state.advance(link)
+        out.append((name, state.stamp(r)))
+        if name == "audit_event":
+            events += 1
+            if events % every == 0:
+                number += 1
+                cp = checkpoint.checkpoint_record(
+                    signer, state, number, AT + timedelta(seconds=events)
+                )
+                state = state.advance(Link.control(uuid, cp))
+                out.append(("control_event", state.stamp(cp)))
+    return out
