@@ -27,6 +27,7 @@ from consumer.archiver import Archiver
 from consumer.config import ArchiveSettings, OciSettings
 from consumer.ledger import Ledger, archive_errors
 from consumer.restore import restore
+from consumer.retention import RetentionGuard
 from consumer.rotation import Rotator, Schedule, parse_interval
 from consumer.seals import CheckpointShipper
 from consumer.targets import FileStore, ObjectStore, TargetText, TargetUrl
@@ -100,6 +101,16 @@ class StoreSettings(ArchiveSettings, OciSettings):
         "file://... (a bucket with a retention rule, apart from the dumps)",
     )
 
+    retention_min_days: float | None = Field(
+        None,
+        gt=0,
+        description="require a time-bound retention rule of at least this many days on the "
+        "bucket before the first upload (dumps and checkpoints)",
+    )
+    retention_policy: Literal["refuse", "warn"] = Field(
+        "refuse", description="without such a rule: refuse to upload, or warn and upload"
+    )
+
     def store(self) -> tuple[TargetUrl, ObjectStore]:
         """The parsed target and a store for it (the OCI SDK is imported only for ``oci://``)."""
         return self._store_for(self.target)
@@ -112,6 +123,12 @@ class StoreSettings(ArchiveSettings, OciSettings):
         return CheckpointShipper(self.archive(), store, target)
 
     def _store_for(self, text: str) -> tuple[TargetUrl, ObjectStore]:
+        target, store = self._plain_store(text)
+        if self.retention_min_days is None:
+            return target, store
+        return target, RetentionGuard(store, self.retention_min_days, self.retention_policy)
+
+    def _plain_store(self, text: str) -> tuple[TargetUrl, ObjectStore]:
         target = TargetUrl.parse(text)
         if target.scheme == "file":
             assert target.path is not None  # noqa: S101 - parse() sets it for file://
@@ -204,6 +221,9 @@ def upload_main(argv: Sequence[str]) -> int:
     if shipper is not None:
         for name in shipper.ship():
             print(f"sealed {name}")
+    for used in (store, shipper.store if shipper is not None else None):
+        if isinstance(used, RetentionGuard) and used.status is not None:
+            print(f"retention: {used.status}")
     # Tables stuck since earlier runs are not retried, but never pass silently either.
     with archive_errors("connect", archive=str(dsn)):
         ledger = Ledger(mysql.connect(dsn))

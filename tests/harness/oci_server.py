@@ -10,7 +10,8 @@ Like the service it answers ``etag``, ``opc-content-md5`` / ``opc-multipart-md5`
 ``Content-MD5`` and ``opc-content-sha256`` of bodies, keeps and returns ``opc-content-sha256``
 (single-part objects written with ``opc-checksum-algorithm: SHA256``) and ``opc-multipart-sha256``,
 refuses writes with ``if-none-match: *`` when the object exists (412) and answers errors as JSON
-``{code, message}``. Signatures are not checked, but an ``authorization`` header is required.
+``{code, message}``. Retention rules (``/n/{ns}/b/{bucket}/retentionRules[/{id}]``: create, list,
+get, delete) protect objects from delete and overwrite (``tests.harness.oci_retention``). Signatures are not checked, but an ``authorization`` header is required.
 
 Faults (``fault(...)``): a status storm (e.g. 503 for the next N matching requests), a connection
 dropped after half a request body was read, and slow responses.
@@ -26,10 +27,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.harness.oci_retention import Rules
 
 NAMESPACE = "testns"
 _TIME = "2026-01-01T00:00:00.000Z"
@@ -47,6 +51,7 @@ class StoredObject:
     sha256: str | None = None
     multipart_md5: str | None = None
     multipart_sha256: str | None = None
+    modified: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -80,6 +85,7 @@ class OciTestServer:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, int]] = []
         self.authorizations: list[str] = []
+        self.rules = Rules()  # retention rules (tests.harness.oci_retention)
         self._httpd: ThreadingHTTPServer | None = None
 
     @property
@@ -107,6 +113,7 @@ class OciTestServer:
             self.faults.clear()
             self.requests.clear()
             self.authorizations.clear()
+            self.rules.clear()
 
     def create_bucket(self, name: str) -> None:
         with self.lock:
@@ -206,6 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, "BucketNotFound", f"bucket {bucket} does not exist")
             return
         kind, name = parts[5], unquote("/".join(parts[6:]))
+        if kind == "retentionRules":
+            self._retention(method, bucket, name, body)
+            return
         handler = {
             ("o", "PUT"): self._put_object,
             ("o", "HEAD"): self._get_object,
@@ -277,7 +287,45 @@ class _Handler(BaseHTTPRequestHandler):
         if create_only and name in self.state.buckets[bucket]:
             self._error(412, "IfNoneMatchFailed", "The object already exists")
             return True
+        return self._protected(bucket, name, "overwritten")
+
+    def _protected(self, bucket: str, name: str, what: str) -> bool:
+        obj = self.state.buckets[bucket].get(name)
+        rule = self.state.rules.blocking(bucket, obj.modified) if obj is not None else None
+        if rule is not None:
+            self._error(
+                409, "Conflict",
+                f"object {name} is protected by retention rule {rule.display_name} "
+                f"and cannot be {what}",
+            )  # fmt: skip
+            return True
         return False
+
+    def _retention(self, method: str, bucket: str, rule_id: str, body: bytes) -> None:
+        rules = self.state.rules
+        with self.state.lock:
+            mine = rules.by_bucket.setdefault(bucket, {})
+            if method == "POST" and not rule_id:
+                try:
+                    rule = rules.create(bucket, json.loads(body or b"{}"))
+                except ValueError as exc:
+                    self._error(400, "InvalidParameter", str(exc))
+                    return
+                self._json(200, rule.to_json(), {"etag": rule.etag})
+            elif method == "GET" and not rule_id:
+                ordered = sorted(mine.values(), key=lambda r: r.created, reverse=True)
+                self._json(200, {"items": [r.to_json() for r in ordered]})
+            elif method == "GET":
+                found = mine[rule_id]
+                self._json(200, found.to_json(), {"etag": found.etag})
+            elif method == "DELETE":
+                if mine[rule_id].locked(datetime.now(UTC)):
+                    self._error(409, "Conflict", f"retention rule {rule_id} is locked")
+                    return
+                del mine[rule_id]
+                self._send(204)
+            else:
+                self._error(405, "MethodNotAllowed", "not supported here")
 
     def _put_object(self, bucket: str, name: str, query: dict[str, str], body: bytes) -> None:
         digests = self._check_digests(body)
@@ -313,6 +361,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _delete_object(self, bucket: str, name: str, query: dict[str, str], body: bytes) -> None:
         with self.state.lock:
+            if name in self.state.buckets[bucket] and self._protected(bucket, name, "deleted"):
+                return
             self.state.buckets[bucket].pop(name)
         self._send(204)
 
