@@ -1,7 +1,10 @@
 """``auditstream verify``: wiring only (settings → readers → ``verify`` → report, exit code).
 
-Exit codes: 0 every chain read is intact; 1 tampering found (each finding on stdout, first
-break first); 2 a setting is wrong or a store has no chain columns; 3 a store is unreachable.
+Exit codes: 0 every chain read is intact (and, with ``--seal-public-key``, every checkpoint is
+validly signed by a trusted key and agrees with the stores); 1 tampering found (each finding on
+stdout, first break first; also ``seal_mismatch``, ``bad_signature``, ``unknown_key``,
+``checkpoint_gap``); 2 a setting is wrong or a store has no chain columns; 3 a store is
+unreachable.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ops.verify.core import verify
 from ops.verify.dumps import DumpReader, FileObjects, target_dir
 from ops.verify.report import Finding, VerifyReport, cross_check
 from ops.verify.scope import in_range, read_anchor, write_anchor
+from ops.verify.sealing import seal_check
 from schemas.codec import for_settings
 
 log = logging.getLogger("auditstream.verify")
@@ -56,12 +60,19 @@ def run(settings: VerifySettings, out: TextIO) -> int:
             (f"dumps {settings.target}", lambda: reader.links(_gaps(settings)), reader.findings)
         )
     intact, last, reports = True, dict[str, ChainState](), dict[str, VerifyReport]()
+    seal = seal_check(settings)  # sealed evidence (auditstream.verify.seals)
     for name, links, extra in stores:
-        wanted = (x for x in links() if not only or x.server_uuid in only)
+        wanted: Iterable[Link] = (x for x in links() if not only or x.server_uuid in only)
+        if seal is not None:
+            wanted = seal.watch(wanted)
         # no range: the anchor covers the whole chain, so its end is checked too
         report = verify(in_range(wanted, since, until), anchors=anchors if until is None else {})
         report.findings[:0] = extra
+        if seal is not None:
+            seal.finish(report)
         _print(name, report, out)
+        if seal is not None:
+            seal.print(out)
         intact &= report.intact
         reports[name] = report
         for uuid, summary in report.servers.items():

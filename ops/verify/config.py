@@ -39,6 +39,12 @@ class VerifySettings(ArchiveDb, OciSettings, KafkaAuthSettings):
     target: TargetText | None = Field(
         None, description="verify the dumps under file:///dir or oci://"
     )
+    seal_public_key: list[str] = Field(
+        [], description="trusted checkpoint key: a PEM file or 64 hex digits (repeatable)"
+    )
+    seal_target: TargetText | None = Field(
+        None, description="the checkpoints' bucket/prefix (oci://...) or file:///dir"
+    )
     anchor: Path | None = Field(None, description="anchor file: the latest link per server")
     write_anchor: Path | None = Field(None, description="after an intact run, write the anchor")
     idle_timeout: float = Field(30.0, gt=0, description="seconds without a message: broker down")

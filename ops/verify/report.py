@@ -32,6 +32,11 @@ TAMPER_KINDS = frozenset(
         "truncated",
         "object_mismatch",
         "diverged",
+        # sealed evidence (auditstream.verify.seals)
+        "seal_mismatch",
+        "bad_signature",
+        "unknown_key",
+        "checkpoint_gap",
     }
 )
 

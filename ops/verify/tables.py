@@ -27,6 +27,7 @@ from auditstream.sqlident import ROTATED_TABLE, ident
 from auditstream.text import as_text
 from ops.verify.core import interleave, ordered
 from ops.verify.report import NotChained
+from ops.verify.seals import control_links
 
 EVENT_TABLE = "audit_data"
 CONTROL_TABLE = "audit_control"
@@ -169,7 +170,7 @@ def read_gaps(dsn: MySQLDsn) -> list[Link]:
     try:
         conn = connect(dsn)
         try:
-            return gaps(conn)
+            return gaps(conn) + control_links(conn)
         finally:
             conn.close()
     except Error as exc:
@@ -215,7 +216,8 @@ def read(
                 link for t in tables for link in events(conn, t, server, page_rows, since, until)
             )
             mine = [x for x in extra if x.server_uuid == server]
-            yield from interleave(ordered(stream), gaps(conn, server) + mine)
+            links = gaps(conn, server) + control_links(conn, server) + mine
+            yield from interleave(ordered(stream), links)
     except Error as exc:
         raise ArchiveError(f"cannot read the archive: {exc}", database=dsn.database) from exc
     finally:

@@ -1,0 +1,43 @@
+"""Wiring of ``verify``'s seal check: keys and the seal target's checkpoints from the settings."""
+
+from __future__ import annotations
+
+from auditstream.signing import Keyring
+from ops.verify.config import VerifySettings
+from ops.verify.seals import SealCheck
+
+
+def seal_check(settings: VerifySettings) -> SealCheck | None:
+    """The seal check of ``--seal-public-key`` / ``--seal-target``; None without keys.
+
+    Raises:
+        ConfigError: a key cannot be read, or a seal target without a key.
+        ObjectStoreError: the seal target cannot be read.
+    """
+    from auditstream.errors import ConfigError
+
+    if not settings.seal_public_key:
+        if settings.seal_target is not None:
+            raise ConfigError("--seal-target needs --seal-public-key (the keys to check with)")
+        return None
+    keys = Keyring.load(settings.seal_public_key)
+    if settings.seal_target is None:
+        return SealCheck(keys)
+    from consumer.seals import read_objects
+    from consumer.targets import FileStore, TargetUrl
+
+    target = TargetUrl.parse(settings.seal_target)
+    if target.scheme == "file":
+        assert target.path is not None  # noqa: S101 - parse() sets it for file://
+        store = FileStore(target.path)
+    else:
+        from consumer.upload import OciOptions, OciStore
+
+        options = OciOptions(
+            auth=settings.oci_auth,
+            config_file=settings.oci_config_file,
+            profile=settings.oci_profile,
+            endpoint=settings.oci_endpoint,
+        )
+        store = OciStore(target, options)  # type: ignore[assignment]
+    return SealCheck.with_objects(keys, read_objects(store, target))

@@ -1,0 +1,139 @@
+"""verify with signed checkpoints: a recomputed chain is caught, keys and numbers are checked."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from auditstream import checkpoint
+from auditstream.chain import ChainState, Link
+from ops.cli import main
+from auditstream.dsn import MySQLDsn
+from auditstream.mysql import connect
+from auditstream.signing import Keyring, Signer, public_hex
+from ops.verify.report import VerifyReport
+from ops.verify.seals import SealCheck
+from consumer.seals import CheckpointShipper
+from consumer.targets import FileStore, TargetUrl
+from tests.auditstream.test_checkpoint import AT, sealed_records
+from tests.auditstream.test_signing import rfc_signer
+from tests.ops.verify.conftest import A, chained_records
+from tests.consumer.test_seals import archive_pipeline
+
+Records = list[tuple[str, dict[str, Any]]]
+
+
+def rechained(records: Records, index: int, raw: str) -> Records:
+    """What an attacker without the key can do: change event ``index`` and recompute every
+    chain value after it (checkpoint links included; their signed fields cannot change)."""
+    out, state = [], ChainState.start(A)
+    for n, (name, record) in enumerate(records):
+        r = dict(record)
+        if n == index:
+            r["raw"] = raw
+        link = Link.from_record(name, r)
+        assert link is not None
+        state = state.advance(link)
+        out.append((name, state.stamp(r)))
+    return out
+
+
+def rewrite_archive(dsn: MySQLDsn, records: Records) -> None:
+    conn = connect(dsn)
+    cur = conn.cursor()
+    for name, r in records:
+        if name == "audit_event":
+            cur.execute(
+                "UPDATE audit_data SET raw = %s, chain = %s WHERE server_uuid = %s AND ts = %s "
+                "AND id = %s",
+                (r["raw"], r["chain"], A, r["timestamp"].replace(tzinfo=None), r["id"]),
+            )
+        else:
+            cur.execute(
+                "UPDATE audit_control SET chain = %s WHERE server_uuid = %s AND chain_seq = %s",
+                (r["chain"], A, r["chain_seq"]),
+            )
+    conn.commit()
+    conn.close()
+
+
+def test_a_recomputed_chain_is_caught_through_the_signed_checkpoints(
+    bootstrap: str,
+    mysql_db: MySQLDsn,
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    signer = rfc_signer()
+    records = sealed_records(chained_records(A), signer, every=10)
+    archive_pipeline(bootstrap, mysql_db, unique_name, records)
+    seals = tmp_path / "seals"
+    CheckpointShipper(mysql_db, FileStore(seals), TargetUrl.parse(f"file://{seals}")).ship()
+    dsn = mysql_db.url(reveal=True)
+    key = ["--seal-public-key", public_hex(signer.public), "--seal-target", f"file://{seals}"]
+    capsys.readouterr()
+    assert main(["verify", "--archive-dsn", dsn, *key]) == 0
+    out = capsys.readouterr().out
+    assert f"sealed {A}: last checkpoint 3 signs link 33 (key {signer.key_id}), 1 event(s)" in out
+
+    # event 5 rewritten, every later chain value recomputed: the chain alone cannot tell
+    index = next(i for i, (n, r) in enumerate(records) if r.get("chain_seq") == 5)
+    forged = records[index][1]["raw"].replace("root", "nobody")
+    assert forged != records[index][1]["raw"]
+    rewrite_archive(mysql_db, rechained(records, index, forged))
+    assert main(["verify", "--archive-dsn", dsn]) == 0
+    capsys.readouterr()
+    # ... the signed checkpoints can: each signed a link the store no longer holds
+    assert main(["verify", "--archive-dsn", dsn, *key]) == 1
+    out = capsys.readouterr().out
+    mismatches = [x for x in out.splitlines() if "TAMPER seal_mismatch" in x]
+    assert len(mismatches) == 3, out
+    assert "checkpoint 1 signed link 10 as" in mismatches[0]
+
+
+def checkpoint_link(signer: Signer, number: int, state: ChainState) -> Link:
+    return Link.control(A, checkpoint.checkpoint_record(signer, state, number, AT), where="x")
+
+
+def test_unknown_key_bad_signature_and_a_checkpoint_gap_are_reported() -> None:
+    signer, stranger = rfc_signer(), Signer(Ed25519PrivateKey.generate())
+    keys = Keyring.load([public_hex(signer.public)])
+    state = ChainState.start(A).advance_event("2026-12-07 06:00:00", 1, "{}")
+    good1, good3 = checkpoint_link(signer, 1, state), checkpoint_link(signer, 3, state)
+    unknown = checkpoint_link(stranger, 2, state)
+    record = checkpoint.checkpoint_record(signer, state, 4, AT)
+    bad = Link.control(A, {**record, "signed_seq": 2}, where="y")
+    check = SealCheck(keys, [good1, good3, unknown, bad])
+    stored = Link.event(A, "2026-12-07 06:00:00", 1, "{}", chain=state.hash, seq=1)
+    assert list(check.watch([stored])) == [stored]
+    report = VerifyReport()
+    check.finish(report)
+    kinds = {f.kind: f for f in report.findings}
+    assert set(kinds) == {"unknown_key", "bad_signature", "checkpoint_gap"}
+    assert stranger.key_id in kinds["unknown_key"].detail
+    assert "checkpoints 2 are missing" in kinds["checkpoint_gap"].detail
+    assert not report.intact
+
+
+def test_an_object_signed_with_an_unknown_key_fails_verify(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stranger = Signer(Ed25519PrivateKey.generate())
+    state = ChainState.start(A).advance_event("2026-12-07 06:00:00", 1, "{}")
+    record = checkpoint.checkpoint_record(stranger, state, 1, AT)
+    folder = tmp_path / "checkpoints" / A
+    folder.mkdir(parents=True)
+    (folder / "000000000001-x.json").write_text(
+        json.dumps({**record, "at": int(checkpoint.now_ms().timestamp() * 1000)})
+    )
+    empty = tmp_path / "dumps"
+    empty.mkdir()
+    argv = ["verify", f"--target=file://{empty}", f"--seal-target=file://{tmp_path}",
+            f"--seal-public-key={public_hex(rfc_signer().public)}"]  # fmt: skip
+    assert main(argv) == 1
+    assert f"TAMPER unknown_key: server={A}" in capsys.readouterr().out
