@@ -44,8 +44,8 @@ kafka:  ## fetch the pinned Apache Kafka (Maven Central) into .cache/kafka/libs,
 	  echo "java or mvn missing: tests and the demo use the embedded Tansu broker instead"; \
 	fi
 
-demo: $(STAMP)  ## run the whole pipeline end to end on embedded components
-	$(BIN)/auditstream demo
+demo: $(STAMP)  ## run the whole pipeline end to end on embedded components (SEAL=1: sealed evidence)
+	$(BIN)/auditstream demo $(if $(SEAL),--seal)
 
 test: $(STAMP) kafka  ## run the test suite against the real broker, database, emulator and SDK
 	$(BIN)/pytest

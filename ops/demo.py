@@ -12,6 +12,8 @@ Steps (each one a real component, started here and stopped at the end whatever h
 6. Two consumers (a group), then one producer with ``--once`` draining the whole log.
 7. Wait until the archive holds every published event; read ``/metrics`` and ``/readyz``.
 8. Stop the consumers, force a rotation, dump and upload to a ``file://`` target, verify.
+   With ``--seal`` (``auditstream.demo_seal``): the producer signs checkpoints; dumps and
+   checkpoints go to the OCI test server under a retention rule; ``verify`` checks them.
 9. Print the counts; exit 0 only when every stage agrees.
 """
 
@@ -34,6 +36,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from auditstream import demo_seal
 from auditstream import mysql as db
 from auditstream.dsn import MySQLDsn
 from auditstream.embedded import PrivateMariaDB, TansuBroker, free_port, wait_for_port
@@ -62,6 +65,11 @@ class DemoSettings(ServiceSettings):
     broker: Literal["tansu", "kafka"] = Field(
         default="tansu", description="embedded broker: tansu (fast start) or kafka (Apache Kafka)"
     )
+    seal: bool = Field(
+        default=False,
+        description="sealed evidence: signed checkpoints, dumps and checkpoints to the OCI test "
+        "server under a retention rule, verify with the public key (auditstream.demo_seal)",
+    )
 
 
 @dataclass
@@ -79,6 +87,8 @@ class Summary:
     metrics_seen: bool = False
     ready_seen: bool = False
     elapsed: float = 0.0
+    #: --seal: verify passed with the signed checkpoints (None: not asked)
+    sealed: bool | None = None
 
     def ok(self) -> bool:
         """True when nothing was lost and nothing was duplicated, stage by stage."""
@@ -88,6 +98,7 @@ class Summary:
             and self.archived == self.published
             and self.in_rotated_tables == self.archived
             and self.in_verified_objects == self.in_rotated_tables
+            and self.sealed is not False
         )
 
 
@@ -160,6 +171,7 @@ def run(settings: DemoSettings, workdir: Path) -> Summary:
         broker.start()
         stack.callback(broker.stop)
 
+        sealing = demo_seal.start(stack, workdir) if settings.seal else None
         env = {
             "AUDITSTREAM_SOURCE_PASSWORD": archiver_pw,
             "AUDITSTREAM_BOOTSTRAP_SERVERS": broker.bootstrap,
@@ -191,6 +203,7 @@ def run(settings: DemoSettings, workdir: Path) -> Summary:
                 "--start-from=earliest",
                 "--once",
                 f"--metrics-port={metrics_port}",
+                *(sealing.producer_args() if sealing else []),
                 env=env,
             ) as producer:
                 deadline = time.monotonic() + settings.timeout
@@ -214,22 +227,36 @@ def run(settings: DemoSettings, workdir: Path) -> Summary:
 
         # Step 8: the consumers are stopped; rotate, dump, upload, verify.
         target = f"file://{workdir / 'objects'}"
-        say("forcing a rotation, then dump + upload + verify to " + target)
+        say("forcing a rotation, then dump + upload + verify to " + ("OCI" if sealing else target))
         run_child(workdir, {}, "consumer", "rotate", f"--archive-dsn={archive}", "--force")
+        where = sealing.upload_args() if sealing else [f"--target={target}"]
         run_child(
             workdir,
             {},
             "consumer",
             "upload",
             f"--archive-dsn={archive}",
-            f"--target={target}",
+            *where,
             "--method=dump",
             f"--staging-dir={workdir / 'staging'}",
         )
+        if sealing is not None:
+            say("verifying the archive and the dumps against the signed checkpoints")
+            verify = ["verify", f"--archive-dsn={archive}", *sealing.verify_args()]
+            try:
+                run_child(workdir, {}, *verify)
+                summary.sealed = "last checkpoint" in tail(workdir / "verify-run.log")
+            except AuditStreamError as exc:
+                say(str(exc))
+                summary.sealed = False
         summary.in_rotated_tables, summary.in_verified_objects = count_verified(archive)
-        summary.objects = sorted(
-            str(p.relative_to(workdir / "objects"))
-            for p in (workdir / "objects").rglob("manifest.json")
+        summary.objects = (
+            sorted(
+                str(p.relative_to(workdir / "objects"))
+                for p in (workdir / "objects").rglob("manifest.json")
+            )
+            if sealing is None
+            else ["oci://audit@testns/dumps, oci://audit@testns/seals"]
         )
     return summary
 
@@ -253,13 +280,13 @@ def write_corpus(settings: DemoSettings, log_dir: Path) -> tuple[int, int]:
         parts = settings.oversized + 1
         for n in range(parts):
             count = settings.events // parts + (settings.events % parts if n == 0 else 0)
+            if n:  # between parts, never last: a trailing gap holds a final checkpoint back
+                writer.write(_oversized_event(n, writer.last[0] if writer.last else None))
+                written += 1
             start = parse_timestamp(writer.last[0]) + timedelta(seconds=1) if writer.last else None
             written += write_events(
                 writer, count - (1 if n else 0), seed=7 + n, start=start, compact=True
             )
-            if n:
-                writer.write(_oversized_event(n, writer.last[0] if writer.last else None))
-                written += 1
     finally:
         writer.close()
     return written, settings.oversized
@@ -444,6 +471,10 @@ def print_summary(summary: Summary, kept: Path | None) -> None:
         table.add_row(label, f"{value:,}")
     table.add_row("objects (manifests)", ", ".join(summary.objects) or "-")
     table.add_row("/metrics and /readyz answered", f"{summary.metrics_seen} / {summary.ready_seen}")
+    if summary.sealed is not None:
+        table.add_row(
+            "verify with the signed checkpoints", "passed" if summary.sealed else "FAILED"
+        )
     table.add_row("elapsed", f"{summary.elapsed:.1f} s")
     console = Console()
     console.print(table)

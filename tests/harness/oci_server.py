@@ -502,3 +502,31 @@ def write_oci_config(directory: Path, profile: str = "DEFAULT") -> Path:
         encoding="utf-8",
     )
     return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.harness.oci_server --port P --bucket B --config-dir D``: serve until
+    SIGTERM (the demo's sealed mode runs it as a child), after writing an OCI config for it."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.oci_server")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--bucket", action="append", default=[])
+    parser.add_argument("--config-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    args.config_dir.mkdir(parents=True, exist_ok=True)
+    write_oci_config(args.config_dir)  # before the port opens: a client may start at once
+    server = OciTestServer()
+    handler = type("Handler", (_Handler,), {"state": server})
+    server._httpd = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    server._httpd.daemon_threads = True
+    for bucket in args.bucket:
+        server.create_bucket(bucket)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.stop).start())
+    server._httpd.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
