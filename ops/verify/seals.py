@@ -42,19 +42,24 @@ _WINDOW = 64  # links kept behind the head, for the checkpoint links in the chai
 SEAL_KINDS = ("checkpoint", "skip")
 
 
+#: The hashed fields of checkpoints and skips (constants of auditstream.chain) and the kind.
+_COLUMNS = tuple(sorted({c for kind in SEAL_KINDS for c in CONTROL_LINKS[kind]} | {"kind"}))
+_SELECT = (
+    "SELECT server_uuid, topic, kafka_partition, kafka_offset, chain, chain_seq, "
+    + ", ".join(_COLUMNS)
+    + " FROM audit_control WHERE kind IN ('checkpoint', 'skip') "
+    "AND (%s IS NULL OR server_uuid = %s) ORDER BY server_uuid, chain_seq, kafka_offset"
+)
+
+
 def control_links(conn: Connection, server: str | None = None) -> list[Link]:
     """The checkpoint and skip links of ``audit_control`` (none without the v3 columns)."""
     cur = conn.cursor()
     cur.execute("SHOW COLUMNS FROM audit_control LIKE 'signature'")
     if not cur.fetchall():
         return []
-    columns = sorted({c for kind in SEAL_KINDS for c in CONTROL_LINKS[kind]} | {"kind"})
-    cur.execute(
-        f"SELECT server_uuid, topic, kafka_partition, kafka_offset, chain, chain_seq, "
-        f"{', '.join(columns)} FROM audit_control WHERE kind IN ('checkpoint', 'skip') "
-        "AND (%s IS NULL OR server_uuid = %s) ORDER BY server_uuid, chain_seq, kafka_offset",
-        (server, server),
-    )
+    columns = _COLUMNS
+    cur.execute(_SELECT, (server, server))
     out = []
     rows: list[Any] = list(cur.fetchall())
     for uuid, topic, part, offset, chain, seq, *values in rows:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auditstream import checkpoint
-from auditstream.chain import Link
+from auditstream.chain import ChainState, Link
 from auditstream.cli import main as cli
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ConfigError
@@ -169,3 +171,62 @@ def test_sealing_needs_a_schedule_and_a_key_never_as_a_flag(tmp_path: Path) -> N
     )
     signer = s.signer()
     assert signer is not None and "secret" not in repr(s.masked())
+
+
+class Crash(BaseException):
+    """Stands for kill -9 (never retried)."""
+
+
+class CrashingSealStore(SealStore):
+    """Dies after the checkpoint's ack, before its state is stored (seal step 5)."""
+
+    def sealed(self, server_uuid: str, chain: ChainState, checkpoint_seq: int) -> None:
+        raise Crash
+
+
+def test_a_crash_before_the_checkpoint_is_stored_leaves_a_note_not_a_break(
+    store: BookmarkStore,
+    mysql_db: MySQLDsn,
+    bootstrap: str,
+    topics: tuple[str, str],  # noqa: F811
+    key: tuple[Signer, Keyring],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    signer, _ = key
+    source = FakeSource(make_events(40))
+    loop, _ = sealed_loop(source, store, mysql_db, bootstrap, topics, signer, every=20)
+    loop._seal._store = CrashingSealStore(mysql_db)  # type: ignore[union-attr]
+    with pytest.raises(Crash):
+        loop.run()
+    # restarted: the chain continues from the stored event, the checkpoint is left outside it
+    for raw in make_events(30, start="2025-01-01 00:00:"):
+        source.append(raw)
+    again, seal = sealed_loop(source, store, mysql_db, bootstrap, topics, signer, every=20)
+    again.run()
+    assert seal.checkpoints >= 1
+    pub = public_hex(signer.public)
+    argv = ["verify", f"--bootstrap-servers={bootstrap}", f"--topic={topics[0]}",
+            f"--control-topic={topics[1]}", f"--seal-public-key={pub}", "--idle-timeout=5"]  # fmt: skip
+    capsys.readouterr()
+    assert cli(argv) == 0
+    out = capsys.readouterr().out
+    assert "note checkpoint_unlinked" in out and "TAMPER" not in out
+
+
+def test_the_timer_and_the_count_decide_when_a_checkpoint_is_due() -> None:
+    now = [0.0]
+    seal = Seal(SealStore(MySQLDsn.parse("mysql://u@h")), SingleObjectCodec(), "c", 1.0,
+                Signer(Ed25519PrivateKey.generate()), every_events=100, every_seconds=30,
+                clock=lambda: now[0])  # fmt: skip
+    head = SimpleNamespace(head=ChainState("u", "00" * 32, 0))
+    batcher: Any = head
+    assert not seal.due(batcher) and not seal.due(batcher, final=True)  # nothing new
+    head.head = ChainState("u", "00" * 32, 5)
+    assert not seal.due(batcher) and seal.due(batcher, final=True)
+    now[0] = 30.0
+    assert seal.due(batcher)  # 30 s with something new
+    now[0] = 1.0
+    head.head = ChainState("u", "00" * 32, 100)
+    assert seal.due(batcher)  # 100 links
+    off = Seal(SealStore(MySQLDsn.parse("mysql://u@h")), SingleObjectCodec(), "c", 1.0)
+    assert not off.due(batcher, final=True)  # no key: never
