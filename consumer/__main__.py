@@ -116,6 +116,9 @@ def rotation_tasks(s: ConsumerSettings) -> list[RotationTask]:
         }
         if s.seal_target is not None:
             given["seal_target"] = s.seal_target
+        if s.retention_min_days is not None:
+            given["retention_min_days"] = s.retention_min_days
+            given["retention_policy"] = s.retention_policy
         upload = UploadSettings(**given)
     return [
         build_rotation_task(

@@ -117,6 +117,12 @@ class ConsumerSettings(ArchiveSettings, KafkaAuthSettings):
     seal_target: TargetText | None = Field(
         None, description="with --target: also write each checkpoint create-only here (oci://)"
     )
+    retention_min_days: float | None = Field(
+        None, gt=0, description="with --target: require a retention rule of at least this long"
+    )
+    retention_policy: Literal["refuse", "warn"] = Field(
+        "refuse", description="without such a rule: refuse to upload, or warn and upload"
+    )
     staging_dir: Path = Field(Path("auditstream-staging"), description="local dir for dumps")
 
     @field_validator("rotate_interval", "target", "seal_target", mode="before")

@@ -138,6 +138,10 @@ class OciStore:
         except ServiceError as exc:
             if exc.status == 412:
                 return False
+            if exc.status == 409 and self.stat(name) is not None:
+                # the name is taken by an object a retention rule protects: like 412, the
+                # caller compares what is there (a create-only retry must not loop on it)
+                return False
             if exc.status == 400 and "SHA256" in str(exc.code).upper():
                 raise ChecksumMismatch(
                     "the service rejected the body: the staged file differs from the manifest",

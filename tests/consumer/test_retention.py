@@ -58,6 +58,12 @@ def test_a_rule_refuses_delete_and_overwrite_and_create_only_retries_still_behav
     # the uploader's retry of a create-only object finds the name taken (412), not an error
     assert store.put_file("r/a", path, obj) is False
 
+    # should the service answer a protected name with 409 rather than 412: still "taken"
+    oci_server.fault("status", 1, method="PUT", path="/o/r", status=409)
+    assert store.put_file("r/a", path, obj) is False
+    assert ("PUT", 409) in {(m, status) for m, _, status in oci_server.requests}
+    assert oci_server.objects()["r/a"] == b"evidence"
+
     # unlocked, the rule can go (and then the object); a locked one cannot
     client.delete_retention_rule(NAMESPACE, "audit", rule_id)
     store._bare_client.delete_object(NAMESPACE, "audit", "r/a")
