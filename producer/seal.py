@@ -42,7 +42,7 @@ from typing import Any
 from auditstream import checkpoint
 from auditstream.chain import ChainState, Link
 from auditstream.dsn import MySQLDsn
-from auditstream.errors import ArchiveError
+from auditstream.errors import ArchiveError, ConfigError
 from auditstream.mysql import Connection, Error, connect, fetchall
 from auditstream.signing import Signer
 from producer.batch import Batcher
@@ -54,6 +54,7 @@ from schemas.registry import CONTROL_EVENT
 
 log = logging.getLogger(__name__)
 
+_UNKNOWN_COLUMN = 1054
 _SKIPS = (
     "SELECT h.seq, h.changed_at, h.db_user, h.os_user, h.old_ts, h.old_id, h.new_ts, h.new_id, "
     "h.reason FROM audit_config c JOIN audit_config_history h ON h.server_uuid = c.server_uuid "
@@ -69,20 +70,26 @@ class SealStore:
         self._conn: Connection | None = None
 
     def checkpoint_seq(self, server_uuid: str) -> int:
-        """The number of the last checkpoint stored (0: none)."""
+        """The number of the last checkpoint stored (0: none).
+
+        Raises:
+            ConfigError: ``audit_config`` lacks the column (run ``python -m producer setup``).
+        """
         rows = self._query(
             "SELECT checkpoint_seq FROM audit_config WHERE server_uuid = %s", (server_uuid,)
         )
+        if rows is None:
+            raise ConfigError("audit_config has no checkpoint_seq: run python -m producer setup")
         return int(str(rows[0][0])) if rows and rows[0][0] is not None else 0
 
     def pending_skips(self, server_uuid: str) -> list[tuple[Any, ...]]:
-        """The history rows still to publish as skips, oldest first."""
+        """The history rows still to publish as skips, oldest first (none on an old table)."""
         rows = self._query(
             "SELECT pending_skip FROM audit_config WHERE server_uuid = %s", (server_uuid,)
         )
         if not rows or rows[0][0] is None:  # audit_config_history exists only after a set
             return []
-        return self._query(_SKIPS, (server_uuid,))
+        return self._query(_SKIPS, (server_uuid,)) or []
 
     def sealed(self, server_uuid: str, chain: ChainState, checkpoint_seq: int) -> None:
         """Step 5: the chain state after checkpoint ``checkpoint_seq``; the bookmark stays."""
@@ -109,7 +116,8 @@ class SealStore:
             except Error:
                 log.debug("closing the seal session failed", exc_info=True)
 
-    def _query(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def _query(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        """The rows; None when a column is missing (a table from before ``producer setup``)."""
         try:
             if self._conn is None:
                 self._conn = connect(self._dsn)
@@ -120,7 +128,9 @@ class SealStore:
             self._conn.commit()
         except Error as exc:
             self.close()
-            raise ArchiveError(f"cannot read the seal state: {exc} (run producer setup)") from exc
+            if getattr(exc, "errno", None) == _UNKNOWN_COLUMN:
+                return None
+            raise ArchiveError(f"cannot read the seal state: {exc}") from exc
         return rows
 
     def _write(self, statement: str, params: tuple[Any, ...]) -> None:
@@ -193,6 +203,10 @@ class Seal:
             self._store.skipped(server_uuid, chain, int(rows[0][0]))
         if self._signer is not None:
             self._checkpoint_seq = self._store.checkpoint_seq(server_uuid)
+            log.info(
+                "sealing: checkpoints signed with key %s", self._signer.key_id,
+                extra={"ctx": {"server_uuid": server_uuid, "last": self._checkpoint_seq}},
+            )  # fmt: skip
         self._signed_seq = chain.seq  # a restart's tail is sealed by the next checkpoint
         self._last = self._clock()
         return chain

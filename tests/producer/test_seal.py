@@ -22,6 +22,7 @@ from auditstream.dsn import MySQLDsn
 from auditstream.errors import ConfigError
 from auditstream.kafka import producer_config
 from auditstream.keys import generate
+from auditstream.mysql import connect
 from auditstream.settings import load
 from auditstream.signing import Keyring, Signer, load_signer, public_hex
 from producer.bookmark import BookmarkStore
@@ -230,3 +231,23 @@ def test_the_timer_and_the_count_decide_when_a_checkpoint_is_due() -> None:
     assert seal.due(batcher)  # 100 links
     off = Seal(SealStore(MySQLDsn.parse("mysql://u@h")), SingleObjectCodec(), "c", 1.0)
     assert not off.due(batcher, final=True)  # no key: never
+
+
+def test_a_table_from_before_sealing_starts_without_skips_and_refuses_to_seal(
+    mysql_db: MySQLDsn, key: tuple[Signer, Keyring]
+) -> None:
+    store = BookmarkStore(mysql_db)
+    store.setup()
+    store.close()
+    conn = connect(mysql_db)
+    cur = conn.cursor()
+    cur.execute("ALTER TABLE audit_config DROP COLUMN checkpoint_seq, DROP COLUMN pending_skip")
+    conn.commit()
+    conn.close()
+    chain = ChainState.start(UUID)
+    codec = SingleObjectCodec()
+    plain = Seal(SealStore(mysql_db), codec, "c", 1.0)
+    assert plain.start(UUID, None, chain) == chain  # type: ignore[arg-type]
+    sealing = Seal(SealStore(mysql_db), codec, "c", 1.0, key[0], 10)
+    with pytest.raises(ConfigError, match="producer setup"):
+        sealing.start(UUID, None, chain)  # type: ignore[arg-type]
