@@ -10,8 +10,9 @@ import pytest
 from oci.exceptions import ServiceError
 from oci.object_storage.models import CreateRetentionRuleDetails, Duration
 
+from auditstream.dsn import MySQLDsn
 from consumer.dump import DumpObject
-from consumer.ops import UploadSettings
+from consumer.ops import UploadSettings, build_rotation_task
 from consumer.retention import RetentionGuard, RetentionMissing
 from consumer.targets import FileStore
 from consumer.upload import OciStore
@@ -116,3 +117,6 @@ def test_upload_settings_guard_dumps_and_checkpoints(
     assert isinstance(dumps, RetentionGuard) and shipper is not None
     assert isinstance(shipper.store, RetentionGuard)
     assert shipper.store.min_days == 30 and dumps.policy == "refuse"
+    # the consumer's own archiving pass writes the checkpoints too
+    task = build_rotation_task(MySQLDsn.parse("mysql://u@h/db"), upload=s)
+    assert task.shipper is not None and task.shipper.target.prefix == "s"

@@ -12,6 +12,8 @@ The shapes are the SDK's (``oci.object_storage.models``): ``CreateRetentionRuleD
 
 Deviations: rules take effect at once (the service: within ~30 s) and the lock time is not
 required to lie far enough in the future (tests set past times to act as if it had passed).
+The 409 ``Conflict`` answer is this server's reading of the service (OCI's documentation was
+not at hand when it was written): the uploader relies on the status only, never on the code.
 """
 
 from __future__ import annotations
