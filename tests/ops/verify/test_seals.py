@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from oci.exceptions import ServiceError
+from oci.object_storage.models import CreateRetentionRuleDetails, Duration
 
 from auditstream import checkpoint
 from auditstream.chain import ChainState, Link
@@ -18,12 +20,16 @@ from auditstream.mysql import connect
 from auditstream.signing import Keyring, Signer, public_hex
 from ops.verify.report import VerifyReport
 from ops.verify.seals import SealCheck
+from consumer.ops import rotate_main, upload_main
+from consumer.retention import RetentionGuard
 from consumer.seals import CheckpointShipper
-from consumer.targets import FileStore, TargetUrl
+from consumer.targets import TargetUrl
 from tests.auditstream.test_checkpoint import AT, sealed_records
 from tests.auditstream.test_signing import rfc_signer
 from tests.ops.verify.conftest import A, chained_records
 from tests.consumer.test_seals import archive_pipeline
+from tests.consumer.test_upload import make_store
+from tests.harness.oci_server import NAMESPACE, OciTestServer
 
 Records = list[tuple[str, dict[str, Any]]]
 
@@ -66,33 +72,54 @@ def test_a_recomputed_chain_is_caught_through_the_signed_checkpoints(
     bootstrap: str,
     mysql_db: MySQLDsn,
     unique_name: Callable[[str], str],
+    oci_server: OciTestServer,
+    oci_config: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     signer = rfc_signer()
     records = sealed_records(chained_records(A), signer, every=10)
     archive_pipeline(bootstrap, mysql_db, unique_name, records)
-    seals = tmp_path / "seals"
-    CheckpointShipper(mysql_db, FileStore(seals), TargetUrl.parse(f"file://{seals}")).ship()
+    # the checkpoints go to a bucket with a retention rule (the real SDK, the OCI test server)
+    seals = make_store(oci_server, oci_config, "oci://audit/seals")
+    rule = CreateRetentionRuleDetails(display_name="evidence", duration=Duration(time_amount=30, time_unit="DAYS"))  # fmt: skip
+    seals.client.create_retention_rule(NAMESPACE, "audit", rule)
+    target = TargetUrl.parse("oci://audit/seals")
+    assert len(CheckpointShipper(mysql_db, RetentionGuard(seals, 30), target).ship()) == 3
     dsn = mysql_db.url(reveal=True)
-    key = ["--seal-public-key", public_hex(signer.public), "--seal-target", f"file://{seals}"]
+    oci = [f"--oci-config-file={oci_config}", f"--oci-endpoint={oci_server.endpoint}"]
+    key = [f"--seal-public-key={public_hex(signer.public)}", "--seal-target=oci://audit/seals"]
     capsys.readouterr()
-    assert main(["verify", "--archive-dsn", dsn, *key]) == 0
+    assert main(["verify", "--archive-dsn", dsn, *key, *oci]) == 0
     out = capsys.readouterr().out
     assert f"sealed {A}: last checkpoint 3 signs link 33 (key {signer.key_id}), 1 event(s)" in out
 
-    # event 5 rewritten, every later chain value recomputed: the chain alone cannot tell
+    # The attacker rewrites event 5 and recomputes every later chain value in the archive,
+    # then dumps it to the dump bucket: archive and dumps agree, and each chain verifies.
     index = next(i for i, (n, r) in enumerate(records) if r.get("chain_seq") == 5)
     forged = records[index][1]["raw"].replace("root", "nobody")
     assert forged != records[index][1]["raw"]
     rewrite_archive(mysql_db, rechained(records, index, forged))
-    assert main(["verify", "--archive-dsn", dsn]) == 0
+    assert rotate_main([f"--archive-dsn={dsn}", "--force"]) == 0
+    dumps = [f"--target=file://{tmp_path}/dumps"]
+    assert upload_main([f"--archive-dsn={dsn}", *dumps, f"--staging-dir={tmp_path}/st"]) == 0
     capsys.readouterr()
-    # ... the signed checkpoints can: each signed a link the store no longer holds
-    assert main(["verify", "--archive-dsn", dsn, *key]) == 1
+    assert main(["verify", "--archive-dsn", dsn, *dumps]) == 0
+    # The checkpoint objects cannot be replaced or removed under the rule ...
+    name = seals.list("seals/checkpoints/")[0]
+    for attempt in (
+        lambda: seals._bare_client.put_object(NAMESPACE, "audit", name, b"{}"),
+        lambda: seals._bare_client.delete_object(NAMESPACE, "audit", name),
+    ):
+        with pytest.raises(ServiceError) as refused:
+            attempt()
+        assert refused.value.status == 409
+    # ... and each signed a link that neither store holds any more
+    capsys.readouterr()
+    assert main(["verify", "--archive-dsn", dsn, *dumps, *key, *oci]) == 1
     out = capsys.readouterr().out
     mismatches = [x for x in out.splitlines() if "TAMPER seal_mismatch" in x]
-    assert len(mismatches) == 3, out
+    assert len(mismatches) == 6, out  # 3 checkpoints, in the archive and in the dumps
     assert "checkpoint 1 signed link 10 as" in mismatches[0]
 
 
