@@ -49,6 +49,11 @@ BOOKMARK_LAG = Gauge(
     "Newest audit event time minus the stored bookmark's time",
     ["server"],
 )
+CHECKPOINT_TIME = Gauge(
+    "auditstream_producer_checkpoint_timestamp_seconds",
+    "When the last signed checkpoint was stored (alert when sealing stops)",
+    ["server"],
+)
 BOOKMARK_TIME = Gauge(
     "auditstream_producer_bookmark_timestamp_seconds",
     "The stored bookmark's event time",

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from auditstream import checkpoint
+from auditstream import checkpoint, metrics
 from auditstream.chain import ChainState, Link
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError, ConfigError
@@ -242,6 +242,11 @@ class Seal:
         self._signed_seq, self._checkpoint_seq = after.seq, number
         self._last = self._clock()
         self.checkpoints += 1
+        metrics.CHECKPOINT_TIME.labels(stored.server_uuid).set(record["at"].timestamp())
+        log.info(
+            "checkpoint %s signed", number,
+            extra={"ctx": {"server_uuid": stored.server_uuid, "signed_seq": stored.seq}},
+        )  # fmt: skip
         return True
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import REGISTRY
 
 from auditstream import checkpoint
 from auditstream.chain import ChainState, Link
@@ -100,6 +101,9 @@ def test_checkpoints_sign_acknowledged_links_and_are_links_themselves(
     length = assert_chain_intact(UUID, events, [(UUID, c, None) for c in cps])
     assert length == 100 + len(cps)
     assert SealStore(mysql_db).checkpoint_seq(UUID) == len(cps)
+    last_at = cps[-1]["at"].timestamp()
+    gauge = "auditstream_producer_checkpoint_timestamp_seconds"
+    assert REGISTRY.get_sample_value(gauge, {"server": UUID}) == last_at
 
     # a restart continues the numbers and the chain through the last checkpoint
     for raw in make_events(30, start="2025-01-01 00:00:"):
