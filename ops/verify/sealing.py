@@ -40,4 +40,8 @@ def seal_check(settings: VerifySettings) -> SealCheck | None:
             endpoint=settings.oci_endpoint,
         )
         store = OciStore(target, options)  # type: ignore[assignment]
-    return SealCheck.with_objects(keys, read_objects(store, target))
+    only = set(settings.server_uuid)
+    records = (
+        (n, r) for n, r in read_objects(store, target) if not only or r["server_uuid"] in only
+    )
+    return SealCheck.with_objects(keys, records)

@@ -11,8 +11,10 @@ store verified, per server:
    and new keys during a rotation): ``bad_signature``, or ``unknown_key`` for a key id not
    given.
 3. For each valid one, the store's link ``signed_seq`` must have the ``signed_chain`` it
-   signed: if not, ``seal_mismatch`` (the chain was rewritten); if the store ends before it
-   while holding links of the server, ``truncated``.
+   signed: if not, ``seal_mismatch`` (the chain was rewritten). A store that should hold the
+   newest links (the archive, the topic; not the dumps, nor a ``--until`` range) and ends
+   before a signed link, or holds no link of a server the seal target has checkpoints of, is
+   ``truncated``.
 4. Numbers missing between the checkpoints of a server: ``checkpoint_gap``.
 5. Report the last valid checkpoint, the events after it not yet sealed, and each ``skip``
    (``bookmark set``) as a note.
@@ -96,6 +98,7 @@ class SealCheck:
     outside: list[Link] = field(default_factory=list)  # the seal target's checkpoints
     lines: list[str] = field(default_factory=list)
     _servers: dict[str, _Server] = field(default_factory=dict)
+    _tail: bool = True
 
     @classmethod
     def with_objects(
@@ -133,8 +136,12 @@ class SealCheck:
                 s.skips.append(link)
             yield link
 
-    def finish(self, report: VerifyReport) -> None:
-        """Steps 2-5 for the store just verified: findings into ``report``, lines to print."""
+    def finish(self, report: VerifyReport, *, tail: bool = True) -> None:
+        """Steps 2-5 for the store just verified: findings into ``report``, lines to print.
+
+        ``tail``: the store should hold the newest links (step 3's ``truncated``).
+        """
+        self._tail = tail
         self.lines = []
         found: list[Finding] = []
         by_server: dict[str, dict[tuple[str, str], Link]] = defaultdict(dict)
@@ -173,9 +180,10 @@ class SealCheck:
             if stored is not None and stored != f["signed_chain"]:
                 found.append(_finding("seal_mismatch", cp, f"checkpoint {number} signed link "
                     f"{signed} as {f['signed_chain']}; the store holds {stored}"))  # fmt: skip
-            elif stored is None and s.last_seq and s.last_seq < signed:
+            elif stored is None and self._tail and s.last_seq < signed:
+                end = f"ends at link {s.last_seq}" if s.last_seq else "holds no link of it"
                 found.append(_finding("truncated", cp, f"checkpoint {number} signed link "
-                    f"{signed}; the store ends at link {s.last_seq}"))  # fmt: skip
+                    f"{signed}; the store {end}"))  # fmt: skip
         numbers = sorted(valid)  # step 4
         missing = [n for n in range(1, numbers[-1]) if n not in valid] if numbers else []
         if missing:

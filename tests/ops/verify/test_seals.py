@@ -164,3 +164,22 @@ def test_an_object_signed_with_an_unknown_key_fails_verify(
             f"--seal-public-key={public_hex(rfc_signer().public)}"]  # fmt: skip
     assert main(argv) == 1
     assert f"TAMPER unknown_key: server={A}" in capsys.readouterr().out
+
+
+def test_a_store_cut_before_a_signed_link_is_truncated_unless_it_need_not_hold_the_tail() -> None:
+    signer = rfc_signer()
+    keys = Keyring.load([public_hex(signer.public)])
+    one = ChainState.start(A).advance_event("2026-12-07 06:00:00", 1, "{}")
+    two = one.advance_event("2026-12-07 06:00:01", 2, "{}")
+    sealed = checkpoint_link(signer, 1, two)  # signs link 2; the store keeps only link 1
+    kept = Link.event(A, "2026-12-07 06:00:00", 1, "{}", chain=one.hash, seq=1)
+    for tail, links, expected in (
+        (True, [kept], ["truncated"]),
+        (False, [kept], []),  # the dumps, a --until range
+        (True, [], ["truncated"]),  # the server's links are all gone
+    ):
+        check = SealCheck(keys, [sealed])
+        list(check.watch(links))
+        report = VerifyReport()
+        check.finish(report, tail=tail)
+        assert [f.kind for f in report.findings] == expected
