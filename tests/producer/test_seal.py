@@ -28,6 +28,7 @@ from auditstream.settings import load
 from auditstream.signing import Keyring, Signer, load_signer, public_hex
 from producer.bookmark import BookmarkStore
 from producer.config import Options, ProducerSettings
+from producer.linker import Linker
 from producer.loop import Loop
 from producer.publisher import Publisher
 from producer.seal import Seal, SealStore
@@ -223,15 +224,15 @@ def test_the_timer_and_the_count_decide_when_a_checkpoint_is_due() -> None:
     seal = Seal(SealStore(MySQLDsn.parse("mysql://u@h")), SingleObjectCodec(), "c", 1.0,
                 Signer(Ed25519PrivateKey.generate()), every_events=100, every_seconds=30,
                 clock=lambda: now[0])  # fmt: skip
-    head = SimpleNamespace(head=ChainState("u", "00" * 32, 0))
-    batcher: Any = head
+    linker = Linker(ChainState("u", "00" * 32, 0))
+    batcher: Any = SimpleNamespace(chain=linker)
     assert not seal.due(batcher) and not seal.due(batcher, final=True)  # nothing new
-    head.head = ChainState("u", "00" * 32, 5)
+    linker.relink(ChainState("u", "00" * 32, 5))
     assert not seal.due(batcher) and seal.due(batcher, final=True)
     now[0] = 30.0
     assert seal.due(batcher)  # 30 s with something new
     now[0] = 1.0
-    head.head = ChainState("u", "00" * 32, 100)
+    linker.relink(ChainState("u", "00" * 32, 100))
     assert seal.due(batcher)  # 100 links
     off = Seal(SealStore(MySQLDsn.parse("mysql://u@h")), SingleObjectCodec(), "c", 1.0)
     assert not off.due(batcher, final=True)  # no key: never
