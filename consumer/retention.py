@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from auditstream.errors import ConfigError, ObjectStoreError
-from consumer.dump import DumpObject
+from consumer.dumpformat import DumpObject
 from consumer.targets import ObjectInfo, ObjectStore
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from auditstream import mysql
 from auditstream.chain import millis
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError, ChecksumMismatch
-from consumer.dump import DumpObject
+from consumer.dumpformat import DumpObject
 from consumer.targets import ObjectStore, TargetUrl
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ Steps (each one a real component, started here and stopped at the end whatever h
 6. Two consumers (a group), then one producer with ``--once`` draining the whole log.
 7. Wait until the archive holds every published event; read ``/metrics`` and ``/readyz``.
 8. Stop the consumers, force a rotation, dump and upload to a ``file://`` target, verify.
-   With ``--seal`` (``auditstream.demo_seal``): the producer signs checkpoints; dumps and
+   With ``--seal`` (``ops.demo_seal``): the producer signs checkpoints; dumps and
    checkpoints go to the OCI test server under a retention rule; ``verify`` checks them.
 9. Print the counts; exit 0 only when every stage agrees.
 """
@@ -36,7 +36,6 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from auditstream import demo_seal
 from auditstream import mysql as db
 from auditstream.dsn import MySQLDsn
 from auditstream.embedded import PrivateMariaDB, TansuBroker, free_port, wait_for_port
@@ -45,6 +44,7 @@ from auditstream.errors import AuditStreamError
 from auditstream.process import log_tail as tail
 from auditstream.process import run_logged, spawn, terminate
 from auditstream.settings import ServiceSettings, load
+from ops import demo_seal
 from ops.verify.tables import event_tables
 from schemas.mapping import parse_timestamp
 
@@ -68,7 +68,7 @@ class DemoSettings(ServiceSettings):
     seal: bool = Field(
         default=False,
         description="sealed evidence: signed checkpoints, dumps and checkpoints to the OCI test "
-        "server under a retention rule, verify with the public key (auditstream.demo_seal)",
+        "server under a retention rule, verify with the public key (ops.demo_seal)",
     )
 
 

@@ -45,6 +45,7 @@ from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError, ConfigError
 from auditstream.mysql import Connection, Error, connect, fetchall
 from auditstream.signing import Signer
+from auditstream.text import as_text
 from producer.batch import Batcher
 from producer.config import DEFAULT_DATABASE
 from producer.publisher import Publisher
@@ -190,8 +191,8 @@ class Seal:
         for seq, at, db_user, os_user, old_ts, old_id, new_ts, new_id, why in rows:
             old = (_ts(old_ts), int(old_id)) if old_ts is not None else None
             new = (_ts(new_ts), int(new_id))
-            actor = f"{_str(db_user)} (os user {_str(os_user) if os_user else '?'})"
-            record = checkpoint.skip_record(server_uuid, old, new, actor, _str(why), _utc(at))
+            actor = f"{as_text(db_user)} (os user {as_text(os_user) if os_user else '?'})"
+            record = checkpoint.skip_record(server_uuid, old, new, actor, as_text(why), _utc(at))
             chain = chain.advance(Link.control(server_uuid, record))
             self._publish(publisher, chain.stamp(record))
             log.warning(
@@ -259,10 +260,6 @@ class Seal:
 
 def _ts(value: Any) -> str:
     return value.strftime(TIMESTAMP_FORMAT) if isinstance(value, datetime) else str(value)
-
-
-def _str(value: Any) -> str:
-    return bytes(value).decode("utf-8") if isinstance(value, bytes | bytearray) else str(value)
 
 
 def _utc(value: Any) -> datetime:

@@ -60,7 +60,7 @@ def run(settings: VerifySettings, out: TextIO) -> int:
             (f"dumps {settings.target}", lambda: reader.links(_gaps(settings)), reader.findings)
         )
     intact, last, reports = True, dict[str, ChainState](), dict[str, VerifyReport]()
-    seal = seal_check(settings)  # sealed evidence (auditstream.verify.seals)
+    seal = seal_check(settings)  # sealed evidence (ops.verify.seals)
     for name, links, extra in stores:
         wanted: Iterable[Link] = (x for x in links() if not only or x.server_uuid in only)
         if seal is not None:

@@ -32,7 +32,7 @@ TAMPER_KINDS = frozenset(
         "truncated",
         "object_mismatch",
         "diverged",
-        # sealed evidence (auditstream.verify.seals)
+        # sealed evidence (ops.verify.seals)
         "seal_mismatch",
         "bad_signature",
         "unknown_key",

@@ -31,14 +31,9 @@ def seal_check(settings: VerifySettings) -> SealCheck | None:
         assert target.path is not None  # noqa: S101 - parse() sets it for file://
         store = FileStore(target.path)
     else:
-        from consumer.upload import OciOptions, OciStore
+        from consumer.upload import OciStore
 
-        options = OciOptions(
-            auth=settings.oci_auth,
-            config_file=settings.oci_config_file,
-            profile=settings.oci_profile,
-            endpoint=settings.oci_endpoint,
-        )
+        options = settings.oci_options()
         store = OciStore(target, options)  # type: ignore[assignment]
     only = set(settings.server_uuid)
     records = (

@@ -38,6 +38,7 @@ from auditstream import checkpoint
 from auditstream.chain import CONTROL_LINKS, Link
 from auditstream.mysql import Connection
 from auditstream.signing import Keyring
+from auditstream.text import as_text
 from ops.verify.report import Finding, VerifyReport
 
 _WINDOW = 64  # links kept behind the head, for the checkpoint links in the chain
@@ -65,15 +66,15 @@ def control_links(conn: Connection, server: str | None = None) -> list[Link]:
     out = []
     rows: list[Any] = list(cur.fetchall())
     for uuid, topic, part, offset, chain, seq, *values in rows:
-        record = {k: _text(v) if isinstance(v, bytes | bytearray) else v
+        record = {k: as_text(v) if isinstance(v, bytes | bytearray) else v
                   for k, v in zip(columns, values, strict=True)}  # fmt: skip
         out.append(
             Link.control(
-                _text(uuid),
+                as_text(uuid),
                 record,
-                chain=_text(chain) if chain is not None else None,
+                chain=as_text(chain) if chain is not None else None,
                 seq=int(seq) if seq is not None else None,
-                where=f"table audit_control row ({_text(topic)}/{part}@{offset})",
+                where=f"table audit_control row ({as_text(topic)}/{part}@{offset})",
             )
         )
     conn.commit()
@@ -227,9 +228,3 @@ def _finding(kind: str, link: Link, detail: str) -> Finding:
 
 def _ranges(numbers: list[int]) -> str:
     return ", ".join(str(n) for n in numbers[:20]) + (" ..." if len(numbers) > 20 else "")
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8")
-    return str(value)

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from auditstream import signing
 from auditstream.errors import ConfigError
-from auditstream.keys import generate
+from ops.keys import generate
 
 # RFC 8032, section 7.1, TEST 1 (empty message)
 RFC_SECRET = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"

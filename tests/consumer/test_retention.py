@@ -11,7 +11,7 @@ from oci.exceptions import ServiceError
 from oci.object_storage.models import CreateRetentionRuleDetails, Duration
 
 from auditstream.dsn import MySQLDsn
-from consumer.dump import DumpObject
+from consumer.dumpformat import DumpObject
 from consumer.ops import UploadSettings, build_rotation_task
 from consumer.retention import RetentionGuard, RetentionMissing
 from consumer.targets import FileStore

@@ -19,10 +19,10 @@ from consumer.seals import CheckpointShipper, from_json, object_name, read_archi
 from consumer.targets import FileStore, TargetUrl
 from tests.auditstream.test_checkpoint import sealed_records
 from tests.auditstream.test_signing import rfc_signer
-from tests.auditstream.verify.conftest import A, chained_records
-from tests.auditstream.verify.test_topic import publish
 from tests.consumer.test_upload import make_store
 from tests.harness.oci_server import OciTestServer
+from tests.ops.verify.conftest import A, chained_records
+from tests.ops.verify.test_topic import publish
 
 
 def archive_pipeline(

@@ -18,14 +18,14 @@ from prometheus_client import REGISTRY
 
 from auditstream import checkpoint
 from auditstream.chain import ChainState, Link
-from auditstream.cli import main as cli
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ConfigError
 from auditstream.kafka import producer_config
-from auditstream.keys import generate
 from auditstream.mysql import connect
 from auditstream.settings import load
 from auditstream.signing import Keyring, Signer, load_signer, public_hex
+from ops.cli import main as cli
+from ops.keys import generate
 from producer.bookmark import BookmarkStore
 from producer.config import Options, ProducerSettings
 from producer.linker import Linker

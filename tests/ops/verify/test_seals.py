@@ -14,22 +14,22 @@ from oci.object_storage.models import CreateRetentionRuleDetails, Duration
 
 from auditstream import checkpoint
 from auditstream.chain import ChainState, Link
-from ops.cli import main
 from auditstream.dsn import MySQLDsn
 from auditstream.mysql import connect
 from auditstream.signing import Keyring, Signer, public_hex
-from ops.verify.report import VerifyReport
-from ops.verify.seals import SealCheck
 from consumer.ops import rotate_main, upload_main
 from consumer.retention import RetentionGuard
 from consumer.seals import CheckpointShipper
 from consumer.targets import TargetUrl
+from ops.cli import main
+from ops.verify.report import VerifyReport
+from ops.verify.seals import SealCheck
 from tests.auditstream.test_checkpoint import AT, sealed_records
 from tests.auditstream.test_signing import rfc_signer
-from tests.ops.verify.conftest import A, chained_records
 from tests.consumer.test_seals import archive_pipeline
 from tests.consumer.test_upload import make_store
 from tests.harness.oci_server import NAMESPACE, OciTestServer
+from tests.ops.verify.conftest import A, chained_records
 
 Records = list[tuple[str, dict[str, Any]]]
 

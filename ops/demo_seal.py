@@ -13,7 +13,6 @@ the working directory to be the repository (``make demo SEAL=1`` does that).
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from auditstream.embedded import free_port, wait_for_port
 from auditstream.errors import ConfigError
+from auditstream.process import spawn, terminate
 
 EVERY = 5000
 BUCKET = "audit"
@@ -66,7 +66,7 @@ class Sealing:
 
 def start(stack: ExitStack, workdir: Path) -> Sealing:
     """Steps 1-2; the server stops with ``stack``."""
-    from auditstream.keys import generate
+    from ops.keys import generate
 
     if not (Path.cwd() / "tests" / "harness" / "oci_server.py").is_file():
         raise ConfigError("demo --seal runs from the repository checkout (it needs tests/harness)")
@@ -75,29 +75,17 @@ def start(stack: ExitStack, workdir: Path) -> Sealing:
         generate(key)
     port = free_port()
     oci_dir = workdir / "oci"
-    log = (workdir / "oci-server.log").open("ab")
-    server = subprocess.Popen(  # noqa: S603 - the repository's own test server, fixed arguments
+    server = spawn(
         [sys.executable, "-m", "tests.harness.oci_server", f"--port={port}",
          f"--bucket={BUCKET}", f"--config-dir={oci_dir}"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        workdir / "oci-server.log",
     )  # fmt: skip
-    log.close()
-    stack.callback(_stop, server)
+    stack.callback(terminate, server, 10)
     wait_for_port("127.0.0.1", port, 60, what="OCI test server")
     sealing = Sealing(key, key.with_name("seal.key.pub"), f"http://127.0.0.1:{port}",
                       oci_dir / "config")  # fmt: skip
     _retention_rule(sealing)
     return sealing
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _retention_rule(sealing: Sealing) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 def test_sealed_demo_signs_ships_and_verifies(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "auditstream.cli", "demo", "--seal", "--events=3000",
+        [sys.executable, "-m", "ops.cli", "demo", "--seal", "--events=3000",
          "--oversized=1", f"--workdir={workdir}", "--timeout=240"],
         capture_output=True, text=True, timeout=400, check=False,
         cwd=Path(__file__).resolve().parents[2],  # the checkout: the OCI test server is there
