@@ -38,9 +38,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from auditstream import metrics
 from auditstream.chain import ChainState
+from auditstream.position import Position
 from producer.control import Control
 from producer.linker import Linker
-from producer.page import Event, Page, Position
+from producer.page import Event, Page
 from producer.publisher import Delivery, MessageTooLarge, Publisher
 from schemas.codec import Codec
 from schemas.mapping import InvalidEventError, to_record

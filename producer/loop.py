@@ -48,12 +48,13 @@ from typing import Protocol
 
 from auditstream.chain import ChainState
 from auditstream.errors import ArchiveError, AuditStreamError, BrokerError, SourceConfigError
+from auditstream.position import Position, position_text
 from producer.batch import Batcher, Sent
 from producer.bookmark import Stored
 from producer.config import Options
 from producer.control import Control
 from producer.linker import Linker
-from producer.page import Page, Position
+from producer.page import Page
 from producer.publisher import Publisher
 from producer.retry import Backoff
 from producer.seal import Seal
@@ -178,7 +179,7 @@ class Loop:
             chain = self._seal.start(uuid, publisher, chain)  # skips asked by bookmark set
         log.info(
             "starting",
-            extra={"ctx": {"server_uuid": uuid, "bookmark": _text(self.bookmark)}},
+            extra={"ctx": {"server_uuid": uuid, "bookmark": position_text(self.bookmark)}},
         )
         self.chain = Linker(chain)
         self.batcher = Batcher(
@@ -309,7 +310,7 @@ class Loop:
             "%s; re-opening from the bookmark in %.1fs",
             exc.message,
             delay,
-            extra={"ctx": {**exc.context, "bookmark": _text(self.bookmark)}},
+            extra={"ctx": {**exc.context, "bookmark": position_text(self.bookmark)}},
         )
         # What was not bookmarked is read, linked and sent again, exactly as the first time:
         # the batches in flight too (cleared above), even those already acknowledged.
@@ -332,7 +333,3 @@ class Loop:
                 self._source.close()
                 self._backoff.wait(self._backoff.failed())
         return None
-
-
-def _text(pos: Position | None) -> str | None:
-    return f"{pos.ts}#{pos.id}" if pos else None

@@ -31,7 +31,7 @@ import orjson
 from auditstream.errors import PageError
 
 # Re-exported until producer.loop and producer.batch import it from its home (issue 18).
-from auditstream.position import Position as Position
+from auditstream.position import Position
 
 _TS = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 _WS = re.compile(r"[ \t\n\r]*")
