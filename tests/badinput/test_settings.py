@@ -51,6 +51,7 @@ COMMANDS = [
     Command(("status",), "ops.status:StatusSettings", (f"--archive-dsn={DSN}",)),
     Command(("demo",), "ops.demo:DemoSettings", ()),
     Command(("setup",), "ops.setup:SetupSettings", ("--print-sql",)),
+    Command(("keys",), "ops.keys:KeysSettings", ("--out=/nonexistent/seal.key",)),
     Command(
         ("bookmark", "set"),
         "ops.bookmark:BookmarkSettings",
