@@ -34,7 +34,18 @@ def test_setup_is_idempotent_and_creates_the_documented_table(mysql_db: MySQLDsn
     cols = columns(mysql_db)
     assert cols["ts"] == "datetime"
     assert cols["id"] == "bigint(20) unsigned" or cols["id"] == "bigint unsigned"
-    assert set(cols) == {"server_uuid", "ts", "id", "chain", "chain_seq", "updated_at"}
+    # docs/producer.md: the bookmark and its chain state, then sealing's checkpoint number and a
+    # requested skip (issue 16).
+    assert set(cols) == {
+        "server_uuid",
+        "ts",
+        "id",
+        "chain",
+        "chain_seq",
+        "updated_at",
+        "checkpoint_seq",
+        "pending_skip",
+    }
 
 
 def test_setup_upgrades_the_predecessors_table_in_place(mysql_db: MySQLDsn) -> None:
@@ -48,7 +59,9 @@ def test_setup_upgrades_the_predecessors_table_in_place(mysql_db: MySQLDsn) -> N
     conn.close()
     store = BookmarkStore(mysql_db)
     store.setup()
-    assert {"chain", "chain_seq", "updated_at"} <= set(columns(mysql_db))
+    assert {"chain", "chain_seq", "updated_at", "checkpoint_seq", "pending_skip"} <= set(
+        columns(mysql_db)
+    )
     stored = store.load_state("old")
     assert stored is not None
     assert stored.bookmark == Position("2021-01-15 14:06:33", 5)
