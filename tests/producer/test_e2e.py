@@ -226,6 +226,21 @@ def test_percona_formats_are_read_or_refused_at_connect(
         source.close()
 
 
+def write_around_a_big_one(emu: EmulatorHandle, query: str, seed: int) -> tuple[str, int]:
+    """30 events, one status event carrying ``query``, 10 events; return the big one's position."""
+    write_events(emu.writer, 30, seed=seed, start=START)
+    big = emu.writer.write(
+        {
+            "timestamp": "2024-03-01 00:10:00",
+            "class": "general",
+            "event": "status",
+            "general_data": {"query": query},
+        }
+    )
+    write_events(emu.writer, 10, seed=seed + 1, start=datetime(2024, 3, 1, 0, 20, tzinfo=UTC))
+    return big
+
+
 def test_account_without_audit_admin_is_a_clear_config_error(
     emulator: EmulatorHandle,
 ) -> None:
@@ -246,16 +261,7 @@ def test_oversized_events_become_gaps_never_silence(
     read_topic: Reader,
 ) -> None:
     emu = emulator_factory(flavor)
-    write_events(emu.writer, 30, seed=6, start=START)
-    big = emu.writer.write(
-        {
-            "timestamp": "2024-03-01 00:10:00",
-            "class": "general",
-            "event": "status",
-            "general_data": {"query": "SELECT '" + "z" * 200_000 + "'"},
-        }
-    )
-    write_events(emu.writer, 10, seed=7, start=datetime(2024, 3, 1, 0, 20, tzinfo=UTC))
+    big = write_around_a_big_one(emu, "SELECT '" + "z" * 200_000 + "'", seed=6)
     lines = log_lines(emu.log_dir)
     # Oracle skips it with a warning (buffer 64 KB); Percona returns it whole and it does not fit
     # the topic (max 100 KB).
@@ -291,18 +297,9 @@ def test_a_topic_made_smaller_elsewhere_keeps_each_gap_at_its_place(
     """
     ensure({"bootstrap.servers": bootstrap}, topics, partitions=1, max_message_bytes=100_000)
     emu = emulator_factory("oracle")
-    write_events(emu.writer, 30, seed=8, start=START)
     # Base64 of random bytes: zstd cannot shrink it under the topic's 100 KB.
     noise = base64.b64encode(random.Random(8).randbytes(150_000)).decode()
-    big = emu.writer.write(
-        {
-            "timestamp": "2024-03-01 00:10:00",
-            "class": "general",
-            "event": "status",
-            "general_data": {"query": f"SELECT '{noise}'"},
-        }
-    )
-    write_events(emu.writer, 10, seed=9, start=datetime(2024, 3, 1, 0, 20, tzinfo=UTC))
+    big = write_around_a_big_one(emu, f"SELECT '{noise}'", seed=8)
     assert run_producer(emu, bootstrap, topics, "--start-from", "earliest") == 0
     events = read_topic(topics[0], 40)
     assert noise not in "".join(r["raw"] for _, r, _ in events)
