@@ -80,7 +80,10 @@ class Summary:
     oversized: int = 0
     published: int = 0
     gaps: int = 0
+    #: every control event in the control topic (gaps, checkpoints, skips, heartbeats)
+    controls: int = 0
     archived: int = 0
+    controls_archived: int = 0
     in_rotated_tables: int = 0
     in_verified_objects: int = 0
     objects: list[str] = field(default_factory=list)
@@ -96,6 +99,7 @@ class Summary:
             self.published + self.gaps == self.generated
             and self.gaps >= self.oversized
             and self.archived == self.published
+            and self.controls_archived == self.controls
             and self.in_rotated_tables == self.archived
             and self.in_verified_objects == self.in_rotated_tables
             and self.sealed is not False
@@ -214,14 +218,19 @@ def run(settings: DemoSettings, workdir: Path) -> Summary:
                 if producer.poll() != 0:
                     log_tail = tail(workdir / "producer.log")
                     raise AuditStreamError(f"the producer failed ({producer.poll()}):\n{log_tail}")
-            summary.published, summary.gaps = count_topic(broker.bootstrap)
+            summary.published, summary.gaps, summary.controls = count_topic(broker.bootstrap)
 
-            # Step 7
+            # Step 7: the control events too. The consumers stop after this, and a gap or a
+            # checkpoint still in the control topic would make verify report a missing link.
             say(f"{summary.published:,} events published; waiting for the archive")
             deadline = time.monotonic() + settings.timeout
             while time.monotonic() < deadline:
                 summary.archived = count_archived(archive)
-                if summary.archived >= summary.published:
+                summary.controls_archived = count_rows(archive, "audit_control")
+                if (
+                    summary.archived >= summary.published
+                    and summary.controls_archived >= summary.controls
+                ):
                     break
                 time.sleep(0.5)
 
@@ -322,8 +331,12 @@ def apply_filters(admin: MySQLDsn) -> None:
         conn.close()
 
 
-def count_topic(bootstrap: str) -> tuple[int, int]:
-    """(audit events, gap control events) in the topics, read from the beginning."""
+def count_topic(bootstrap: str) -> tuple[int, int, int]:
+    """(audit events, gap control events, all control events) in the topics, from the start.
+
+    Audit events count once per event (a re-sent batch is not two events); control events once
+    per message, as ``audit_control`` keeps them (keyed by topic, partition and offset).
+    """
     from confluent_kafka import Consumer
 
     from auditstream.kafka import check
@@ -341,7 +354,7 @@ def count_topic(bootstrap: str) -> tuple[int, int]:
         }
     )
     consumer.subscribe([TOPIC, CONTROL_TOPIC])
-    events = gaps = 0
+    events = gaps = controls = 0
     seen: set[tuple[str, int, int]] = set()
     quiet_since = time.monotonic()
     try:
@@ -354,6 +367,7 @@ def count_topic(bootstrap: str) -> tuple[int, int]:
                 name, record = decode(msg.value(), msg.topic() or "")
                 if name == "control_event":
                     gaps += record["kind"] == "gap"
+                    controls += 1
                     continue
                 key = (record["server_uuid"], int(record["timestamp"].timestamp()), record["id"])
                 if key not in seen:  # at-least-once: a re-sent batch is not two events
@@ -361,7 +375,7 @@ def count_topic(bootstrap: str) -> tuple[int, int]:
                     events += 1
     finally:
         consumer.close()
-    return events, gaps
+    return events, gaps, controls
 
 
 def count_rows(dsn: MySQLDsn, table: str) -> int:
@@ -469,6 +483,10 @@ def print_summary(summary: Summary, kept: Path | None) -> None:
     ]
     for label, value in rows:
         table.add_row(label, f"{value:,}")
+    table.add_row(
+        "control events: topic / archived",
+        f"{summary.controls:,} / {summary.controls_archived:,}",
+    )
     table.add_row("objects (manifests)", ", ".join(summary.objects) or "-")
     table.add_row("/metrics and /readyz answered", f"{summary.metrics_seen} / {summary.ready_seen}")
     if summary.sealed is not None:

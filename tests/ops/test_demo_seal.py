@@ -18,6 +18,7 @@ def test_sealed_demo_signs_ships_and_verifies(tmp_path: Path) -> None:
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert "OK: every stage agrees" in out and "passed" in out
+    assert "control events: topic / archived" in out
     verify = (workdir / "verify-run.log").read_text()
     assert "0 event(s) after it not yet sealed" in verify
     assert "TAMPER" not in verify
