@@ -1,8 +1,12 @@
 """``auditstream status``: where every server, partition and rotated table stands.
 
 Reads only: the bookmark store (``audit_config``), the archive (``audit_high_water``,
-``audit_offsets``, ``audit_control``, ``audit_rotation``), optionally the audited server (its
-newest event through ``audit_log_read_bookmark()``) and the broker (partition high watermarks).
+``audit_offsets``, ``audit_control``, ``audit_rotation``, ``audit_rotation_period``), optionally
+the audited server (its newest event through ``audit_log_read_bookmark()``) and the broker
+(partition high watermarks).
+
+Trap: the last checkpoint shown is what the archive holds, its signature unchecked; only
+``auditstream verify --seal-public-key`` checks signatures and the chain they sign.
 
 Trap: on the Tansu test broker the high watermark from ``get_watermark_offsets`` is miscounted,
 so partition lag shown here is only right on Apache Kafka; the consumer's own
@@ -92,6 +96,17 @@ def collect(
         archive, "SELECT server_uuid, COUNT(*) FROM audit_control WHERE kind = 'gap' GROUP BY 1"
     ):
         servers.setdefault(uuid, {})["gaps"] = gaps
+    for uuid, seq, signed_seq, at, key_id in _query(
+        archive,
+        "SELECT c.server_uuid, c.checkpoint_seq, c.signed_seq, c.at, c.key_id FROM audit_control c "
+        "JOIN (SELECT server_uuid, MAX(checkpoint_seq) AS seq FROM audit_control "
+        "WHERE kind = 'checkpoint' GROUP BY server_uuid) m "
+        "ON m.server_uuid = c.server_uuid AND m.seq = c.checkpoint_seq "
+        "WHERE c.kind = 'checkpoint' ORDER BY c.kafka_offset",
+    ):  # a re-sent checkpoint is the same checkpoint: the last row wins
+        servers.setdefault(uuid, {})["last_checkpoint"] = {
+            "checkpoint_seq": seq, "signed_seq": signed_seq, "at": at, "key_id": key_id,
+        }  # fmt: skip
     if source is not None:
         _newest_event(source, servers)
 
@@ -107,6 +122,11 @@ def collect(
         _high_watermarks(bootstrap, topic, partitions, kafka_auth or {})
 
     rotation: dict[str, Any] = {"by_state": {}, "last_rotated_at": None, "pending": [], "stuck": []}
+    rotation["live_period_start"] = None
+    for (period_start,) in _query(
+        archive, "SELECT period_start FROM audit_rotation_period WHERE id = 1"
+    ):
+        rotation["live_period_start"] = period_start
     for name, state, stuck, rotated_at, error in _query(
         archive,
         "SELECT table_name, state, stuck, rotated_at, last_error FROM audit_rotation "
@@ -131,7 +151,7 @@ def _query(dsn: MySQLDsn, statement: str) -> list[tuple[Any, ...]]:
         cur.execute(statement)
         return db.fetchall(cur)
     except db.Error as exc:
-        if exc.errno == 1146:  # table doesn't exist: that part is not set up (yet)
+        if exc.errno in (1146, 1054):  # no such table or column: not set up (or not upgraded) yet
             return []
         raise ArchiveError(f"status query failed: {exc}", dsn=str(dsn)) from exc
     finally:
@@ -191,10 +211,13 @@ def render(report: dict[str, Any]) -> None:
 
     console = Console()
     servers = Table(title="servers")
-    for column in ("server_uuid", "bookmark", "behind (s)", "archived up to", "heartbeat", "gaps"):
+    columns = ("server_uuid", "bookmark", "behind (s)", "archived up to", "heartbeat", "gaps",
+               "last checkpoint")  # fmt: skip
+    for column in columns:
         servers.add_column(column, no_wrap=column == "server_uuid")
     for uuid, s in sorted(report["servers"].items()):
         bm, arch, hb = s.get("bookmark"), s.get("archived_up_to"), s.get("last_heartbeat")
+        cp = s.get("last_checkpoint")
         servers.add_row(
             uuid,
             f"{bm['ts']} #{bm['id']}" if bm else "-",
@@ -202,6 +225,9 @@ def render(report: dict[str, Any]) -> None:
             f"{arch['ts']} #{arch['id']}" if arch else "-",
             f"{hb['at']} (lag {hb['lag_seconds']})" if hb else "-",
             str(s.get("gaps", 0)),
+            f"#{cp['checkpoint_seq']}: link {cp['signed_seq']}, {cp['at']}, key {cp['key_id']}"
+            if cp
+            else "-",
         )
     console.print(servers)
     parts = Table(title="partitions")
@@ -218,7 +244,8 @@ def render(report: dict[str, Any]) -> None:
     console.print(parts)
     rot = report["rotation"]
     console.print(
-        f"rotation: last {rot['last_rotated_at'] or 'never'}; by state {rot['by_state'] or '{}'}; "
+        f"rotation: live audit_data since {rot['live_period_start'] or '-'}; "
+        f"last {rot['last_rotated_at'] or 'never'}; by state {rot['by_state'] or '{}'}; "
         f"pending uploads {len(rot['pending'])}; stuck {len(rot['stuck'])}"
     )
     for stuck in rot["stuck"]:

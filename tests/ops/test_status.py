@@ -97,8 +97,11 @@ def test_status_on_an_empty_database_says_nothing_is_set_up(mysql_db: MySQLDsn) 
     assert report == {
         "servers": {},
         "partitions": [],
-        "rotation": {"by_state": {}, "last_rotated_at": None, "pending": [], "stuck": []},
-    }
+        "rotation": {
+            "by_state": {}, "last_rotated_at": None, "pending": [], "stuck": [],
+            "live_period_start": None,
+        },
+    }  # fmt: skip
 
 
 def test_status_with_an_unreachable_archive_is_a_clear_error(
@@ -106,3 +109,37 @@ def test_status_with_an_unreachable_archive_is_a_clear_error(
 ) -> None:
     assert cli(["status", "--archive-dsn=mysql://nobody@127.0.0.1:1/audit_archive"]) == 3
     assert "cannot connect" in capsys.readouterr().err
+
+
+def test_status_shows_the_last_checkpoint_and_the_live_rotation_period(
+    archive: MySQLDsn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conn = db.connect(archive)
+    try:
+        cur = conn.cursor()
+        cur.execute(
+            "INSERT INTO audit_control (topic, kafka_partition, kafka_offset, server_uuid, kind, at,"
+            " checkpoint_seq, signed_seq, key_id) VALUES "
+            "('mysql.audit.control', 0, 7, %s, 'checkpoint', '2024-01-01 10:00:06', 1, 40, 'aa'),"
+            "('mysql.audit.control', 0, 8, %s, 'checkpoint', '2024-01-01 10:00:07', 2, 90, 'bb'),"
+            "('mysql.audit.control', 0, 9, %s, 'checkpoint', '2024-01-01 10:00:08', 2, 90, 'bb')",
+            (UUID, UUID, UUID),
+        )  # the last one re-sent after a crash: the same checkpoint at a new offset
+        for statement in sql.statements("archive/audit_rotation"):
+            cur.execute(statement)  # the file holds audit_rotation_period too
+        cur.execute(
+            "INSERT INTO audit_rotation_period (id, period_start, updated_at) "
+            "VALUES (1, '2024-01-03 00:00:00', UTC_TIMESTAMP(6))"
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    report = collect(archive, archive, None, None, "mysql.audit.events")
+    checkpoint = report["servers"][UUID]["last_checkpoint"]
+    assert (checkpoint["checkpoint_seq"], checkpoint["signed_seq"], checkpoint["key_id"]) == (
+        2, 90, "bb",
+    )  # fmt: skip
+    assert str(report["rotation"]["live_period_start"]) == "2024-01-03 00:00:00"
+    assert cli(["status", f"--archive-dsn={archive}"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps at the test's 80 columns
+    assert "live audit_data since 2024-01-03 00:00:00" in out and "#2" in out
