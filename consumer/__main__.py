@@ -2,7 +2,8 @@
 
 Without a subcommand: one member of the consumer group (``consumer.loop``). ``setup`` applies
 the archive DDL (``consumer.setup``); ``rotate``, ``upload`` and ``restore`` belong to
-``consumer.ops`` and are imported only when called.
+``consumer.ops`` and are imported only when called, like the rotation task
+(``consumer.rotationtask``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from consumer.sink import Sink
 from schemas.codec import Codec, for_settings
 
 if TYPE_CHECKING:
-    from consumer.ops import RotationTask
+    from consumer.rotationtask import RotationTask
 
 log = logging.getLogger("consumer")
 
@@ -103,7 +104,8 @@ def rotation_tasks(s: ConsumerSettings) -> list[RotationTask]:
         s.rotate_interval is None and not (s.rotate_max_rows or s.rotate_max_bytes)
     ):
         return []
-    from consumer.ops import UploadSettings, build_rotation_task
+    from consumer.opsconfig import UploadSettings
+    from consumer.rotationtask import build_rotation_task
 
     upload = None
     if s.target is not None:

@@ -35,11 +35,11 @@ COMMANDS = [
     Command(("producer", "setup"), "producer.config:BookmarkSettings", ()),
     Command(("consumer",), "consumer.config:ConsumerSettings", (f"--archive-dsn={DSN}",)),
     Command(("consumer", "setup"), "consumer.config:ArchiveSettings", ()),
-    Command(("consumer", "rotate"), "consumer.ops:RotateSettings", (f"--archive-dsn={DSN}",)),
-    Command(("consumer", "upload"), "consumer.ops:UploadSettings", (f"--archive-dsn={DSN}",)),
+    Command(("consumer", "rotate"), "consumer.opsconfig:RotateSettings", (f"--archive-dsn={DSN}",)),
+    Command(("consumer", "upload"), "consumer.opsconfig:UploadSettings", (f"--archive-dsn={DSN}",)),
     Command(
         ("consumer", "restore"),
-        "consumer.ops:RestoreSettings",
+        "consumer.opsconfig:RestoreSettings",
         (f"--archive-dsn={DSN}", "--table=audit_data_20250101_000000"),
     ),
     Command(
@@ -57,11 +57,11 @@ COMMANDS = [
         "ops.bookmark:BookmarkSettings",
         (f"--bookmark-dsn={DSN}", "--server-uuid=u", "--reason=t", "--to=2025-01-01 00:00:00#0"),
     ),
-    Command(("rotate",), "consumer.ops:RotateSettings", (f"--archive-dsn={DSN}",)),
-    Command(("upload",), "consumer.ops:UploadSettings", (f"--archive-dsn={DSN}",)),
+    Command(("rotate",), "consumer.opsconfig:RotateSettings", (f"--archive-dsn={DSN}",)),
+    Command(("upload",), "consumer.opsconfig:UploadSettings", (f"--archive-dsn={DSN}",)),
     Command(
         ("restore",),
-        "consumer.ops:RestoreSettings",
+        "consumer.opsconfig:RestoreSettings",
         (f"--archive-dsn={DSN}", "--table=audit_data_20250101_000000"),
     ),
 ]

@@ -15,8 +15,9 @@ from auditstream.dsn import MySQLDsn
 from auditstream.errors import ConfigError
 from consumer.archiver import Archiver
 from consumer.ledger import Ledger
-from consumer.ops import RotationTask, restore_main, rotate_main, upload_main
+from consumer.ops import restore_main, rotate_main, upload_main
 from consumer.rotation import Schedule
+from consumer.rotationtask import RotationTask
 from consumer.targets import FileStore, TargetUrl
 from tests.harness.oci_fixtures import COLUMNS, insert_rows, make_rows, table_rows
 from tests.harness.oci_server import NAMESPACE, OciTestServer
@@ -203,7 +204,8 @@ def test_periodic_task_rotates_on_schedule_while_inserts_flow(
 
 
 def test_build_rotation_task_from_settings(archive_dsn: MySQLDsn, tmp_path: Path) -> None:
-    from consumer.ops import UploadSettings, build_rotation_task
+    from consumer.opsconfig import UploadSettings
+    from consumer.rotationtask import build_rotation_task
 
     upload = UploadSettings(
         archive_dsn=archive_dsn.url(reveal=True),

@@ -12,8 +12,9 @@ from oci.object_storage.models import CreateRetentionRuleDetails, Duration
 
 from auditstream.dsn import MySQLDsn
 from consumer.dumpformat import DumpObject
-from consumer.ops import UploadSettings, build_rotation_task
+from consumer.opsconfig import UploadSettings
 from consumer.retention import RetentionGuard, RetentionMissing
+from consumer.rotationtask import build_rotation_task
 from consumer.targets import FileStore
 from consumer.upload import OciStore
 from tests.consumer.test_upload import make_store

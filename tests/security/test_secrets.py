@@ -201,7 +201,7 @@ SETTINGS = [
     ("producer.config:ProducerSettings", {"source_dsn": f"mysql://a:{INLINE_PW}@h:1",
      "bookmark_dsn": f"mysql://a:{INLINE_PW}@h:1"}),
     ("consumer.config:ConsumerSettings", {"archive_dsn": f"mysql://a:{INLINE_PW}@h:1/db"}),
-    ("consumer.ops:UploadSettings", {"archive_dsn": f"mysql://a:{INLINE_PW}@h:1/db"}),
+    ("consumer.opsconfig:UploadSettings", {"archive_dsn": f"mysql://a:{INLINE_PW}@h:1/db"}),
     ("ops.reconcile.config:ReconcileSettings",
      {"archive_dsn": f"mysql://a:{INLINE_PW}@h:1/db", "source_dsn": f"mysql://a:{INLINE_PW}@h:1"}),
     ("ops.verify.config:VerifySettings", {"archive_dsn": f"mysql://a:{INLINE_PW}@h:1/db"}),
