@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -28,13 +28,43 @@ AUDIT_COLUMNS: tuple[str, ...] = (
     "raw", "kafka_partition", "kafka_offset", "chain", "chain_seq",
 )  # fmt: skip
 
-CONTROL_COLUMNS: tuple[str, ...] = (
-    "topic", "kafka_partition", "kafka_offset", "server_uuid", "kind", "at",
-    "bookmark_timestamp", "bookmark_id", "reason", "from_timestamp", "from_id",
-    "to_timestamp", "to_id", "events", "size", "sha256", "lag_seconds", "detail",
-    "chain", "chain_seq", "checkpoint_seq", "signed_seq", "signed_chain", "key_id", "signature",
-    "actor",
-)  # fmt: skip
+
+class ControlRow(NamedTuple):
+    """One ``audit_control`` row (``sql/archive/audit_control.sql``), in column order.
+
+    A tuple, so the driver and ``load_data_line`` take it as it is; ``at`` is naive UTC.
+    """
+
+    topic: str
+    kafka_partition: int
+    kafka_offset: int
+    server_uuid: str
+    kind: str
+    at: datetime
+    bookmark_timestamp: str | None = None
+    bookmark_id: int | None = None
+    reason: str | None = None
+    from_timestamp: str | None = None
+    from_id: int | None = None
+    to_timestamp: str | None = None
+    to_id: int | None = None
+    events: int | None = None
+    size: int | None = None
+    sha256: str | None = None
+    lag_seconds: float | None = None
+    detail: str | None = None
+    chain: str | None = None
+    chain_seq: int | None = None
+    checkpoint_seq: int | None = None
+    signed_seq: int | None = None
+    signed_chain: str | None = None
+    key_id: str | None = None
+    signature: str | None = None
+    actor: str | None = None
+
+
+#: Columns of audit_control the consumer writes, in this order (all of them).
+CONTROL_COLUMNS: tuple[str, ...] = ControlRow._fields
 
 _MIN_TS = datetime(1000, 1, 1, tzinfo=UTC)
 _MAX_TS = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
@@ -95,10 +125,8 @@ def audit_row(
     )  # fmt: skip
 
 
-def control_row(
-    record: Mapping[str, Any], topic: str, partition: int, offset: int
-) -> tuple[Any, ...]:
-    """One audit_control row in ``CONTROL_COLUMNS`` order.
+def control_row(record: Mapping[str, Any], topic: str, partition: int, offset: int) -> ControlRow:
+    """One audit_control row of a decoded control event.
 
     Raises:
         InvalidRecord: ``at`` is not a time MySQL can store.
@@ -106,9 +134,9 @@ def control_row(
     at = record["at"]
     if not isinstance(at, datetime) or not _MIN_TS <= at <= _MAX_TS:
         raise InvalidRecord(f"control event time {at!r} cannot be stored")
-    values = [record.get(c) for c in CONTROL_COLUMNS[3:]]
-    values[2] = at.astimezone(UTC).replace(tzinfo=None)
-    return (topic, partition, offset, *values)
+    values: dict[str, Any] = {c: record.get(c) for c in CONTROL_COLUMNS[3:]}
+    values["at"] = at.astimezone(UTC).replace(tzinfo=None)
+    return ControlRow(topic, partition, offset, **values)
 
 
 def _json(value: object) -> str | None:

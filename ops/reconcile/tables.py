@@ -27,9 +27,8 @@ from auditstream.text import as_text
 from ops.reconcile.index import KeyIndex
 from ops.reconcile.keys import KeyRange, ts_text
 from ops.reconcile.topic import TopicResult, mark_gap
-from ops.verify.tables import CONTROL_TABLE, event_tables
-
-_GAP_COLUMNS = ("reason", "to_timestamp", "to_id", "events", "sha256")
+from ops.verify.control import control_rows, control_where
+from ops.verify.tables import event_tables
 
 
 @dataclass
@@ -113,19 +112,6 @@ def _range_clause(keys: KeyRange) -> tuple[str, tuple[Any, ...]]:
 
 
 def _read_gaps(conn: Connection, index: KeyIndex, keys: KeyRange, result: TopicResult) -> None:
-    cur = conn.cursor()
-    cur.execute("SHOW TABLES LIKE %s", (CONTROL_TABLE,))
-    if not cur.fetchall():
-        return
-    columns = ", ".join(_GAP_COLUMNS)
-    cur.execute(
-        f"SELECT server_uuid, topic, kafka_partition, kafka_offset, {columns} "
-        f"FROM {ident(CONTROL_TABLE)} WHERE kind = 'gap'"
-    )
-    rows: list[Any] = list(cur.fetchall())
-    conn.commit()
-    for server, topic, part, offset, *values in rows:
-        gap = dict(zip(_GAP_COLUMNS, values, strict=True))
-        where = f"table {CONTROL_TABLE} row ({as_text(topic)}/{part}@{offset})"
+    for row in control_rows(conn, ("gap",)):
         result.gaps += 1
-        mark_gap(index, keys, as_text(server), gap, where, result)
+        mark_gap(index, keys, row.server_uuid, row._asdict(), control_where(row), result)

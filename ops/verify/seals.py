@@ -35,50 +35,22 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from auditstream import checkpoint
-from auditstream.chain import CONTROL_LINKS, Link
+from auditstream.chain import Link
 from auditstream.mysql import Connection
 from auditstream.signing import Keyring
-from auditstream.text import as_text
+from ops.verify import control
 from ops.verify.report import Finding, VerifyReport
 
 _WINDOW = 64  # links kept behind the head, for the checkpoint links in the chain
 SEAL_KINDS = ("checkpoint", "skip")
 
 
-#: The hashed fields of checkpoints and skips (constants of auditstream.chain) and the kind.
-_COLUMNS = tuple(sorted({c for kind in SEAL_KINDS for c in CONTROL_LINKS[kind]} | {"kind"}))
-_SELECT = (
-    "SELECT server_uuid, topic, kafka_partition, kafka_offset, chain, chain_seq, "
-    + ", ".join(_COLUMNS)
-    + " FROM audit_control WHERE kind IN ('checkpoint', 'skip') "
-    "AND (%s IS NULL OR server_uuid = %s) ORDER BY server_uuid, chain_seq, kafka_offset"
-)
-
-
 def control_links(conn: Connection, server: str | None = None) -> list[Link]:
     """The checkpoint and skip links of ``audit_control`` (none without the v3 columns)."""
-    cur = conn.cursor()
-    cur.execute("SHOW COLUMNS FROM audit_control LIKE 'signature'")
-    if not cur.fetchall():
+    have = control.control_columns(conn)
+    if "signature" not in have:
         return []
-    columns = _COLUMNS
-    cur.execute(_SELECT, (server, server))
-    out = []
-    rows: list[Any] = list(cur.fetchall())
-    for uuid, topic, part, offset, chain, seq, *values in rows:
-        record = {k: as_text(v) if isinstance(v, bytes | bytearray) else v
-                  for k, v in zip(columns, values, strict=True)}  # fmt: skip
-        out.append(
-            Link.control(
-                as_text(uuid),
-                record,
-                chain=as_text(chain) if chain is not None else None,
-                seq=int(seq) if seq is not None else None,
-                where=f"table audit_control row ({as_text(topic)}/{part}@{offset})",
-            )
-        )
-    conn.commit()
-    return out
+    return control.chain_links(conn, SEAL_KINDS, server, have)
 
 
 @dataclass

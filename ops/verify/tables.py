@@ -18,19 +18,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from auditstream.chain import GAP_FIELDS, Link
+from auditstream.chain import Link
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError
 from auditstream.mysql import Connection, Error, connect
 from auditstream.position import Position
 from auditstream.sqlident import ROTATED_TABLE, ident
 from auditstream.text import as_text
+from consumer.rows import Identity
+from ops.verify.control import CONTROL_TABLE, chain_links, control_columns
 from ops.verify.core import interleave, ordered
 from ops.verify.report import NotChained
 from ops.verify.seals import control_links
 
 EVENT_TABLE = "audit_data"
-CONTROL_TABLE = "audit_control"
 CHAIN_COLUMNS = ("chain", "chain_seq")
 #: What the consumer's DDL must add (to audit_data_template and audit_control).
 CHAIN_DDL = "chain CHAR(64) CHARACTER SET ascii NULL, chain_seq BIGINT UNSIGNED NULL"
@@ -97,15 +98,15 @@ def events(
     params: list[Any] = [server]
     if until is not None:
         base += " AND ts <= %s"
-        params.append(until[0])
+        params.append(until.ts)
     order = f" ORDER BY ts, id LIMIT {int(page_rows)}"
-    last: tuple[Any, Any] | None = None
+    last: Identity | None = None
     while True:
         cur = conn.cursor()
         if last is not None:
-            cur.execute(base + _AFTER + order, (*params, last[0], last[0], last[1]))
+            cur.execute(base + _AFTER + order, (*params, last.ts, last.ts, last.id))
         elif since is not None:
-            cur.execute(base + _FROM + order, (*params, since[0], since[0], since[1]))
+            cur.execute(base + _FROM + order, (*params, since.ts, since.ts, since.id))
         else:
             cur.execute(base + order, tuple(params))
         rows: list[Any] = list(cur.fetchall())
@@ -122,7 +123,7 @@ def events(
             )
         if len(rows) < page_rows:
             return
-        last = (rows[-1][0], rows[-1][1])
+        last = Identity(rows[-1][0], rows[-1][1])
 
 
 def gaps(conn: Connection, server: str | None = None) -> list[Link]:
@@ -131,33 +132,11 @@ def gaps(conn: Connection, server: str | None = None) -> list[Link]:
     Raises:
         NotChained: ``audit_control`` exists without the chain columns.
     """
-    cur = conn.cursor()
-    cur.execute("SHOW TABLES LIKE %s", (CONTROL_TABLE,))
-    if not cur.fetchall():
+    have = control_columns(conn)
+    if not have:
         return []
     _check_chained(conn, [CONTROL_TABLE])
-    columns = ", ".join(GAP_FIELDS)
-    cur.execute(
-        f"SELECT server_uuid, topic, kafka_partition, kafka_offset, chain, chain_seq, {columns} "
-        f"FROM {ident(CONTROL_TABLE)} WHERE kind = 'gap' AND (%s IS NULL OR server_uuid = %s) "
-        "ORDER BY server_uuid, chain_seq, topic, kafka_partition, kafka_offset",
-        (server, server),
-    )
-    out = []
-    rows: list[Any] = list(cur.fetchall())
-    for uuid, topic, part, offset, chain, seq, *values in rows:
-        gap = dict(zip(GAP_FIELDS, values, strict=True))
-        out.append(
-            Link.gap(
-                as_text(uuid),
-                gap,
-                chain=as_text(chain) if chain is not None else None,
-                seq=int(seq) if seq is not None else None,
-                where=f"table {CONTROL_TABLE} row ({as_text(topic)}/{part}@{offset})",
-            )
-        )
-    conn.commit()
-    return out
+    return chain_links(conn, ("gap",), server, have)
 
 
 def read_gaps(dsn: MySQLDsn) -> list[Link]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer.rows import load_data_line, load_data_text
+from consumer.rows import CONTROL_COLUMNS, ControlRow, control_row, load_data_line, load_data_text
 
 _EARLIEST = datetime(1000, 1, 1)  # noqa: DTZ001 - rows hold naive UTC times (identity())
 _ESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\0": "\0"}
@@ -54,3 +54,16 @@ def test_text_reads_back_as_the_values_and_lines_join_to_the_text(
     text = load_data_text(batch)
     assert read_back(text) == [[as_text(v) for v in row] for row in batch]
     assert "".join(load_data_line(row) for row in batch).encode() == text
+
+
+def test_a_control_row_is_named_in_column_order_with_at_in_naive_utc() -> None:
+    at = datetime(2026, 1, 1, 2, 0, 0, 123000, tzinfo=timezone(timedelta(hours=2)))
+    record = {"server_uuid": "srv", "kind": "gap", "at": at, "reason": "oversized", "to_id": 9}
+    row = control_row(record, "mysql.audit.control", 3, 42)
+    assert isinstance(row, tuple) and len(row) == len(CONTROL_COLUMNS)
+    assert row == ControlRow(
+        "mysql.audit.control", 3, 42, "srv", "gap", datetime(2026, 1, 1, 0, 0, 0, 123000),  # noqa: DTZ001
+        reason="oversized", to_id=9,
+    )  # fmt: skip
+    assert row.at == at.astimezone(UTC).replace(tzinfo=None)
+    assert load_data_line(row).split("\t")[CONTROL_COLUMNS.index("reason")] == "oversized"
