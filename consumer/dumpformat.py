@@ -29,11 +29,11 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import zstandard
 
@@ -135,6 +135,41 @@ class Manifest:
         raw = json.loads(data)
         raw["objects"] = [DumpObject(**o) for o in raw["objects"]]
         return cls(**raw)
+
+
+class DataLine(NamedTuple):
+    """One line of a data object: its number (from 1) and its fields (None: NULL)."""
+
+    number: int
+    fields: list[str | None]
+
+
+class DumpEvent(NamedTuple):
+    """An event's columns that ``verify`` and ``reconcile`` read from a dump, as its text.
+
+    A column the dump does not have (a manifest's ``columns`` lacks it) reads as None, like NULL.
+    """
+
+    server_uuid: str | None
+    ts: str | None
+    id: str | None
+    raw: str | None
+    chain: str | None
+    chain_seq: str | None
+
+
+#: The columns of ``DumpEvent``, in its order.
+EVENT_COLUMNS: tuple[str, ...] = DumpEvent._fields
+
+
+def event_reader(columns: Sequence[str]) -> Callable[[Sequence[str | None]], DumpEvent]:
+    """Picks the ``DumpEvent`` out of a line's fields (``columns``: the manifest's)."""
+    at = [columns.index(c) if c in columns else None for c in EVENT_COLUMNS]
+
+    def read(fields: Sequence[str | None]) -> DumpEvent:
+        return DumpEvent._make(None if i is None else fields[i] for i in at)
+
+    return read
 
 
 def escape(value: bytes) -> bytes:
@@ -242,8 +277,8 @@ class HashingStream(io.RawIOBase):
             pass
 
 
-def data_lines(stream: io.RawIOBase, name: str) -> Iterator[tuple[int, list[str | None]]]:
-    """``(line number, fields)`` of data object ``name`` (a zstd TSV chunk or the CSV export).
+def data_lines(stream: io.RawIOBase, name: str) -> Iterator[DataLine]:
+    """The lines of data object ``name`` (a zstd TSV chunk or the CSV export).
 
     Streamed: only the decompressor's window and one line are in memory. A chunk of several
     zstd frames is read across them.
@@ -254,4 +289,4 @@ def data_lines(stream: io.RawIOBase, name: str) -> Iterator[tuple[int, list[str 
         raw = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     text = io.TextIOWrapper(raw, encoding="utf-8", newline="" if quoted else "\n")
     for n, line in enumerate(text, start=1):
-        yield n, split_line(line.rstrip("\r\n") if quoted else line.rstrip("\n"), quoted)
+        yield DataLine(n, split_line(line.rstrip("\r\n") if quoted else line.rstrip("\n"), quoted))

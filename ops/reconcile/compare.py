@@ -314,8 +314,10 @@ def _unkeyed(
             report.notes.append(f"the source skipped {len(src.warnings)} event(s) with a warning")
     for where in topic.poison:
         report.add(Finding("poison", "topic", "-", "-", where, "a dead letter naming no event"))
-    for obj, what in dumps.problems if dumps else ():
-        report.add(Finding("object_mismatch", "dump", "-", "-", f"object {obj}", what))
+    for problem in dumps.problems if dumps else ():
+        report.add(
+            Finding("object_mismatch", "dump", "-", "-", f"object {problem.where}", problem.what)
+        )
     gaps = topic.gaps + (tables.gaps.gaps if tables else 0)
     report.notes.append(
         f"topic: {topic.messages} event messages, {topic.dead_letters} dead letters; {gaps} gaps"

@@ -18,18 +18,33 @@ Steps (``read_dumps``), one dump at a time, in table-name (= time) order:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import zstandard
 
 from auditstream.errors import AuditStreamError
 from auditstream.sqlident import ROTATED_TABLE
-from consumer.dumpformat import MANIFEST, HashingStream, data_lines, is_data
+from consumer.dumpformat import (
+    EVENT_COLUMNS,
+    MANIFEST,
+    HashingStream,
+    data_lines,
+    event_reader,
+    is_data,
+)
 from consumer.restore import read_manifest
 from consumer.targets import ObjectStore, TargetUrl
 from ops.reconcile.index import KeyIndex
 from ops.reconcile.keys import KeyRange, digest
 
-_KEY = ("server_uuid", "ts", "id", "raw")
+_KEY = EVENT_COLUMNS[:4]  # server_uuid, ts, id, raw
+
+
+class Problem(NamedTuple):
+    """An object (or ``object:line``) that does not match its manifest, and what is wrong."""
+
+    where: str
+    what: str
 
 
 @dataclass
@@ -38,7 +53,7 @@ class DumpsResult:
 
     tables: list[str] = field(default_factory=list)
     rows: int = 0
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (object, what is wrong)
+    problems: list[Problem] = field(default_factory=list)
 
 
 def dump_tables(store: ObjectStore, target: TargetUrl) -> list[str]:
@@ -67,9 +82,11 @@ def read_dumps(
         manifest = read_manifest(store, target, table)
         missing = set(_KEY) - set(manifest.columns)
         if missing:
-            result.problems.append((f"{table}/{MANIFEST}", f"no column(s) {sorted(missing)}"))
+            result.problems.append(
+                Problem(f"{table}/{MANIFEST}", f"no column(s) {sorted(missing)}")
+            )
             continue
-        idx = [manifest.columns.index(c) for c in _KEY]
+        event = event_reader(manifest.columns)
         rows = 0
         for obj in manifest.objects:
             if not is_data(obj.name):
@@ -80,9 +97,9 @@ def read_dumps(
             try:
                 for line_no, fields in data_lines(stream, obj.name):
                     rows += 1
-                    uuid, ts, id_, raw = (fields[i] for i in idx)
+                    uuid, ts, id_, raw, _, _ = event(fields)
                     if uuid is None or ts is None or id_ is None or raw is None:
-                        result.problems.append((f"{name}:{line_no}", "a key column is NULL"))
+                        result.problems.append(Problem(f"{name}:{line_no}", "a key column is NULL"))
                         continue
                     if keys.holds(uuid, ts, int(id_)):
                         where = f"object {name} line {line_no}"
@@ -90,13 +107,13 @@ def read_dumps(
                         result.rows += 1
                 stream.drain()
             except (AuditStreamError, zstandard.ZstdError, UnicodeDecodeError, ValueError) as exc:
-                result.problems.append((name, f"cannot be read: {exc}"))
+                result.problems.append(Problem(name, f"cannot be read: {exc}"))
                 continue
             # Step 3
             sha = stream.hash.hexdigest()
             if stream.size != obj.size or sha != obj.sha256:
                 result.problems.append(
-                    (
+                    Problem(
                         name,
                         f"differs from the manifest: {stream.size} bytes sha256={sha}, "
                         f"manifest {obj.size} bytes sha256={obj.sha256}",
@@ -104,6 +121,8 @@ def read_dumps(
                 )
         if rows != manifest.rows:
             result.problems.append(
-                (f"{table}/{MANIFEST}", f"lists {manifest.rows} rows, the objects hold {rows}")
+                Problem(
+                    f"{table}/{MANIFEST}", f"lists {manifest.rows} rows, the objects hold {rows}"
+                )
             )
     return result

@@ -29,11 +29,14 @@ from auditstream.chain import Link
 from auditstream.errors import ConfigError, ObjectStoreError
 from auditstream.sqlident import ROTATED_TABLE
 from consumer.dumpformat import (
+    EVENT_COLUMNS,
     FORMAT,
     MANIFEST,
+    DataLine,
     HashingStream,
     chunk_number,
     data_lines,
+    event_reader,
     is_data,
 )
 from ops.verify.core import interleave, ordered
@@ -51,9 +54,6 @@ def target_dir(target: str) -> Path:
     if not target.startswith("file://") or len(target) <= len("file://"):
         raise ConfigError("a target looks like file:///dir or oci://bucket/prefix", target=target)
     return Path(target.removeprefix("file://"))
-
-
-_Row = tuple[int, list[str | None]]
 
 
 class Objects(Protocol):
@@ -119,7 +119,7 @@ class DumpReader:
         # Step 1
         manifest = self._manifest(table)
         columns: list[str] = manifest["columns"]
-        missing = {"server_uuid", "ts", "id", "raw", "chain", "chain_seq"} - set(columns)
+        missing = set(EVENT_COLUMNS) - set(columns)
         if missing:
             raise NotChained(f"the dump has no column(s) {sorted(missing)}", table=table)
         data = []
@@ -130,25 +130,23 @@ class DumpReader:
                 self._check_object(table, obj, lambda _stream: iter(()))
         data.sort(key=lambda o: chunk_number(o["name"]))
         # Step 2
-        idx = {
-            c: columns.index(c) for c in ("server_uuid", "ts", "id", "raw", "chain", "chain_seq")
-        }
+        event = event_reader(columns)
         seen: dict[str, list[Link]] = {}
         rows = 0
         for obj in data:
             name: str = obj["name"]
-            parse: Callable[[HashingStream], Iterator[_Row]] = partial(data_lines, name=name)
+            parse: Callable[[HashingStream], Iterator[DataLine]] = partial(data_lines, name=name)
             for line_no, fields in self._check_object(table, obj, parse):
                 rows += 1
-                server = fields[idx["server_uuid"]] or ""
-                seq = fields[idx["chain_seq"]]
+                e = event(fields)
+                server = e.server_uuid or ""
                 link = Link.event(
                     server,
-                    fields[idx["ts"]] or "",
-                    int(fields[idx["id"]] or 0),
-                    fields[idx["raw"]] or "",
-                    chain=fields[idx["chain"]],
-                    seq=int(seq) if seq is not None else None,
+                    e.ts or "",
+                    int(e.id or 0),
+                    e.raw or "",
+                    chain=e.chain,
+                    seq=int(e.chain_seq) if e.chain_seq is not None else None,
                     where=f"object {table}/{name} line {line_no}",
                 )
                 ends = seen.setdefault(server, [link, link])
@@ -158,8 +156,8 @@ class DumpReader:
         self._check_manifest(table, manifest, seen, rows)
 
     def _check_object(
-        self, table: str, obj: dict[str, Any], parse: Callable[[HashingStream], Iterator[_Row]]
-    ) -> Iterator[_Row]:
+        self, table: str, obj: dict[str, Any], parse: Callable[[HashingStream], Iterator[DataLine]]
+    ) -> Iterator[DataLine]:
         """Stream ``obj`` once: yield what ``parse`` reads, then compare size and SHA-256."""
         stream = HashingStream(self.objects.read(self._name(table, obj["name"])))
         try:

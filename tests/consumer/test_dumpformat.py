@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 from consumer import dumpformat
 from consumer.dumpformat import (
     LOAD_CLAUSES,
+    DumpEvent,
     HashingStream,
     chunk_name,
     chunk_number,
     csv_line,
     data_lines,
+    event_reader,
     export_name,
     is_data,
     is_object_name,
@@ -92,3 +94,12 @@ def test_data_lines_are_read_across_zstd_frames_and_hashed() -> None:
     plain = HashingStream(iter([csv_line(["x,y", 1]).encode()]))
     assert list(data_lines(plain, "t.csv")) == [(1, ["x,y", "1"])]
     assert isinstance(plain, io.RawIOBase)
+
+
+def test_data_lines_are_named_and_events_are_picked_by_the_manifests_columns() -> None:
+    text = tsv_line(["7", "srv", "x", "2026-01-01 00:00:00", "{}"]).encode()
+    stream = HashingStream(iter([zstandard.ZstdCompressor().compress(text)]))
+    (line,) = data_lines(stream, "t@0.tsv.zst")
+    assert (line.number, line.fields) == (1, ["7", "srv", "x", "2026-01-01 00:00:00", "{}"])
+    read = event_reader(["id", "server_uuid", "class", "ts", "raw"])  # no chain columns
+    assert read(line.fields) == DumpEvent("srv", "2026-01-01 00:00:00", "7", "{}", None, None)
