@@ -30,13 +30,17 @@ from typing import Any
 import sql
 from auditstream import mysql
 from auditstream.errors import ArchiveError
+from auditstream.text import as_text
 
 STATES = ("rotated", "dumped", "uploaded", "verified", "dropped", "missing")
 PENDING = ("rotated", "dumped", "uploaded")
-_COLUMNS = (
-    "table_name, state, stuck, rotated_at, method, target, row_count, total_bytes, "
-    "manifest_sha256, bookmarks, objects, attempts, next_attempt_at, last_error, verified_at"
-)
+#: The columns an ``Entry`` is read from, in the order selected.
+_FIELDS = (
+    "table_name", "state", "stuck", "rotated_at", "method", "target", "row_count", "total_bytes",
+    "manifest_sha256", "bookmarks", "objects", "attempts", "next_attempt_at", "last_error",
+    "verified_at",
+)  # fmt: skip
+_COLUMNS = ", ".join(_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -255,25 +259,25 @@ class Ledger:
         return rows
 
     def _select(self, stmt: str, params: tuple[Any, ...] = ()) -> list[Entry]:
-        out = []
-        for row in self._query(stmt, params):
-            out.append(
-                Entry(
-                    table=row[0].decode() if isinstance(row[0], bytes) else str(row[0]),
-                    state=row[1].decode() if isinstance(row[1], bytes) else str(row[1]),
-                    stuck=bool(row[2]),
-                    rotated_at=_aware(row[3]) or datetime.min.replace(tzinfo=UTC),
-                    method=row[4],
-                    target=row[5],
-                    row_count=row[6],
-                    total_bytes=row[7],
-                    manifest_sha256=row[8],
-                    bookmarks=json.loads(row[9]) if row[9] else {},
-                    objects=json.loads(row[10]) if row[10] else [],
-                    attempts=int(row[11]),
-                    next_attempt_at=_aware(row[12]),
-                    last_error=row[13],
-                    verified_at=_aware(row[14]),
-                )
-            )
-        return out
+        return [_entry(dict(zip(_FIELDS, row, strict=True))) for row in self._query(stmt, params)]
+
+
+def _entry(row: dict[str, Any]) -> Entry:
+    """An ``Entry`` from a row selected with ``_COLUMNS``, by column name."""
+    return Entry(
+        table=as_text(row["table_name"]),
+        state=as_text(row["state"]),
+        stuck=bool(row["stuck"]),
+        rotated_at=_aware(row["rotated_at"]) or datetime.min.replace(tzinfo=UTC),
+        method=row["method"],
+        target=row["target"],
+        row_count=row["row_count"],
+        total_bytes=row["total_bytes"],
+        manifest_sha256=row["manifest_sha256"],
+        bookmarks=json.loads(row["bookmarks"]) if row["bookmarks"] else {},
+        objects=json.loads(row["objects"]) if row["objects"] else [],
+        attempts=int(row["attempts"]),
+        next_attempt_at=_aware(row["next_attempt_at"]),
+        last_error=row["last_error"],
+        verified_at=_aware(row["verified_at"]),
+    )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
@@ -98,6 +98,16 @@ class Row(NamedTuple):
         return f"{self.ts}#{self.id}"
 
 
+class Mark(NamedTuple):
+    """A gap (``"gap"``) or a dead letter (``"dlq"``) naming a key, and what to say of it."""
+
+    mark: str
+    server_uuid: str
+    ts: str
+    id: int
+    what: str
+
+
 class KeyIndex:
     """The index in a temporary SQLite file (removed on ``close``).
 
@@ -124,6 +134,11 @@ class KeyIndex:
     def mark(self, mark: str, server_uuid: str, ts: str, id_: int, what: str) -> None:
         """Record that a gap (``"gap"``) or a dead letter (``"dlq"``) names this key."""
         self._queue(mark, (server_uuid, ts, _id(id_), what))
+
+    def apply(self, marks: Iterable[Mark]) -> None:
+        """Record ``marks`` (kept elsewhere first: ``reconcile.topic.MarkBuffer``)."""
+        for m in marks:
+            self.mark(m.mark, m.server_uuid, m.ts, m.id, m.what)
 
     def flush(self) -> None:
         """Write the buffered copies."""

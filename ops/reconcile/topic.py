@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from auditstream.chain import GAP_FIELDS, Link
 from auditstream.errors import BrokerError
 from consumer.dlq import DLQ_PAYLOAD, REFERENCE
-from ops.reconcile.index import KeyIndex
+from ops.reconcile.index import KeyIndex, Mark
 from ops.reconcile.keys import KeyRange, digest
 from ops.verify.topic import links, messages
 from schemas.codec import Codec
@@ -44,16 +44,15 @@ class MarkBuffer:
     into this buffer, and the thread that owns the index applies it.
     """
 
-    marks: list[tuple[str, str, str, int, str]] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
 
     def mark(self, mark: str, server_uuid: str, ts: str, id_: int, what: str) -> None:
         """Keep one mark."""
-        self.marks.append((mark, server_uuid, ts, id_, what))
+        self.marks.append(Mark(mark, server_uuid, ts, id_, what))
 
     def apply(self, index: KeyIndex) -> None:
         """Write the marks into ``index``."""
-        for args in self.marks:
-            index.mark(*args)
+        index.apply(self.marks)
 
 
 @dataclass
