@@ -124,14 +124,6 @@ def mask(text: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def _check(value: str) -> str:
-    try:
-        MySQLDsn.parse(value)
-    except ConfigError as exc:
-        raise ValueError(exc.message) from None
-    return value
-
-
 #: A settings field holding a MySQL DSN as text: checked when the settings are built, so an
 #: invalid one is reported with its flag name (exit code 2), not later without it.
-DsnText = Annotated[str, AfterValidator(_check)]
+DsnText = Annotated[str, AfterValidator(ConfigError.checked(MySQLDsn.parse))]

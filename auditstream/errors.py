@@ -23,6 +23,7 @@ exit status. Translate SDK errors at the boundary with ``raise ... from exc`` an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 
@@ -54,6 +55,25 @@ class ConfigError(AuditStreamError):
     """A setting is missing, malformed or contradicts another one."""
 
     exit_code = 2
+
+    @staticmethod
+    def checked(parse: Callable[[str], object]) -> Callable[[Any], Any]:
+        """A settings validator of text fields: ``parse`` must accept the value (None passes).
+
+        Its ``ConfigError`` becomes the ``ValueError`` pydantic reports with the flag's name
+        (exit code 2 from ``auditstream.settings.load``), e.g.
+        ``Annotated[str, AfterValidator(ConfigError.checked(TargetUrl.parse))]``.
+        """
+
+        def check(value: Any) -> Any:
+            if value is not None:
+                try:
+                    parse(value)
+                except ConfigError as exc:
+                    raise ValueError(exc.message) from None
+            return value
+
+        return check
 
 
 class SourceError(AuditStreamError):

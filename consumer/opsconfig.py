@@ -9,7 +9,6 @@ given an ``UploadSettings``; tests construct them directly.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,14 +35,6 @@ def _size(value: Any) -> Any:
     return value
 
 
-def _named(check: Callable[[str], object], value: str) -> None:
-    """Run ``check``; its ConfigError becomes the ValueError pydantic names the flag in."""
-    try:
-        check(value)
-    except ConfigError as exc:
-        raise ValueError(exc.message) from None
-
-
 class RotateSettings(ArchiveSettings):
     """``consumer rotate``: rotate now, or only when due with ``--interval``/``--max-*``."""
 
@@ -57,12 +48,7 @@ class RotateSettings(ArchiveSettings):
 
     _sizes = field_validator("max_bytes", mode="before")(_size)
 
-    @field_validator("interval")
-    @classmethod
-    def _interval(cls, value: str | None) -> str | None:
-        if value is not None:
-            _named(parse_interval, value)
-        return value
+    _interval = field_validator("interval")(ConfigError.checked(parse_interval))
 
     def schedule(self) -> Schedule:
         """The schedule these flags describe."""
@@ -163,8 +149,4 @@ class RestoreSettings(StoreSettings):
     table: str = Field(description="the rotated table: audit_data_YYYYmmdd_HHMMSS[_N]")
     into: str | None = Field(None, description="restore under this name (default: --table)")
 
-    @field_validator("table")
-    @classmethod
-    def _table(cls, value: str) -> str:
-        _named(sqlident.rotated_table, value)
-        return value
+    _table = field_validator("table")(ConfigError.checked(sqlident.rotated_table))

@@ -220,14 +220,6 @@ def _parts_match(info: ObjectInfo, local: Path, expected: DumpObject) -> bool:
     )
 
 
-def _check_target(value: str) -> str:
-    try:
-        TargetUrl.parse(value)
-    except ConfigError as exc:
-        raise ValueError(exc.message) from None
-    return value
-
-
 #: A settings field holding a target URL as text, checked when the settings are built (so an
 #: invalid one is reported with its flag name).
-TargetText = Annotated[str, AfterValidator(_check_target)]
+TargetText = Annotated[str, AfterValidator(ConfigError.checked(TargetUrl.parse))]

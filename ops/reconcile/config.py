@@ -10,6 +10,7 @@ tests construct ``ReconcileSettings(...)`` directly or call ``reconcile()``.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +23,6 @@ from auditstream.kafkaauth import KafkaAuthSettings
 from consumer.config import OciSettings
 from consumer.targets import TargetText
 from ops.reconcile.keys import KeyRange, parse_bookmark
-
-
-def _check_bookmark(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            parse_bookmark(value, upper=False)
-        except ConfigError as exc:
-            raise ValueError(exc.message) from None
-    return value
 
 
 class ReconcileSettings(SourceDb, ArchiveDb, OciSettings, KafkaAuthSettings):
@@ -63,7 +55,9 @@ class ReconcileSettings(SourceDb, ArchiveDb, OciSettings, KafkaAuthSettings):
     json_output: bool = Field(False, description="print the report as one JSON object")
     log_json: bool = Field(False, description="log one JSON object per line")
 
-    _bookmarks = field_validator("start", "end")(_check_bookmark)
+    _bookmarks = field_validator("start", "end")(
+        ConfigError.checked(partial(parse_bookmark, upper=False))
+    )
 
     @model_validator(mode="after")
     def _contradictions(self) -> ReconcileSettings:

@@ -50,15 +50,7 @@ class VerifySettings(ArchiveDb, OciSettings, KafkaAuthSettings):
     idle_timeout: float = Field(30.0, gt=0, description="seconds without a message: broker down")
     log_json: bool = Field(False, description="log one JSON object per line")
 
-    @field_validator("since", "until")
-    @classmethod
-    def _bookmark(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                parse_bookmark(value)
-            except ConfigError as exc:
-                raise ValueError(exc.message) from None
-        return value
+    _bookmark = field_validator("since", "until")(ConfigError.checked(parse_bookmark))
 
     @model_validator(mode="after")
     def _some_store(self) -> VerifySettings:
