@@ -46,11 +46,13 @@ from consumer.dumpformat import (
     CSV,
     MANIFEST,
     TSV,
+    DumpEvent,
     DumpObject,
     Manifest,
     chunk_name,
     csv_bytes,
     ddl_name,
+    event_reader,
     export_name,
     meta_name,
     tsv_bytes,
@@ -58,7 +60,6 @@ from consumer.dumpformat import (
 from consumer.schema import version_of
 
 PAGE_BYTES = 16 << 20
-KEY = ("server_uuid", "ts", "id")
 # MySQL protocol column types of numbers (FieldType.get_number_types(): DECIMAL, TINY, SHORT,
 # LONG, FLOAT, DOUBLE, LONGLONG, INT24, YEAR, BIT, NEWDECIMAL): written unquoted in CSV.
 _NUMERIC = {0, 1, 2, 3, 4, 5, 8, 9, 13, 16, 246}
@@ -132,10 +133,7 @@ def dump_table(
         def line(row: Sequence[bytes | None]) -> bytes:
             return tsv_bytes(row) if method == "dump" else csv_bytes(row, numeric)
 
-        key_idx = [columns.index(k) for k in KEY]
-        # The hash chain's ends per server (docs/tamper-evidence.md): consecutive dumps link up.
-        if "chain" in columns and "chain_seq" in columns:
-            key_idx += [columns.index("chain_seq"), columns.index("chain")]
+        event: Callable[[Sequence[bytes | None]], DumpEvent[bytes]] = event_reader(columns)
         chunk_names: list[str] = []
         # Step 2
         for page in _pages(conn, quoted, table, columns, page_rows):
@@ -147,7 +145,7 @@ def dump_table(
                     chunk_names.append(name)
                     writer = _Chunk(out_dir / name, opener, level if method == "dump" else None)
                 writer.write(line(row))
-                _track(bookmarks, row, key_idx)
+                _track(bookmarks, event(row))
                 rows += 1
                 if method == "dump" and writer.rows >= chunk_rows:
                     objects.append(writer.close())
@@ -247,7 +245,7 @@ def _pages(
     ``page_rows`` rows and, going by the previous page's average row size, about ``page_bytes``
     bytes: events reach 4 MB, so a fixed row count alone bounds nothing.
     """
-    idx = [columns.index(k) for k in KEY]
+    event: Callable[[Sequence[bytes | None]], DumpEvent[bytes]] = event_reader(columns)
     select = f"SELECT * FROM {quoted}"
     after = " WHERE server_uuid > %s OR (server_uuid = %s AND (ts > %s OR (ts = %s AND id > %s)))"
     last: tuple[Any, ...] | None = None
@@ -259,8 +257,9 @@ def _pages(
             if last is None:
                 cur.execute(select + order)
             else:
-                u, t, i = (as_text(last[j]) for j in idx)
-                cur.execute(select + after + order, (u, u, t, t, int(i)))
+                key = event(last)
+                u, t, i = as_text(key.server_uuid), as_text(key.ts), int(as_text(key.id))
+                cur.execute(select + after + order, (u, u, t, t, i))
             page: list[tuple[Any, ...]] = list(cur.fetchall())  # type: ignore[arg-type]
             conn.commit()
         except mysql.Error as exc:
@@ -281,14 +280,18 @@ def _read_error(exc: Exception, table: str) -> ArchiveError:
     return ArchiveError(f"cannot read the rotated table: {exc}", table=table, gone=gone or None)
 
 
-def _track(bookmarks: dict[str, dict[str, Any]], row: Sequence[Any], key_idx: list[int]) -> None:
-    uuid, ts, id_ = row[key_idx[0]], row[key_idx[1]], row[key_idx[2]]
-    key = as_text(uuid)
-    point = [as_text(ts), int(id_)]
-    entry = bookmarks.setdefault(key, {"min": point, "max": point, "rows": 0})
+def _track(bookmarks: dict[str, dict[str, Any]], event: DumpEvent[bytes]) -> None:
+    """Per server: first and last ``(ts, id)``, rows, and the chain's ends (if chained).
+
+    The chain's ends let consecutive dumps link up (docs/tamper-evidence.md).
+    """
+    point = [as_text(event.ts), int(as_text(event.id))]
+    entry = bookmarks.setdefault(
+        as_text(event.server_uuid), {"min": point, "max": point, "rows": 0}
+    )
     entry["max"] = point
     entry["rows"] += 1
-    if len(key_idx) == 5 and row[key_idx[4]] is not None and row[key_idx[3]] is not None:
-        link = [int(row[key_idx[3]]), as_text(row[key_idx[4]])]
+    if event.chain_seq is not None and event.chain is not None:
+        link = [int(as_text(event.chain_seq)), as_text(event.chain)]
         entry.setdefault("first_link", link)
         entry["last_link"] = link

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import zstandard
 
@@ -144,29 +144,34 @@ class DataLine(NamedTuple):
     fields: list[str | None]
 
 
-class DumpEvent(NamedTuple):
-    """An event's columns that ``verify`` and ``reconcile`` read from a dump, as its text.
+_V = TypeVar("_V")
+
+
+class DumpEvent(NamedTuple, Generic[_V]):
+    """The columns of a dumped event that dump, ``verify`` and ``reconcile`` read by name.
+
+    ``str`` from a data line, ``bytes`` from the dump's raw cursor (bookmarks, chain ends).
 
     A column the dump does not have (a manifest's ``columns`` lacks it) reads as None, like NULL.
     """
 
-    server_uuid: str | None
-    ts: str | None
-    id: str | None
-    raw: str | None
-    chain: str | None
-    chain_seq: str | None
+    server_uuid: _V | None
+    ts: _V | None
+    id: _V | None
+    raw: _V | None
+    chain: _V | None
+    chain_seq: _V | None
 
 
 #: The columns of ``DumpEvent``, in its order.
 EVENT_COLUMNS: tuple[str, ...] = DumpEvent._fields
 
 
-def event_reader(columns: Sequence[str]) -> Callable[[Sequence[str | None]], DumpEvent]:
-    """Picks the ``DumpEvent`` out of a line's fields (``columns``: the manifest's)."""
+def event_reader(columns: Sequence[str]) -> Callable[[Sequence[_V | None]], DumpEvent[_V]]:
+    """Picks the ``DumpEvent`` out of a row or a line's fields (``columns``: the dump's)."""
     at = [columns.index(c) if c in columns else None for c in EVENT_COLUMNS]
 
-    def read(fields: Sequence[str | None]) -> DumpEvent:
+    def read(fields: Sequence[_V | None]) -> DumpEvent[_V]:
         return DumpEvent._make(None if i is None else fields[i] for i in at)
 
     return read
