@@ -37,6 +37,8 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 import zstandard
 
+from auditstream.errors import ObjectStoreError
+
 FORMAT = "auditstream-dump/1"
 MANIFEST = "manifest.json"
 CHUNK_SUFFIX, EXPORT_SUFFIX = ".tsv.zst", ".csv"
@@ -130,11 +132,24 @@ class Manifest:
         return (json.dumps(asdict(self), sort_keys=True, indent=2) + "\n").encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> Manifest:
-        """Parse ``manifest.json`` bytes."""
-        raw = json.loads(data)
-        raw["objects"] = [DumpObject(**o) for o in raw["objects"]]
-        return cls(**raw)
+    def from_json(cls, data: bytes, name: str = MANIFEST) -> Manifest:
+        """Parse ``manifest.json`` bytes (``name``: the object they came from, for errors).
+
+        Raises:
+            ObjectStoreError: not JSON, another format, or fields missing or unknown.
+        """
+        try:
+            raw = json.loads(data)
+        except ValueError as exc:
+            raise ObjectStoreError(f"cannot read the manifest: {exc}", object=name) from exc
+        found = raw.get("format") if isinstance(raw, dict) else None
+        if found != FORMAT:
+            raise ObjectStoreError(f"unknown dump format {found!r}", object=name)
+        try:
+            raw["objects"] = [DumpObject(**o) for o in raw["objects"]]
+            return cls(**raw)
+        except (KeyError, TypeError) as exc:
+            raise ObjectStoreError(f"cannot read the manifest: {exc!r}", object=name) from exc
 
 
 class DataLine(NamedTuple):

@@ -61,7 +61,7 @@ def read_manifest(store: ObjectStore, target: TargetUrl, table: str) -> Manifest
     name = target.object_name(table, MANIFEST)
     if store.stat(name) is None:
         raise ObjectStoreError("no dump of this table at the target", table=table, object=name)
-    return Manifest.from_json(b"".join(store.read(name)))
+    return Manifest.from_json(b"".join(store.read(name)), name)
 
 
 def restore(

@@ -19,21 +19,21 @@ through ``consumer.upload.OciStore``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from auditstream.chain import Link
 from auditstream.errors import ConfigError, ObjectStoreError
 from auditstream.sqlident import ROTATED_TABLE
 from consumer.dumpformat import (
     EVENT_COLUMNS,
-    FORMAT,
     MANIFEST,
     DataLine,
+    DumpObject,
     HashingStream,
+    Manifest,
     chunk_number,
     data_lines,
     event_reader,
@@ -118,23 +118,23 @@ class DumpReader:
     def _dump(self, table: str) -> Iterator[Link]:
         # Step 1
         manifest = self._manifest(table)
-        columns: list[str] = manifest["columns"]
+        columns = manifest.columns
         missing = set(EVENT_COLUMNS) - set(columns)
         if missing:
             raise NotChained(f"the dump has no column(s) {sorted(missing)}", table=table)
         data = []
-        for obj in manifest["objects"]:
-            if is_data(obj["name"]):
+        for obj in manifest.objects:
+            if is_data(obj.name):
                 data.append(obj)
             else:
                 self._check_object(table, obj, lambda _stream: iter(()))
-        data.sort(key=lambda o: chunk_number(o["name"]))
+        data.sort(key=lambda o: chunk_number(o.name))
         # Step 2
         event = event_reader(columns)
         seen: dict[str, list[Link]] = {}
         rows = 0
         for obj in data:
-            name: str = obj["name"]
+            name = obj.name
             parse: Callable[[HashingStream], Iterator[DataLine]] = partial(data_lines, name=name)
             for line_no, fields in self._check_object(table, obj, parse):
                 rows += 1
@@ -156,42 +156,40 @@ class DumpReader:
         self._check_manifest(table, manifest, seen, rows)
 
     def _check_object(
-        self, table: str, obj: dict[str, Any], parse: Callable[[HashingStream], Iterator[DataLine]]
+        self, table: str, obj: DumpObject, parse: Callable[[HashingStream], Iterator[DataLine]]
     ) -> Iterator[DataLine]:
         """Stream ``obj`` once: yield what ``parse`` reads, then compare size and SHA-256."""
-        stream = HashingStream(self.objects.read(self._name(table, obj["name"])))
+        stream = HashingStream(self.objects.read(self._name(table, obj.name)))
         try:
             yield from parse(stream)
             while stream.read(_BLOCK):  # whatever the parser left, for the checksum
                 pass
         except (OSError, ObjectStoreError) as exc:
-            self._find(table, obj["name"], f"cannot be read: {getattr(exc, 'strerror', exc)}")
+            self._find(table, obj.name, f"cannot be read: {getattr(exc, 'strerror', exc)}")
             return
         digest = stream.hash.hexdigest()
-        if stream.size != obj["size"] or digest != obj["sha256"]:
+        if stream.size != obj.size or digest != obj.sha256:
             self._find(
                 table,
-                obj["name"],
+                obj.name,
                 f"differs from the manifest: {stream.size} bytes sha256={digest}, "
-                f"manifest {obj['size']} bytes sha256={obj['sha256']}",
+                f"manifest {obj.size} bytes sha256={obj.sha256}",
             )
 
-    def _manifest(self, table: str) -> dict[str, Any]:
+    def _manifest(self, table: str) -> Manifest:
         name = self._name(table, MANIFEST)
         try:
-            manifest: dict[str, Any] = json.loads(b"".join(self.objects.read(name)))
-        except (OSError, ValueError, ObjectStoreError) as exc:
+            data = b"".join(self.objects.read(name))
+        except (OSError, ObjectStoreError) as exc:
             raise ObjectStoreError(f"cannot read the manifest: {exc}", object=name) from exc
-        if manifest.get("format") != FORMAT:
-            raise ObjectStoreError(f"unknown dump format {manifest.get('format')!r}", object=name)
-        return manifest
+        return Manifest.from_json(data, name)
 
     def _check_manifest(
-        self, table: str, manifest: dict[str, Any], seen: dict[str, list[Link]], rows: int
+        self, table: str, manifest: Manifest, seen: dict[str, list[Link]], rows: int
     ) -> None:
-        if rows != manifest.get("rows", rows):
-            self._find(table, MANIFEST, f"lists {manifest['rows']} rows, the objects hold {rows}")
-        for server, entry in (manifest.get("bookmarks") or {}).items():
+        if rows != manifest.rows:
+            self._find(table, MANIFEST, f"lists {manifest.rows} rows, the objects hold {rows}")
+        for server, entry in manifest.bookmarks.items():
             ends = seen.get(server)
             for key, at in (("first_link", 0), ("last_link", 1)):
                 want = entry.get(key)

@@ -10,11 +10,14 @@ import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
+from auditstream.errors import ObjectStoreError
 from consumer import dumpformat
 from consumer.dumpformat import (
     LOAD_CLAUSES,
     DumpEvent,
+    DumpObject,
     HashingStream,
+    Manifest,
     chunk_name,
     chunk_number,
     csv_line,
@@ -103,3 +106,21 @@ def test_data_lines_are_named_and_events_are_picked_by_the_manifests_columns() -
     assert (line.number, line.fields) == (1, ["7", "srv", "x", "2026-01-01 00:00:00", "{}"])
     read = event_reader(["id", "server_uuid", "class", "ts", "raw"])  # no chain columns
     assert read(line.fields) == DumpEvent("srv", "2026-01-01 00:00:00", "7", "{}", None, None)
+
+
+def test_a_manifest_reads_back_and_a_bad_one_is_a_clear_error() -> None:
+    manifest = Manifest(
+        "audit_data_20260101_000000", "dump", 1, {}, ["id"], "CREATE TABLE t (id INT)",
+        dumpformat.TSV, "zstd", [DumpObject("a@0.tsv.zst", 3, "ab" * 32)], schema_version=4,
+    )  # fmt: skip
+    assert Manifest.from_json(manifest.to_json()) == manifest
+    other = manifest.to_json().replace(dumpformat.FORMAT.encode(), b"other/9")
+    for data, message in [
+        (b"{not json", "cannot read the manifest"),
+        (b"[]", "unknown dump format None"),
+        (other, "unknown dump format 'other/9'"),
+        (manifest.to_json().replace(b'"rows"', b'"row_count"'), "cannot read the manifest"),
+    ]:
+        with pytest.raises(ObjectStoreError, match=message) as caught:
+            Manifest.from_json(data, "t/manifest.json")
+        assert caught.value.context == {"object": "t/manifest.json"}
