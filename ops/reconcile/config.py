@@ -10,7 +10,6 @@ tests construct ``ReconcileSettings(...)`` directly or call ``reconcile()``.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,10 @@ from auditstream.connections import ArchiveDb, SourceDb, in_archive_database
 from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ConfigError
 from auditstream.kafkaauth import KafkaAuthSettings
+from auditstream.position import parse_position
 from consumer.config import OciSettings
 from consumer.targets import TargetText
-from ops.reconcile.keys import KeyRange, parse_bookmark
+from ops.reconcile.keys import KeyRange
 
 
 class ReconcileSettings(SourceDb, ArchiveDb, OciSettings, KafkaAuthSettings):
@@ -55,9 +55,7 @@ class ReconcileSettings(SourceDb, ArchiveDb, OciSettings, KafkaAuthSettings):
     json_output: bool = Field(False, description="print the report as one JSON object")
     log_json: bool = Field(False, description="log one JSON object per line")
 
-    _bookmarks = field_validator("start", "end")(
-        ConfigError.checked(partial(parse_bookmark, upper=False))
-    )
+    _bookmarks = field_validator("start", "end")(ConfigError.checked(parse_position))
 
     @model_validator(mode="after")
     def _contradictions(self) -> ReconcileSettings:
@@ -74,8 +72,8 @@ class ReconcileSettings(SourceDb, ArchiveDb, OciSettings, KafkaAuthSettings):
 
     def range(self) -> KeyRange:
         """The key range (``--server-uuid``, ``--start``, ``--end``)."""
-        start = parse_bookmark(self.start, upper=False) if self.start else None
-        end = parse_bookmark(self.end, upper=True) if self.end else None
+        start = parse_position(self.start) if self.start else None
+        end = parse_position(self.end, upper=True) if self.end else None
         return KeyRange(self.server_uuid, start, end)
 
     def source(self) -> MySQLDsn | None:

@@ -12,16 +12,12 @@ Traps:
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from auditstream.errors import ConfigError
 from auditstream.position import Position, position_text
 from schemas.mapping import TIMESTAMP_FORMAT
-
-_BOOKMARK = re.compile(r"(\d{4}-\d\d-\d\d)(?:[ T](\d\d:\d\d:\d\d))?(?:#(\d{1,20}))?")
-MAX_ID = 2**64 - 1
 
 
 def digest(raw: str) -> bytes:
@@ -36,30 +32,6 @@ def ts_text(value: object) -> str:
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("ascii")
     return str(value)
-
-
-def parse_bookmark(text: str, *, upper: bool) -> Position:
-    """``'YYYY-MM-DD[ hh:mm:ss][#id]'`` as a position; missing parts widen the range.
-
-    Args:
-        text: the flag's value.
-        upper: fill missing parts for the end of a range (23:59:59, the largest id).
-
-    Raises:
-        ConfigError: the text is not such a bookmark.
-    """
-    match = _BOOKMARK.fullmatch(text.strip())
-    if match is None:
-        raise ConfigError("a bookmark looks like 'YYYY-MM-DD[ hh:mm:ss][#id]' (UTC)", bookmark=text)
-    day, time_, ident = match.groups()
-    ts = f"{day} {time_ or ('23:59:59' if upper else '00:00:00')}"
-    try:
-        datetime.strptime(ts, TIMESTAMP_FORMAT)  # noqa: DTZ007 - validation only, UTC text
-    except ValueError as exc:
-        raise ConfigError(f"not a valid time: {exc}", bookmark=text) from None
-    if ident is None:
-        return Position(ts, MAX_ID if upper else 0)
-    return Position(ts, int(ident))
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,9 @@ from auditstream.connections import ArchiveDb
 from auditstream.dsn import DsnText, MySQLDsn
 from auditstream.errors import ConfigError
 from auditstream.kafkaauth import KafkaAuthSettings
-from auditstream.position import Position
+from auditstream.position import Position, parse_position
 from consumer.config import OciSettings
 from consumer.targets import TargetText
-from ops.verify.scope import parse_bookmark
 
 
 class VerifySettings(ArchiveDb, OciSettings, KafkaAuthSettings):
@@ -50,7 +49,7 @@ class VerifySettings(ArchiveDb, OciSettings, KafkaAuthSettings):
     idle_timeout: float = Field(30.0, gt=0, description="seconds without a message: broker down")
     log_json: bool = Field(False, description="log one JSON object per line")
 
-    _bookmark = field_validator("since", "until")(ConfigError.checked(parse_bookmark))
+    _bookmark = field_validator("since", "until")(ConfigError.checked(parse_position))
 
     @model_validator(mode="after")
     def _some_store(self) -> VerifySettings:
@@ -60,8 +59,8 @@ class VerifySettings(ArchiveDb, OciSettings, KafkaAuthSettings):
 
     def range(self) -> tuple[Position | None, Position | None]:
         """``(since, until)`` as positions."""
-        since = parse_bookmark(self.since) if self.since else None
-        until = parse_bookmark(self.until, end=True) if self.until else None
+        since = parse_position(self.since) if self.since else None
+        until = parse_position(self.until, upper=True) if self.until else None
         return since, until
 
     def archive(self) -> MySQLDsn | None:

@@ -17,24 +17,8 @@ from pathlib import Path
 from auditstream.chain import ChainState, Link
 from auditstream.errors import ConfigError
 from auditstream.position import Position
-from schemas.mapping import InvalidEventError, parse_timestamp
 
 ANCHOR_FORMAT = "auditstream-anchor/1"
-
-
-def parse_bookmark(text: str, *, end: bool = False) -> Position:
-    """``"YYYY-MM-DD hh:mm:ss[#id]"`` → ``(ts, id)``; without ``#id`` the whole second counts.
-
-    Raises:
-        ConfigError: not in that form.
-    """
-    ts, _, ident = text.strip().partition("#")
-    try:
-        parse_timestamp(ts)
-        number = int(ident) if ident else (2**64 - 1 if end else 0)
-    except (InvalidEventError, ValueError) as exc:
-        raise ConfigError("a bookmark looks like 'YYYY-MM-DD hh:mm:ss[#id]'", value=text) from exc
-    return Position(ts, number)
 
 
 def in_range(

@@ -18,12 +18,11 @@ import zstandard
 from confluent_kafka import Producer
 
 from auditstream import mysql as db
-from auditstream.errors import ConfigError
 from consumer.targets import FileStore
 from ops.cli import main as cli_main
 from ops.reconcile import KeyRange, Report
 from ops.reconcile.index import KeyIndex
-from ops.reconcile.keys import digest, parse_bookmark
+from ops.reconcile.keys import digest
 from schemas.codec import SingleObjectCodec
 from schemas.mapping import to_record
 from tests.faults.pipeline import Pipeline, dump_to, make_pipeline, rotate_by_hand
@@ -223,25 +222,6 @@ def produce(pipe: Pipeline, raws: list[str], key: bytes | None = None) -> None:
 
 
 # --------------------------------------------------------------------------- units
-
-
-@pytest.mark.parametrize(
-    ("text", "upper", "expected"),
-    [
-        ("2025-06-01", False, ("2025-06-01 00:00:00", 0)),
-        ("2025-06-01", True, ("2025-06-01 23:59:59", 2**64 - 1)),
-        ("2025-06-01 10:11:12#7", False, ("2025-06-01 10:11:12", 7)),
-        ("2025-06-01T10:11:12", True, ("2025-06-01 10:11:12", 2**64 - 1)),
-    ],
-)
-def test_bookmarks_parse_and_widen(text: str, upper: bool, expected: tuple[str, int]) -> None:
-    assert parse_bookmark(text, upper=upper) == expected
-
-
-@pytest.mark.parametrize("text", ["yesterday", "2025-13-01", "2025-06-01 25:00:00", "2025-06-01#x"])
-def test_bad_bookmarks_are_config_errors(text: str) -> None:
-    with pytest.raises(ConfigError, match=r"bookmark|valid time"):
-        parse_bookmark(text, upper=False)
 
 
 def test_the_index_scans_many_keys_in_order_with_little_python_memory(tmp_path: Path) -> None:
