@@ -18,9 +18,6 @@ may repeat.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess as sp
 import sys
 import uuid
@@ -32,12 +29,13 @@ from typing import Any
 import pytest
 
 from auditstream.dsn import MySQLDsn
+from auditstream.process import INHERIT, kill, start_listening, terminate
 from emulator.accounts import Account
 from emulator.filters import FilterStore
 from emulator.logfile import AuditLogWriter
 from emulator.server import EmulatorServer
 from emulator.state import EmulatorConfig
-from tests.harness.net import free_port, wait_for_port, wait_port_closed
+from tests.harness.net import free_port, wait_port_closed
 
 DEFAULT_USERS = (
     "archiver:archiver-pw:AUDIT_ADMIN,SYSTEM_VARIABLES_ADMIN",
@@ -144,10 +142,8 @@ class EmulatorHandle:
             for a in self.accounts.values():
                 privs = ",".join(sorted(a.privileges)) or "NONE"
                 cmd += ["--user", f"{a.name}:{a.password}:{privs}"]
-            self._proc = sp.Popen(cmd, cwd=Path(__file__).parents[2], start_new_session=True)
-            proc = self._proc
-            wait_for_port(
-                "127.0.0.1", self.port, 30, what="emulator", alive=lambda: proc.poll() is None
+            self._proc = start_listening(
+                cmd, INHERIT, self.port, what="emulator", timeout=30, cwd=Path(__file__).parents[2]
             )
         else:
             self._server = EmulatorServer(self._config()).start()
@@ -163,22 +159,14 @@ class EmulatorHandle:
             self._server.stop()
             self._server = None
         if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.send_signal(signal.SIGTERM)
-                try:
-                    self._proc.wait(20)
-                except sp.TimeoutExpired:
-                    self._proc.kill()
-                    self._proc.wait()
+            terminate(self._proc, 20)
             self._proc = None
         wait_port_closed("127.0.0.1", self.port, 10)
 
     def kill(self) -> None:
         """SIGKILL the server process (subprocess mode); in-process it is a plain stop."""
         if self._proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, signal.SIGKILL)
-            self._proc.wait()
+            kill(self._proc, group=True)  # its whole process group, no cleanup
             self._proc = None
             wait_port_closed("127.0.0.1", self.port, 10)
         else:

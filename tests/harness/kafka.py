@@ -15,16 +15,21 @@ groups):
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
-from auditstream.embedded import FAST_GROUP, TansuBroker, free_port, tansu_binary, wait_for_port
+from auditstream.embedded import FAST_GROUP, TansuBroker, tansu_binary
 from auditstream.embedded_kafka import KafkaBroker, kafka_missing
+from auditstream.ports import free_port
+from auditstream.process import LocalServer, start_listening
 
 __all__ = [
     "FAST_GROUP",
@@ -141,31 +146,21 @@ def _docker_kafka() -> Iterator[ExternalKafka]:
 
 
 @dataclass
-class MotoS3:
+class MotoS3(LocalServer):
     """``moto_server`` on a free port: the S3 a durable Tansu keeps its data in."""
 
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    stop_timeout: ClassVar[float] = 10.0
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> MotoS3:
-        import shutil
-        import sys
-
+    def start(self, timeout: float = 30.0) -> MotoS3:
         exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-        self.proc = subprocess.Popen(
-            [exe, "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        proc = self.proc
-        wait_for_port(
-            "127.0.0.1", self.port, 30, what="moto_server", alive=lambda: proc.poll() is None
-        )
+        argv = [exe, "-H", "127.0.0.1", "-p", str(self.port)]
+        self.proc = start_listening(argv, None, self.port, what="moto_server", timeout=timeout)
         return self
 
     def create_bucket(self, name: str) -> None:
@@ -174,12 +169,6 @@ class MotoS3:
         req = urllib.request.Request(f"{self.endpoint}/{name}", method="PUT")
         with urllib.request.urlopen(req, timeout=10):
             pass
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
 
 
 def durable_tansu(s3: MotoS3, bucket: str) -> TansuBroker:

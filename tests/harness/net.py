@@ -1,5 +1,5 @@
-"""Network helpers for the fixtures (they live in ``auditstream.embedded``)."""
+"""Network helpers for the fixtures (they live in ``auditstream.ports``)."""
 
-from auditstream.embedded import free_port, wait_for_port, wait_port_closed
+from auditstream.ports import free_port, wait_for_port, wait_port_closed
 
 __all__ = ["free_port", "wait_for_port", "wait_port_closed"]
