@@ -6,7 +6,6 @@ why ``wait4``'s ``ru_maxrss`` is wrong for children of a large parent).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import resource
@@ -17,6 +16,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from auditstream.process import kill, log_lines, read_log, send, spawn
 
 MB = 1_000_000
 
@@ -92,11 +93,7 @@ class ChildResult:
             RuntimeError: the child failed (the message leads with the child's last words).
         """
         if self.returncode != 0:
-            try:
-                text = self.log.read_text(errors="replace")
-            except OSError:
-                text = ""
-            lines = [ln for ln in text.splitlines() if ln.strip()]
+            lines = [ln for ln in read_log(self.log).splitlines() if ln.strip()]
             last = lines[-1] if lines else "(no output)"
             raise RuntimeError(f"{what} exited {self.returncode}: {last} (log {self.log.name})")
         return self
@@ -141,7 +138,8 @@ class Child:
     """A component run as a child process, with its wall time and peak RSS.
 
     Output goes to ``log`` (never to a pipe nobody reads: a full pipe would stall the child and
-    the benchmark would measure the stall).
+    the benchmark would measure the stall). Started and signalled by ``auditstream.process``;
+    signals go to the child's whole process group.
     """
 
     argv: list[str]
@@ -155,11 +153,8 @@ class Child:
     def start(self) -> Child:
         """Start the process; its stdout and stderr go to ``log``."""
         env = dict(os.environ if self.env is None else self.env)
-        with self.log.open("ab") as out:
-            self.started = time.perf_counter()
-            self.proc = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
+        self.started = time.perf_counter()
+        self.proc = spawn(self.argv, self.log, env=env)
         self.rss = PeakRss(self.proc.pid)
         self.rss.start()
         return self
@@ -172,8 +167,7 @@ class Child:
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            kill(self.proc, group=True)
         seconds = time.perf_counter() - self.started
         self.rss.done.set()
         self.rss.join(1)
@@ -186,8 +180,7 @@ class Child:
         """SIGTERM (the components' graceful stop), then wait; SIGKILL after ``timeout``."""
         assert self.proc is not None  # noqa: S101 - start() first
         if self.result is None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
+            send(self.proc, signal.SIGTERM, group=True)
         return self.wait(timeout)
 
     def alive(self) -> bool:
@@ -196,11 +189,7 @@ class Child:
 
     def tail(self, lines: int = 20) -> str:
         """The end of the child's output (for error messages)."""
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return log_lines(self.log, lines)
 
 
 def run(
