@@ -27,8 +27,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -38,11 +38,12 @@ from pydantic import Field, SecretStr
 
 from auditstream import mysql as db
 from auditstream.dsn import MySQLDsn
-from auditstream.embedded import PrivateMariaDB, TansuBroker, free_port, wait_for_port
+from auditstream.embedded import PrivateMariaDB, TansuBroker
 from auditstream.embedded_kafka import KafkaBroker
 from auditstream.errors import AuditStreamError
+from auditstream.ports import free_port
 from auditstream.process import log_tail as tail
-from auditstream.process import run_logged, spawn, terminate
+from auditstream.process import run_logged, running
 from auditstream.settings import ServiceSettings, load
 from ops import demo_seal
 from ops.verify.tables import event_tables
@@ -155,9 +156,9 @@ def run(settings: DemoSettings, workdir: Path) -> Summary:
                 f"--user=archiver:{archiver_pw}:AUDIT_ADMIN",
                 f"--user=admin:{admin_pw}:ALL",
                 "--log-level=WARNING",
+                port=source_port,
             )
         )
-        wait_for_port("127.0.0.1", source_port, 60, what="emulated source")
         source = MySQLDsn(user="archiver", host="127.0.0.1", port=source_port)
         apply_filters(
             MySQLDsn(user="admin", password=SecretStr(admin_pw), host="127.0.0.1", port=source_port)
@@ -435,17 +436,19 @@ def probe(port: int, path: str) -> bool:
 # --------------------------------------------------------------------------- processes
 
 
-@contextmanager
 def child(
-    name: str, workdir: Path, *args: str, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``auditstream <args>`` in the background; SIGTERM (then SIGKILL) on exit."""
-    argv = [sys.executable, "-m", "ops.cli", *args]
-    proc = spawn(argv, workdir / f"{name}.log", env={**os.environ, **(env or {})})
-    try:
-        yield proc
-    finally:
-        terminate(proc, 30)
+    name: str,
+    workdir: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """Run ``auditstream <args>`` in the background (until it serves on ``port``, if given).
+
+    Stopped on leaving the ``with`` block: SIGTERM, then SIGKILL after 30 s.
+    """
+    log = workdir / f"{name}.log"
+    return running(_cli(*args), log, port=port, what=name, env={**os.environ, **(env or {})})
 
 
 def run_child(workdir: Path, env: dict[str, str], *args: str, timeout: float = 300.0) -> None:
@@ -454,9 +457,13 @@ def run_child(workdir: Path, env: dict[str, str], *args: str, timeout: float = 3
         workdir
         / f"{args[0]}-{args[1] if len(args) > 1 and not args[1].startswith('-') else 'run'}.log"
     )
-    argv = [sys.executable, "-m", "ops.cli", *args]
-    if run_logged(argv, log_path, env={**os.environ, **env}, timeout=timeout) != 0:
+    if run_logged(_cli(*args), log_path, env={**os.environ, **env}, timeout=timeout) != 0:
         raise AuditStreamError(f"'auditstream {' '.join(args[:2])}' failed:\n{tail(log_path)}")
+
+
+def _cli(*args: str) -> list[str]:
+    """``auditstream <args>`` with this interpreter (the demo's children)."""
+    return [sys.executable, "-m", "ops.cli", *args]
 
 
 def say(text: str) -> None:

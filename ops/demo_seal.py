@@ -18,9 +18,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from auditstream.embedded import free_port, wait_for_port
 from auditstream.errors import ConfigError
-from auditstream.process import spawn, terminate
+from auditstream.ports import free_port
+from auditstream.process import running
 
 EVERY = 5000
 BUCKET = "audit"
@@ -75,13 +75,12 @@ def start(stack: ExitStack, workdir: Path) -> Sealing:
         generate(key)
     port = free_port()
     oci_dir = workdir / "oci"
-    server = spawn(
+    server = running(
         [sys.executable, "-m", "tests.harness.oci_server", f"--port={port}",
          f"--bucket={BUCKET}", f"--config-dir={oci_dir}"],
-        workdir / "oci-server.log",
+        workdir / "oci-server.log", port=port, what="OCI test server", stop_timeout=10,
     )  # fmt: skip
-    stack.callback(terminate, server, 10)
-    wait_for_port("127.0.0.1", port, 60, what="OCI test server")
+    stack.enter_context(server)
     sealing = Sealing(key, key.with_name("seal.key.pub"), f"http://127.0.0.1:{port}",
                       oci_dir / "config")  # fmt: skip
     _retention_rule(sealing)
