@@ -123,18 +123,28 @@ class PrivateMariaDB(LocalServer):
         return self.base / "data"
 
     @property
+    def tmpdir(self) -> Path:
+        """The server's own temp dir (kept across restarts).
+
+        Trap: in a shared ``/tmp`` the temp tables of two servers on one machine can take the
+        same name (``#sql-temptable-<pid>-...``): an install failed with "Error on delete".
+        """
+        return self.base / "tmp"
+
+    @property
     def dsn(self) -> MySQLDsn:
         """Root (no password) on the loopback port."""
         return MySQLDsn(user="root", host="127.0.0.1", port=self.port)
 
     def install(self) -> PrivateMariaDB:
         """Create the system tables in a fresh datadir."""
-        self.base.mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         log = self.base / "install.log"
         argv = [
             _binary("mariadb-install-db", "mysql_install_db"),
             "--no-defaults",
             f"--datadir={self.datadir}",
+            f"--tmpdir={self.tmpdir}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
             "--user=root",
@@ -147,11 +157,13 @@ class PrivateMariaDB(LocalServer):
         """Start ``mariadbd`` (installing the datadir first if needed) and wait for its port."""
         if not self.datadir.exists():
             self.install()
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         self.proc = start_listening(
             [
                 _binary("mariadbd", "mysqld"),
                 "--no-defaults",
                 f"--datadir={self.datadir}",
+                f"--tmpdir={self.tmpdir}",
                 f"--port={self.port}",
                 "--bind-address=127.0.0.1",
                 f"--socket={self.base / 'mysqld.sock'}",
