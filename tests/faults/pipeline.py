@@ -10,7 +10,6 @@ its report; ``assert_clean()`` fails with the findings.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from auditstream.dsn import MySQLDsn
+from auditstream.process import kill, send, spawn
 from consumer.config import ConsumerSettings
 from consumer.setup import setup as consumer_setup
 from consumer.targets import ObjectStore, TargetUrl
@@ -92,15 +92,7 @@ class Pipeline:
 
     def spawn(self, argv: Sequence[str], name: str) -> subprocess.Popen[bytes]:
         """Start ``argv`` in the background, output to ``<workdir>/<name>.log``."""
-        with (self.workdir / f"{name}.log").open("ab") as out:
-            proc = subprocess.Popen(
-                list(argv),
-                cwd=ROOT,
-                env=self.env(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        proc = spawn(argv, self.workdir / f"{name}.log", cwd=ROOT, env=self.env())
         self.procs.append(proc)
         return proc
 
@@ -256,8 +248,7 @@ class Pipeline:
     def stop_all(self) -> None:
         """SIGTERM every subprocess still running (SIGKILL after 20 s)."""
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+            send(proc, signal.SIGTERM)  # all of them first: they stop in parallel
         for proc in self.procs:
             try:
                 proc.wait(20)
@@ -273,9 +264,7 @@ def crashing(argv: Sequence[str], at: str) -> list[str]:
 def kill9(proc: subprocess.Popen[bytes]) -> None:
     """``kill -9`` of a subprocess started by ``Pipeline.spawn`` (its own process group)."""
     if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)
+        kill(proc, group=True)
 
 
 def wait_for(
