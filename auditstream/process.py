@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, ClassVar, Final, Literal
+from typing import IO, ClassVar, Final, Literal, Self
 
 from auditstream.ports import wait_for_port, wait_port_closed
 
@@ -223,7 +223,8 @@ class LocalServer:
     """A server child process on a loopback port: ``stop``, ``kill`` (a crash), ``restart``.
 
     Subclasses are dataclasses with ``port`` and ``proc`` fields and a ``start()`` (usually
-    ``start_listening``); a restart keeps the port and the data.
+    ``start_listening``); a restart keeps the port and the data. As a context manager
+    (``with Server().start() as server:``) it is cleaned up on leaving the block.
     """
 
     port: int
@@ -254,3 +255,13 @@ class LocalServer:
         """Stop, then start on the same port with the same data."""
         self.stop()
         self.start()
+
+    def cleanup(self) -> None:
+        """Stop; servers that own a data directory also delete it."""
+        self.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()

@@ -131,11 +131,8 @@ def mysql_server(request: pytest.FixtureRequest) -> Iterator[PrivateMariaDB | Ex
             )
             yield ExternalMySQL(dsn)
         return
-    server = PrivateMariaDB().start()
-    try:
+    with PrivateMariaDB().start() as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture

@@ -100,17 +100,11 @@ def start_broker(config: pytest.Config) -> Iterator[Broker]:
     elif which == "docker":
         yield from _docker_kafka()
     elif which == "kafka":
-        broker = KafkaBroker().start()
-        try:
+        with KafkaBroker().start() as broker:
             yield broker
-        finally:
-            broker.cleanup()
     else:
-        tansu = TansuBroker().start()
-        try:
+        with TansuBroker().start() as tansu:
             yield tansu
-        finally:
-            tansu.stop()
 
 
 def _docker_kafka() -> Iterator[ExternalKafka]:
