@@ -151,17 +151,12 @@ def run_logged(
     Raises:
         subprocess.TimeoutExpired: it ran longer than ``timeout`` (it is killed first).
     """
-    with log.open("ab") as out:
-        done = subprocess.run(
-            list(argv),
-            cwd=cwd,
-            env=None if env is None else dict(env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            check=False,
-        )
-    return done.returncode
+    proc = spawn(argv, log, cwd=cwd, env=env)
+    try:
+        return proc.wait(timeout)
+    except BaseException:  # the timeout, or Ctrl-C in the parent: never left running
+        kill(proc)
+        raise
 
 
 def send(proc: subprocess.Popen[bytes], sig: signal.Signals, *, group: bool = False) -> None:

@@ -138,3 +138,11 @@ def test_running_stops_the_child_after_the_block(tmp_path: Path) -> None:
     with running([sys.executable, "-c", "import time; time.sleep(60)"], None) as proc:
         assert proc.poll() is None
     assert proc.returncode == -signal.SIGTERM
+
+
+def test_a_run_past_its_timeout_is_killed_and_raises(tmp_path: Path) -> None:
+    log = tmp_path / "long.log"
+    code = "import os, time; print(os.getpid(), flush=True); time.sleep(60)"
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_logged([sys.executable, "-c", code], log, timeout=3.0)
+    assert not Path(f"/proc/{int(log.read_text().split()[0])}").exists()  # killed and reaped
