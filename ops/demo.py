@@ -129,9 +129,7 @@ def run(settings: DemoSettings, workdir: Path) -> Summary:
     with ExitStack() as stack:
         # Step 1
         say("starting a private MariaDB")
-        mariadb = PrivateMariaDB(base=workdir / "mariadb")
-        mariadb.start()
-        stack.callback(mariadb.cleanup)
+        mariadb = stack.enter_context(PrivateMariaDB(base=workdir / "mariadb").start())
         archive = mariadb.dsn.with_database("audit_archive")
 
         # Step 2
