@@ -3,6 +3,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,25 @@ from auditstream.process import (
     start_listening,
     terminate,
 )
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _wait_for(log: Path, text: str) -> None:
+    _wait_until(lambda: text in log.read_text())
+
+
+def _gone_or_zombie(pid: int) -> bool:
+    """An orphan is reaped by init; until then it is a zombie ("Z")."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(errors="replace")
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
 def test_output_is_appended_to_the_log_and_the_status_returned(tmp_path: Path) -> None:
@@ -34,9 +54,7 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_timeout(tmp_path: Path
         "print('ready', flush=True); time.sleep(60)"
     )
     proc = spawn([sys.executable, "-c", code], log)
-    deadline = time.monotonic() + 30
-    while "ready" not in log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_for(log, "ready")
     began = time.monotonic()
     terminate(proc, 0.5)
     assert proc.returncode == -signal.SIGKILL
@@ -48,12 +66,6 @@ def test_a_child_stops_on_sigterm_and_dropped_output_goes_nowhere() -> None:
     terminate(proc, 10)
     assert proc.returncode == -signal.SIGTERM
     terminate(proc, 10)  # already reaped: nothing to do
-
-
-def _wait_for(log: Path, text: str) -> None:
-    deadline = time.monotonic() + 30
-    while text not in log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def test_kill_is_a_crash_the_child_runs_no_cleanup(tmp_path: Path) -> None:
@@ -86,21 +98,12 @@ def test_a_group_kill_reaches_the_childs_own_children(tmp_path: Path) -> None:
         "print(p.pid, flush=True); time.sleep(60)\n"
     )
     proc = spawn([sys.executable, "-c", code], log)
-    deadline = time.monotonic() + 30
-    while not log.read_text().strip() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_until(lambda: bool(log.read_text().strip()))
     grandchild = int(log.read_text().split()[0])
     kill(proc, group=True)
     assert proc.returncode == -signal.SIGKILL
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{grandchild}").exists() and time.monotonic() < deadline:
-        # an orphan is reaped by init; until then it is a zombie ("Z")
-        status = Path(f"/proc/{grandchild}/stat").read_text(errors="replace")
-        if status.split(")")[-1].split()[0] == "Z":
-            break
-        time.sleep(0.05)
-    stat = Path(f"/proc/{grandchild}/stat")
-    assert not stat.exists() or stat.read_text().split(")")[-1].split()[0] == "Z"
+    _wait_until(lambda: _gone_or_zombie(grandchild), 10)
+    assert _gone_or_zombie(grandchild)
 
 
 def test_a_server_that_dies_while_starting_fails_at_once_with_its_log(tmp_path: Path) -> None:
