@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from auditstream.dsn import MySQLDsn
 from auditstream.process import INHERIT, kill, start_listening, terminate
@@ -73,7 +74,10 @@ class EmulatorHandle:
         """A DSN (with password) for one of the emulator's accounts."""
         account = self.accounts[user]
         return MySQLDsn(
-            user=user, password=account.password or None, host="127.0.0.1", port=self.port
+            user=user,
+            password=SecretStr(account.password) if account.password else None,
+            host="127.0.0.1",
+            port=self.port,
         )
 
     @property
