@@ -3,7 +3,7 @@
 The one runner for every child process of the project: the embedded servers
 (``auditstream.embedded``: Tansu, mariadbd; ``auditstream.embedded_kafka``: Apache Kafka), the
 test harness (``tests.harness``: the emulator in subprocess mode, moto), the demo's pipeline
-processes (``ops.demo``) and the benchmark's components (``bench.measure.Child``).
+processes (``ops.demo.children``) and the benchmark's components (``bench.measure.Child``).
 
 Starting a server (``start_listening``):
 

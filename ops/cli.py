@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "consumer": ("consumer.__main__:main", "write the topic into audit_data (a group member)"),
     "emulator": ("emulator.__main__:main", "serve an emulated MySQL Enterprise Audit source"),
     "verify": ("ops.verify:main", "check the per-server hash chains of the stores"),
-    "demo": ("ops.demo:main", "run the whole pipeline end to end on embedded components"),
+    "demo": ("ops.demo.run:main", "run the whole pipeline end to end on embedded components"),
     "reconcile": ("ops.reconcile.command:main", "prove nothing is lost: source vs stores"),
     "setup": ("ops.setup:main", "archive tables, least-privilege accounts, audit filters"),
     "rotate": ("consumer.ops:rotate_main", "rotate audit_data now or when due"),

@@ -49,7 +49,7 @@ COMMANDS = [
     ),
     Command(("verify",), "ops.verify.config:VerifySettings", ("--target=file:///nonexistent",)),
     Command(("status",), "ops.status:StatusSettings", (f"--archive-dsn={DSN}",)),
-    Command(("demo",), "ops.demo:DemoSettings", ()),
+    Command(("demo",), "ops.demo.run:DemoSettings", ()),
     Command(("setup",), "ops.setup:SetupSettings", ("--print-sql",)),
     Command(("keys",), "ops.keys:KeysSettings", ("--out=/nonexistent/seal.key",)),
     Command(

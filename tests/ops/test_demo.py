@@ -40,7 +40,7 @@ def test_a_control_event_missing_from_the_archive_is_a_mismatch() -> None:
     # The demo stops its consumers once the archive has caught up; a gap or checkpoint still
     # unread in the control topic then made verify fail with "missing link". Counting them
     # makes the wait cover them and the summary say so.
-    from ops.demo import Summary
+    from ops.demo.summary import Summary
 
     agreed = Summary(generated=10, oversized=1, published=9, gaps=1, controls=2,
                      archived=9, controls_archived=2, in_rotated_tables=9, in_verified_objects=9)  # fmt: skip
