@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.latency import Step, climb, rates
+from bench.latency import Step, arrivals, climb, rates
 
 
 def steady(rate: int, latency: float = 0.1, n: int = 100) -> Step:
@@ -41,3 +41,21 @@ def test_the_climb_stops_at_the_first_failing_step_then_tries_half_way() -> None
     steps = climb((1_000, 2_000, 5_000), 1_000_000, try_step)
     assert tried == [1_000, 2_000, 5_000, 10_000, 20_000, 15_000]
     assert max(s.rate for s in steps if s.held) == 10_000
+
+
+def test_a_key_arrives_with_the_first_poll_whose_newest_key_reaches_it() -> None:
+    marks = [(("2026-12-07 09:00:00", 3), 1.0), (("2026-12-07 09:00:01", 0), 2.0)]
+    keys = [
+        ("2026-12-07 09:00:00", 0),
+        ("2026-12-07 09:00:00", 3),
+        ("2026-12-07 09:00:00", 4),
+        ("2026-12-07 09:00:01", 0),
+        ("2026-12-07 09:00:01", 1),
+    ]
+    assert arrivals(keys, marks) == [1.0, 1.0, 2.0, 2.0, None]
+    assert arrivals(keys, []) == [None] * 5
+
+
+def test_a_step_with_rows_missing_does_not_hold_and_says_so() -> None:
+    step = Step(5_000, 50_000, 10.0, [0.1] * 100, drained=False, missing=3)
+    assert not step.held and step.verdict == "3 rows missing"
