@@ -5,15 +5,7 @@ steady rate (the emulator serves that log), while one producer and one consumer 
 would in production. Every event's write time is kept by its ``(timestamp, id)``; a poller
 reads the server's newest archived key every 50 ms and stamps every key up to it with the
 poll's start, so a latency is at most 50 ms pessimistic. After each step one ``COUNT(*)`` of
-the step's key range proves that every row is there.
-
-Trap: "newest key" stands for "every key up to it" only because one server's rows are
-committed in key order (one partition, one member, one transaction per batch, in offset
-order; the live log's keys grow in write order). A row committed after a newer one would get
-too early a stamp; a missing row fails the step's count. Until session 4 the poller fetched
-every new row (at 10k events/s: 10k rows/s through the connector into the benchmark, and a
-mariadbd connection thread at 0.03-0.04 cores), work no deployment does, on the same 2 cores
-as the pipeline (BENCHMARKS.md, "Issue 14, end to end (session 4)").
+the step's key range proves that every row is there (``bench.arrival``).
 
 The rate climbs in steps until one does not hold (``rates``: the sizes' first steps, then the
 1-2-5 series, then one step half-way between the last rate that held and the first that did
@@ -30,25 +22,23 @@ reported as the writer's limit, not the pipeline's.
 from __future__ import annotations
 
 import itertools
+import os
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from auditstream import mysql
-from auditstream.dsn import MySQLDsn
-from bench import components, quiesce
+from bench import components, cputime, quiesce
+from bench.arrival import POLL_SECONDS, Poller, arrivals
 from bench.components import Topics
-from bench.measure import Figure, percentile
+from bench.infra import EmulatedServer
+from bench.measure import Child, Figure, percentile
 from bench.run import Run
 
 _HEAD = re.compile(rb'^\{\s*"timestamp"\s*:\s*"[^"]*"\s*,\s*"id"\s*:\s*\d+')
-POLL_SECONDS = 0.05
 #: A step holds only with its p99 latency below this (seconds).
 P99_BOUND = 2.0
 
@@ -63,6 +53,7 @@ class Step:
     latencies: list[float] = field(default_factory=list)  # in write order
     drained: bool = False
     missing: int = 0  # rows of the step not in audit_data once its newest key was
+    cpu_us: dict[str, float] = field(default_factory=dict)  # CPU µs per event, by process
 
     @property
     def wrote_rate(self) -> float:
@@ -177,84 +168,6 @@ class LiveLog:
         self.writer.close()
 
 
-Key = tuple[str, int]
-
-
-def arrivals(keys: Sequence[Key], marks: Sequence[tuple[Key, float]]) -> list[float | None]:
-    """When each of ``keys`` (in key order) was first seen: the stamp of the first mark >= it.
-
-    ``marks`` are the poller's ``(newest key, poll start)`` in poll order (keys non-decreasing);
-    a key above every mark has not arrived (None).
-    """
-    out: list[float | None] = []
-    m = 0
-    for key in keys:
-        while m < len(marks) and marks[m][0] < key:
-            m += 1
-        out.append(marks[m][1] if m < len(marks) else None)
-    return out
-
-
-class Poller(threading.Thread):
-    """Reads one server's newest archived key every 50 ms and records when it moved."""
-
-    def __init__(self, archive: MySQLDsn, server_uuid: str) -> None:
-        super().__init__(daemon=True)
-        self.archive, self.server_uuid = archive, server_uuid
-        #: (newest key, start of the first poll that saw it), in poll order
-        self.marks: list[tuple[Key, float]] = []
-        self.stop_event = threading.Event()
-        self.error: BaseException | None = None
-
-    def newest(self) -> Key | None:
-        """The newest key seen so far (None before the first row)."""
-        marks = self.marks
-        return marks[-1][0] if marks else None
-
-    def seen(self, key: Key) -> bool:
-        """Whether ``key`` (or a newer one) has been archived."""
-        newest = self.newest()
-        return newest is not None and newest >= key
-
-    def run(self) -> None:
-        """Poll until stopped."""
-        try:
-            conn = mysql.connect(self.archive, autocommit=True)
-            cur = conn.cursor()
-            while not self.stop_event.is_set():
-                started = time.perf_counter()
-                cur.execute(
-                    "SELECT ts, id FROM audit_data WHERE server_uuid = %s "
-                    "ORDER BY ts DESC, id DESC LIMIT 1",
-                    (self.server_uuid,),
-                )
-                rows: list[Any] = cur.fetchall()
-                if rows:
-                    key = (rows[0][0].strftime("%Y-%m-%d %H:%M:%S"), int(rows[0][1]))
-                    newest = self.newest()
-                    if newest is None or key > newest:
-                        self.marks.append((key, started))
-                time.sleep(max(0.0, POLL_SECONDS - (time.perf_counter() - started)))
-            conn.close()
-        except BaseException as exc:  # noqa: BLE001 - reported by the stage
-            self.error = exc
-
-    def count(self, first: Key, last: Key) -> int:
-        """Rows of this server with ``first <= (ts, id) <= last`` (its own connection)."""
-        conn = mysql.connect(self.archive, autocommit=True)
-        try:
-            cur = conn.cursor()
-            cur.execute(
-                "SELECT COUNT(*) FROM audit_data WHERE server_uuid = %s "
-                "AND (ts > %s OR (ts = %s AND id >= %s)) AND (ts < %s OR (ts = %s AND id <= %s))",
-                (self.server_uuid, first[0], first[0], first[1], last[0], last[0], last[1]),
-            )
-            rows: list[Any] = cur.fetchall()
-            return int(rows[0][0])
-        finally:
-            conn.close()
-
-
 def run_step(live: LiveLog, poller: Poller, rate: int, seconds: float) -> Step:
     """Write at ``rate`` for ``seconds``, then wait up to 10 s for every row and count them."""
     step = Step(rate)
@@ -341,8 +254,13 @@ def e2e_stage(run: Run) -> None:
     poller.start()
     steps: list[Step] = []
 
+    trees = _component_pids(run, server, producer, consumer)
+    itself = {"bench": os.getpid()}
+
     def try_step(rate: int) -> Step:
+        before = cputime.snapshot(trees, itself)
         step = run_step(live, poller, rate, run.sizes.e2e_step_seconds)
+        step.cpu_us = cputime.per_event(before, cputime.snapshot(trees, itself), step.written)
         if poller.error is not None:
             raise RuntimeError(f"poller failed: {poller.error}")
         return step
@@ -358,6 +276,20 @@ def e2e_stage(run: Run) -> None:
         live.close()
         run.stack.stop_emulator(server)
     _report(run, steps, prod.peak_rss_mb, cons.peak_rss_mb)
+
+
+def _component_pids(
+    run: Run, server: EmulatedServer, producer: Child, consumer: Child
+) -> dict[str, int]:
+    """The processes whose CPU time each step reports (with their descendants)."""
+    named = {
+        "mariadbd": run.stack.db.proc if run.stack.db is not None else None,
+        "consumer": consumer.proc,
+        "producer": producer.proc,
+        "emulator": server.child.proc,
+        "broker": run.stack.broker.proc if run.stack.broker is not None else None,
+    }
+    return {name: proc.pid for name, proc in named.items() if proc is not None}
 
 
 def _wait_warm(live: LiveLog, poller: Poller, timeout: float) -> None:
@@ -383,6 +315,8 @@ def _report(run: Run, steps: Sequence[Step], producer_rss: float, consumer_rss: 
             f"p50 {percentile(ms, 50):.0f} ms, p95 {percentile(ms, 95):.0f} ms; "
             f"wrote {step.wrote_rate:,.0f} ev/s for {step.seconds:.0f} s; {step.verdict}"
         )
+        if step.cpu_us:
+            note += f"; {cputime.describe(step.cpu_us)}"
         run.add(
             Figure(stage, f"p99 @ {step.rate:,} ev/s", percentile(ms, 99), "ms", note=note),
             f"e2e.p99_ms.{step.rate}",

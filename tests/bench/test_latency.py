@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bench.latency import Step, arrivals, climb, rates
+from bench.arrival import arrivals
+from bench.latency import Step, climb, rates
 
 
 def steady(rate: int, latency: float = 0.1, n: int = 100) -> Step:
