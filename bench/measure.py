@@ -99,13 +99,23 @@ class ChildResult:
         return self
 
 
+#: seconds between two ``VmHWM`` reads: FAST_EVERY for the first FAST_FOR seconds, then SAMPLE_EVERY
+FAST_EVERY, FAST_FOR, SAMPLE_EVERY = 0.02, 2.0, 0.25
+
+
 class PeakRss(threading.Thread):
-    """Samples ``VmHWM`` (the kernel's own RSS high-water mark) of one process every 20 ms.
+    """Samples ``VmHWM`` (the kernel's own RSS high-water mark) of one process: every 20 ms for
+    its first 2 s (short children), then every 250 ms.
+
+    ``VmHWM`` is already the process's running maximum, so the sampling only has to catch it
+    before exit; at 20 ms throughout, four samplers cost 0.04 cores, the bench process's largest
+    remaining share of the end-to-end stage (BENCHMARKS.md, "Issue 14, end to end (session 4)").
 
     Trap: ``ru_maxrss`` from ``wait4`` cannot be used for our children: a child forked from
     the benchmark process (which holds the corpus) keeps the pre-``exec`` high-water mark of
     that copy, so every child would report the benchmark's own size. ``VmHWM`` belongs to the
-    process image after ``exec``. Growth in the last 20 ms before exit can be missed.
+    process image after ``exec``. Growth in the last sampling interval before exit can be
+    missed.
     """
 
     def __init__(self, pid: int) -> None:
@@ -116,6 +126,7 @@ class PeakRss(threading.Thread):
 
     def run(self) -> None:
         """Sample until the process is gone or ``done`` is set."""
+        fast_until = time.monotonic() + FAST_FOR
         while not self.done.is_set():
             try:
                 text = self.path.read_text()
@@ -125,7 +136,7 @@ class PeakRss(threading.Thread):
                 if line.startswith("VmHWM:"):
                     self.peak_kb = max(self.peak_kb, int(line.split()[1]))
                     break
-            self.done.wait(0.02)
+            self.done.wait(FAST_EVERY if time.monotonic() < fast_until else SAMPLE_EVERY)
 
     @property
     def peak_mb(self) -> float:
