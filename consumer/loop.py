@@ -369,6 +369,9 @@ class ConsumerLoop:
                 self.consumer.seek(KafkaTP(tp[0], tp[1], target))
             except KafkaException as err:
                 log.info("cannot seek %s (no longer assigned?): %s", tp, err)
+        # The archive answered, so a backoff for an earlier failure is over. Resume here: the
+        # fence may have emptied the batch, and then no write would ever resume the partitions.
+        self._succeeded()
 
     def _pause(self, pause: bool) -> None:
         self._paused = pause

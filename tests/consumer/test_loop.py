@@ -231,6 +231,52 @@ def test_a_member_that_lost_its_partition_does_not_overwrite_newer_offsets(
     assert query(archive, "SELECT COUNT(*) FROM audit_data") == [(100,)]
 
 
+def test_a_fence_during_a_retry_backoff_does_not_leave_the_partitions_paused(
+    bootstrap: str, archive: MySQLDsn, records: RecordFactory, names: dict[str, str]
+) -> None:
+    """A's write fails (connection lost) after B archived the same batch: A pauses, retries, is
+    fenced, and the fence empties its batch. A must resume its partitions and archive what
+    comes next (it stayed paused for ever: only a successful write resumed them).
+    """
+    create_topics(bootstrap, names["topic"], names["control"], partitions=1)
+    events = records(SERVERS[0], 150)
+    produce(bootstrap, names["topic"], events[:100])
+    a = build(settings(bootstrap, archive.url(reveal=True), names, backoff_max=0.5))
+    b = Sink(archive, "member-B")
+    tp = (names["topic"], 0)
+    real_write = a.sink.write
+    calls = []
+
+    def write_after_b(prepared: Any, expected: Any, dead_letter: Any) -> Any:
+        calls.append(len(prepared.audit))
+        if len(calls) == 1:  # B archives the batch, then A's connection is "lost"
+            batch = Batch()
+            for n, event in enumerate(events[:100]):
+                item = Item(tp[0], 0, n, event["server_uuid"].encode(), b"", None)
+                item.schema, item.record = "audit_event", event
+                batch.add(item)
+            b.write(prepare(batch, names["control"], CODEC), expected, lambda letters: None)
+            raise ArchiveError("connection lost (injected after B's commit)")
+        return real_write(prepared, expected, dead_letter)
+
+    a.sink.write = write_after_b  # type: ignore[method-assign]
+    runner = threading.Thread(target=a.run)
+    runner.start()
+    try:
+        _wait(lambda: a.progress.stored.get(tp) == 100 and len(calls) >= 2)
+        produce(bootstrap, names["topic"], events[100:])
+        _wait(lambda: _count(archive) == 150)
+    finally:
+        a.stop()
+        runner.join(30)
+        a.sink.close()
+        b.close()
+    assert query(
+        archive, "SELECT next_offset, member FROM audit_offsets WHERE topic = %s", (names["topic"],)
+    ) == [(150, a.sink._member)]
+    assert query(archive, "SELECT COUNT(*), COUNT(DISTINCT ts, id) FROM audit_data") == [(150, 150)]
+
+
 class Recorder:
     """A periodic task that notes when it ran, failing (retriably) the first time."""
 
