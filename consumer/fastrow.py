@@ -59,8 +59,11 @@ def _timestamp(ms: int) -> tuple[datetime, str]:
 
 
 def _escape(value: str) -> str:
-    """``rows._field``'s four replaces, each only when its character is there (``in`` is a
-    memchr; a replace copies the string: measured 2x faster on a 561-character ``raw``)."""
+    """``rows._field``'s four replaces, each only when its character is there.
+
+    ``in`` is a memchr and a replace copies the whole string: an escaped ``raw`` of the bench
+    corpus took 12.5 µs with all four replaces, 6.6 µs like this.
+    """
     if "\\" in value:
         value = value.replace("\\", "\\\\")
     if "\t" in value:
