@@ -84,28 +84,29 @@ class RowWriter:
         if self.method == "load" and table == "audit_data" and lines is None:
             lines = [load_data_line(row) for row in rows]
         bad: dict[int, ArchiveContentError] = {}
-        counts = [0, 0]
-
-        def attempt(lo: int, hi: int) -> None:
+        inserted = duplicates = 0
+        # Ranges still to write, the next one last. A failing range is split in halves, the
+        # lower half written first. (Not a recursive closure: a nested function that calls
+        # itself is a reference cycle holding the batch's rows and lines until the cyclic GC
+        # runs, which measured ~400 MB more peak RSS with a lazier GC.)
+        todo = list(reversed(chunks(rows) if lines is None else line_chunks(lines)))
+        while todo:
+            lo, hi = todo.pop()
             cur.execute("SAVEPOINT chunk")
             try:
                 text = None if lines is None else lines[lo:hi]
-                inserted = self._statement(cur, table, columns, rows[lo:hi], text)
+                done = self._statement(cur, table, columns, rows[lo:hi], text)
             except ArchiveContentError as exc:
                 cur.execute("ROLLBACK TO SAVEPOINT chunk")
                 if hi - lo == 1:
                     bad[lo] = exc
-                    return
-                mid = (lo + hi) // 2
-                attempt(lo, mid)
-                attempt(mid, hi)
-                return
-            counts[0] += inserted
-            counts[1] += hi - lo - inserted
-
-        for lo, hi in chunks(rows) if lines is None else line_chunks(lines):
-            attempt(lo, hi)
-        return counts[0], counts[1], bad
+                else:
+                    mid = (lo + hi) // 2
+                    todo += [(mid, hi), (lo, mid)]
+                continue
+            inserted += done
+            duplicates += hi - lo - done
+        return inserted, duplicates, bad
 
     def _statement(
         self, cur: Any, table: str, columns: Sequence[str], rows: Rows, lines: Sequence[str] | None
