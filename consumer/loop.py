@@ -44,6 +44,9 @@ Traps:
   threshold (700) every row was scanned by a young collection and again by the middle one,
   for nothing: the batches are freed by reference counting. ``ConsumerLoop`` raises the young
   threshold (process-wide) to ``GC_THRESHOLD``; cyclic garbage is still collected, later.
+  So nothing on the batch path may form a reference cycle (e.g. a nested function that calls
+  itself): a cycle holding a batch's rows kept them until a collection, and with this
+  threshold the x1 bench consumer peaked at 716 MB instead of ~210 MB.
 """
 
 from __future__ import annotations
