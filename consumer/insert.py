@@ -99,7 +99,9 @@ class RowWriter:
             except ArchiveContentError as exc:
                 cur.execute("ROLLBACK TO SAVEPOINT chunk")
                 if hi - lo == 1:
-                    bad[lo] = exc
+                    # Without its traceback: that holds this frame, which holds ``bad``, a cycle
+                    # (the dead letter needs only the message).
+                    bad[lo] = exc.with_traceback(None)
                 else:
                     mid = (lo + hi) // 2
                     todo += [(mid, hi), (lo, mid)]

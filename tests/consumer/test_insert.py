@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -48,6 +50,44 @@ def test_only_duplicates_are_skipped_and_bad_rows_are_isolated(
         assert (inserted, duplicates, sorted(bad)) == (2, 1, [2, 3, 4])
         cur.execute("SELECT k, name, n FROM audit_data ORDER BY k")
         assert cur.fetchall() == [(1, "old", 1), (2, "ok", 2), (6, "ok", 6)]
+    finally:
+        writer.close()
+        conn.close()
+
+
+class _Weak(list):  # type: ignore[type-arg]
+    """A list that a weak reference can watch."""
+
+
+@pytest.mark.parametrize("method", ["load", "insert"])
+def test_a_batch_is_freed_without_the_cyclic_gc(mysql_db: MySQLDsn, method: Any) -> None:
+    """The consumer runs with a lazy cyclic GC (``consumer.loop.GC_THRESHOLD``): a reference
+    cycle that reaches a batch's rows or lines would keep them.
+
+    Bad rows only on the ``load`` path: on ``insert`` the connector's own exceptions form
+    cycles whose frames reach the caller's (a rare path: ``local_infile`` off and a bad row).
+    """
+    conn = db.connect(mysql_db, allow_local_infile=True)
+    writer = RowWriter(method)
+    try:
+        cur: Any = conn.cursor()
+        cur.execute("SET SESSION max_error_count = 65535")
+        cur.execute("CREATE TABLE audit_data (k INT PRIMARY KEY, name VARCHAR(5) NOT NULL)")
+        gc.disable()
+        try:
+            bad_every = 7 if method == "load" else 1000
+            rows = _Weak((k, "ok" if k % bad_every else "toolong") for k in range(1, 51))
+            lines = _Weak(f"{k}\t{name}\n" for k, name in rows)
+            watch = [weakref.ref(rows), weakref.ref(lines)]
+            text = lines if method == "load" else None
+            inserted, _, bad = writer.insert(cur, "audit_data", ("k", "name"), rows, text)
+            expected = [i for i, (k, _) in enumerate(rows) if not k % bad_every]
+            assert (inserted, sorted(bad)) == (50 - len(expected), expected)
+            del rows, lines, text, bad
+            conn.commit()
+            assert [ref() for ref in watch] == [None, None]  # freed by reference counting
+        finally:
+            gc.enable()
     finally:
         writer.close()
         conn.close()
