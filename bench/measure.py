@@ -1,7 +1,9 @@
 """Measuring: wall clock, peak RSS of child processes, percentiles, and the figures themselves.
 
 Peak RSS of a child is the kernel's ``VmHWM`` of that process, sampled (see ``PeakRss`` for
-why ``wait4``'s ``ru_maxrss`` is wrong for children of a large parent).
+why ``wait4``'s ``ru_maxrss`` is wrong for children of a large parent). Its CPU time is
+``wait4``'s user + system time, exact and the child's own (CPU time, unlike the high-water
+mark, starts from zero at ``fork``).
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class ChildResult:
     seconds: float
     peak_rss_mb: float
     log: Path
+    #: user + system CPU seconds of the whole process life (start-up included)
+    cpu_seconds: float = 0.0
 
     def ok(self, what: str) -> ChildResult:
         """This result when the child exited 0; otherwise an error naming its last log line.
@@ -175,28 +179,54 @@ class Child:
         assert self.proc is not None and self.rss is not None  # noqa: S101 - start() first
         if self.result is not None:
             return self.result
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        cpu = self._reap(time.monotonic() + timeout)
+        if cpu is None:  # timed out
             kill(self.proc, group=True)
+            cpu = self._reap(None)
         seconds = time.perf_counter() - self.started
         self.rss.done.set()
         self.rss.join(1)
         self.result = ChildResult(
-            self.argv, self.proc.returncode, seconds, self.rss.peak_mb, self.log
+            self.argv, self.proc.returncode, seconds, self.rss.peak_mb, self.log, cpu or 0.0
         )
         return self.result
+
+    def _reap(self, deadline: float | None) -> float | None:
+        """Wait for the exit (until ``deadline``, None: for ever); its CPU seconds, None if alive.
+
+        Trap: ``wait4`` reaps the child, so ``Popen`` is told the exit status here (it would
+        otherwise wait for a pid that is gone); a child another call already reaped reads 0.
+        """
+        assert self.proc is not None  # noqa: S101 - start() first
+        while self.proc.returncode is None:
+            try:
+                pid, status, usage = os.wait4(self.proc.pid, 0 if deadline is None else os.WNOHANG)
+            except ChildProcessError:
+                self.proc.wait()
+                return 0.0
+            if pid:
+                self.proc.returncode = os.waitstatus_to_exitcode(status)
+                return usage.ru_utime + usage.ru_stime
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
+        return 0.0
 
     def stop(self, timeout: float = 20.0) -> ChildResult:
         """SIGTERM (the components' graceful stop), then wait; SIGKILL after ``timeout``."""
         assert self.proc is not None  # noqa: S101 - start() first
-        if self.result is None and self.proc.poll() is None:
+        if self.alive():
             send(self.proc, signal.SIGTERM, group=True)
         return self.wait(timeout)
 
     def alive(self) -> bool:
         """True while the process runs."""
-        return self.proc is not None and self.result is None and self.proc.poll() is None
+        if self.proc is None or self.result is not None or self.proc.returncode is not None:
+            return False
+        try:  # WNOWAIT: look without reaping, so wait() still gets the exit's CPU time
+            return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+        except ChildProcessError:
+            return False
 
     def tail(self, lines: int = 20) -> str:
         """The end of the child's output (for error messages)."""

@@ -127,6 +127,17 @@ def producer_stage(run: Run) -> None:
             note=f"backlog of {written.nbytes / 1e6:.0f} MB; goal < 300 MB",
         )
     )
+    run.add(
+        Figure(
+            stage,
+            "CPU per event",
+            1e6 * max(result.cpu_seconds - startup.cpu_seconds, 0.0) / written.count,
+            "µs",
+            note="the producer's user + system CPU (wait4) less that of the run on an empty log "
+            "(start-up); on a shared machine it moves far less than the rate does",
+        ),
+        "producer.cpu_us",
+    )
 
 
 def consumer_stage(run: Run) -> None:
@@ -210,6 +221,17 @@ def consumer_stage(run: Run) -> None:
         )
         if members == 1:
             run.add(Figure(stage, "peak RSS", results[0].peak_rss_mb, "MB"), "consumer1.rss_mb")
+            run.add(
+                Figure(
+                    stage,
+                    "CPU per row",
+                    1e6 * results[0].cpu_seconds / rows,
+                    "µs",
+                    note="the consumer's user + system CPU (wait4) over its whole life, start-up "
+                    "and group join included; mariadbd's share is not in it",
+                ),
+                "consumer1.cpu_us",
+            )
         if members > 1:
             run.add(
                 Figure(

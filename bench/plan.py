@@ -57,7 +57,13 @@ STAGES: tuple[Stage, ...] = (
         pipeline.producer_stage,
         tuple(
             ("producer (emulator → broker)", m)
-            for m in ("events/s", "MB/s (source bytes)", "page cycle (mean)", "peak RSS")
+            for m in (
+                "events/s",
+                "MB/s (source bytes)",
+                "page cycle (mean)",
+                "peak RSS",
+                "CPU per event",
+            )
         ),
     ),
     Stage(
@@ -65,6 +71,7 @@ STAGES: tuple[Stage, ...] = (
         pipeline.consumer_stage,
         (
             ("consumer x1 (broker → audit_data)", "rows/s"),
+            ("consumer x1 (broker → audit_data)", "CPU per row"),
             ("consumer x2 (broker → audit_data)", "rows/s"),
             ("consumer x3 (broker → audit_data)", "rows/s"),
         ),

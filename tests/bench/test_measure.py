@@ -1,4 +1,5 @@
 import sys
+import time
 
 import pytest
 
@@ -48,3 +49,25 @@ def test_child_of_a_large_parent_reports_its_own_peak(tmp_path):
     result = run([sys.executable, "-c", "import time; time.sleep(0.3)"], tmp_path / "c.log", 60)
     assert result.peak_rss_mb < 100
     del ballast
+
+
+def test_child_cpu_time_is_its_own_and_survives_alive_checks(tmp_path):
+    # The child burns ~0.3 s of CPU; alive() looks at it until it exits without reaping it,
+    # so wait() still reads its exact CPU time from wait4.
+    code = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    child = Child([sys.executable, "-c", code], tmp_path / "burn.log").start()
+    while child.alive():
+        pass
+    assert not child.alive()
+    result = child.wait(60)
+    assert result.returncode == 0
+    assert 0.3 <= result.cpu_seconds < result.seconds + 0.1
+
+
+def test_a_stopped_child_reports_its_cpu_time_too(tmp_path):
+    code = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.2: pass\ntime.sleep(60)"
+    child = Child([sys.executable, "-c", code], tmp_path / "sleep.log").start()
+    time.sleep(1.0)
+    result = child.stop(timeout=5)
+    assert result.returncode != 0  # SIGTERM
+    assert 0.2 <= result.cpu_seconds < 1.0
