@@ -82,10 +82,35 @@ OBJECTS = {
     "stats": "query_statistics",
     "message": "message_data",
 }
+#: Fields whose values repeat from event to event (accounts, hosts, commands, names): their
+#: encodings are looked up in a bounded cache (``_StringCache``) instead of encoded each time.
+#: Free text (``query``, ``message``, ...) is not cached: it rarely repeats.
+CACHED = frozenset(
+    {
+        "class",
+        "event",
+        "account_user",
+        "account_host",
+        "login_user",
+        "login_os",
+        "login_ip",
+        "login_proxy",
+        "connection_type",
+        "connection_db",
+        "command",
+        "sql_command",
+        "table_db",
+        "table_name",
+        "os_version",
+        "mysql_version",
+        "message_component",
+        "message_producer",
+    }
+)
 _REQUIRED_STRING = """\
     if v.__class__ is not str: raise Fallback
-    _b = v.encode(); _n = len(_b)
-    a(LENGTHS[_n] if _n < 16384 else length(_n)); a(_b)"""
+    _e = PLAIN_get(v)
+    a(_e if _e is not None else PLAIN.add(v))"""
 #: The fields written from the arguments or identity checks, in their schema positions.
 _FIXED = {
     "server_uuid": "    a(_uuid(server_uuid))",
@@ -104,8 +129,21 @@ _FIXED = {
         "    _n = len(_b)\n"
         "    a(LENGTHS[_n] if _n < 16384 else length(_n)); a(_b)"
     ),
-    "chain": "    a(_nstring_strict(chain))",
-    "chain_seq": "    a(_nlong_strict(chain_seq))",
+    # The producer's: a 64-digit hex string and a growing count (inline, the common case).
+    "chain": (
+        "    v = chain\n"
+        "    if v.__class__ is str:\n"
+        "        _b = v.encode(); _n = len(_b)\n"
+        "        a(NTAGGED[_n] if _n < 16384 else b'\\x02' + length(_n)); a(_b)\n"
+        "    else: a(_nstring_strict(v))"
+    ),
+    "chain_seq": (
+        "    v = chain_seq\n"
+        "    if v.__class__ is int and 0 <= v < 16384: a(NTAGGED[v])\n"
+        "    elif v.__class__ is int and 0 <= v < 134217728:\n"
+        "        a(b'\\x02'); a(_CONTINUED[(v << 1) & 0x3FFF]); a(_RAW[v >> 13])\n"
+        "    else: a(_nlong_strict(v))"
+    ),
 }
 #: What the ``_FIXED`` code writes: ``(nullable, kind)`` it must find in the schema.
 _FIXED_KINDS = {
@@ -122,6 +160,35 @@ _NULL = b"\x00"
 #: ``b"\x02"`` (union branch 1) + the zigzag varint of 0..16383, for lengths and small longs.
 NTAGGED: tuple[bytes, ...] = tuple(b"\x02" + b for b in compiled.LENGTHS)
 _EMPTY: Mapping[str, Any] = {}
+
+
+class _StringCache(dict[str, bytes]):
+    """Strings to their encoding (``prefix`` + length + UTF-8), bounded: cleared when full.
+
+    Traps: only exact ``str`` values are looked up or added (the generated code checks the
+    class first: a ``str`` subclass or another type takes the ordinary path); a string that
+    cannot be encoded (a lone surrogate) raises here as it would inline, and is not added.
+    Long strings are encoded but not kept, so the cache stays small (``MAX`` entries of at most
+    ``LONGEST`` bytes).
+    """
+
+    MAX = 4096
+    LONGEST = 256
+
+    def __init__(self, prefix: bytes) -> None:
+        super().__init__()
+        self._prefix = prefix
+
+    def add(self, value: str) -> bytes:
+        """The encoding of ``value``, kept for the next time when it is short."""
+        b = value.encode()
+        n = len(b)
+        encoded = self._prefix + compiled.length(n) + b
+        if n <= self.LONGEST:
+            if len(self) >= self.MAX:
+                self.clear()
+            self[value] = encoded
+        return encoded
 
 
 class EventEncoder(Protocol):
@@ -257,8 +324,17 @@ def _slow_array(value: object) -> bytes:
     return b"".join(parts)
 
 
-def _field_lines(kind: str, expr: str) -> list[str]:
+def _field_lines(kind: str, expr: str, cached: bool = False) -> list[str]:
     lines = [f"    v = {expr}"]
+    if kind == "string" and cached:
+        return [
+            *lines,
+            "    if v is None: a(b'\\x00')",
+            "    elif v.__class__ is str:",
+            "        _e = TAGGED_get(v)",
+            "        a(_e if _e is not None else TAGGED.add(v))",
+            "    else: a(_slow_string(v))",
+        ]
     if kind == "string":
         return [
             *lines,
@@ -348,7 +424,7 @@ def compile_event_encoder(schema: Any) -> EventEncoder:
             expr = source if isinstance(source, str) else f"{source[0]}.get({source[1]!r})"
             if expr.startswith("event.get("):
                 expr = "get(" + expr.removeprefix("event.get(")
-            lines += _field_lines(kind, expr)
+            lines += _field_lines(kind, expr, name in CACHED)
         if len(run) == 1:
             src += lines
         else:
@@ -359,8 +435,15 @@ def compile_event_encoder(schema: Any) -> EventEncoder:
             src += ["    " + line for line in lines]
     src.append("    return b''.join(parts)")
     scope = compiled.namespace()
+    plain, tagged = _StringCache(b""), _StringCache(b"\x02")
     scope.update(
         {
+            "PLAIN": plain,
+            "PLAIN_get": plain.get,
+            "TAGGED": tagged,
+            "TAGGED_get": tagged.get,
+            "_CONTINUED": _CONTINUED,
+            "_RAW": _RAW,
             "Mapping": Mapping,
             "_EMPTY": _EMPTY,
             "NTAGGED": NTAGGED,

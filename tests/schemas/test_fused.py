@@ -184,3 +184,54 @@ def test_table_varints_equal_the_loop_at_every_length_boundary(bits: int) -> Non
             assert fused._zigzag(n) == compiled.long(n), n
             assert fused._tagged_long(n) == b"\x02" + compiled.long(n)
     assert fused._tagged_long(2**63) == fused._tagged_long(-(2**63) - 1) == b"\x00"
+
+
+@pytest.mark.parametrize(
+    "seq", [0, 1, 8191, 8192, 16383, 16384, 2**26, 2**27 - 1, 2**27, 2**40, 2**63 - 1, -1, 2**63]
+)
+def test_chain_seq_at_the_inline_boundaries_is_the_references(seq: int) -> None:
+    raw = sample_events()[2]
+    assert_same(raw, orjson.loads(raw), CHAIN, seq)
+    assert fused_event(raw, orjson.loads(raw), CHAIN, seq) is not None or seq >= 2**63
+
+
+class _Name(str):
+    """A str subclass: never looked up in or added to the string cache."""
+
+
+def test_cached_strings_repeat_evict_and_refuse_like_the_reference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Values of the cached fields, repeated, evicted (a tiny cache), long, odd or unencodable."""
+    monkeypatch.setattr(fused._StringCache, "MAX", 3)
+    encode = fused.compile_event_encoder(registry.current(registry.AUDIT_EVENT))
+    users = ["app", "dba", "app", "ünï", "", "x" * 300, _Name("app"), "app", "\ud800", "dba"]
+    hosts = ["%", "10.0.0.1", "%", "%", "h" * 257, "%"]
+    seen = 0
+    for round_ in range(3):
+        for i, user in enumerate(users):
+            event = {
+                "timestamp": "2024-01-01 00:00:00",
+                "id": i,
+                "class": ["general", "connection", _Name("general")][(i + round_) % 3],
+                "event": "status",
+                "account": {"user": user, "host": hosts[i % len(hosts)]},
+                "login": {"user": user, "os": "", "ip": hosts[(i + 1) % len(hosts)]},
+                "general_data": {"command": "Query", "sql_command": ["select", 3][i % 2]},
+            }
+            raw = json.dumps(event)
+            expected = reference_event(raw, event, CHAIN, i)
+            try:
+                got: bytes | None = encode(UUID, raw, event, CHAIN, i, b"")
+            except Fallback:
+                got = None
+            if isinstance(expected, bytes):
+                assert got is None or got == expected, (round_, i)
+                seen += got is not None
+            else:
+                assert got is None
+    assert seen >= 12  # these took the fast path, through the cache
+    for name in ("PLAIN", "TAGGED"):
+        cache = encode.__globals__[name]
+        assert 0 < len(cache) <= 3
+        assert all(type(k) is str and len(k.encode()) <= 256 for k in cache)
