@@ -436,3 +436,54 @@ def test_latest_on_an_empty_log_streams_everything_written_afterwards(
     write_events(emulator.writer, 15, seed=31, start=START)
     assert run_producer(emulator, bootstrap, topics) == 0
     assert [r["raw"] for _, r, _ in read_topic(topics[0], 15)] == log_lines(emulator.log_dir)
+
+
+@pytest.mark.parametrize("flavor", ["oracle", "percona"])
+def test_a_page_read_ahead_is_the_page_next_reads_and_is_dropped_by_a_reposition(
+    emulator_factory: Callable[..., EmulatorHandle], flavor: str
+) -> None:
+    """``prefetch`` + ``next`` reads what ``next`` alone reads; a positioned read after a
+    read-ahead (the loop's rewind) starts where it is told, and a lost session is raised by
+    the ``next`` that takes the read-ahead."""
+    from auditstream.errors import SourceUnavailable
+
+    emulator = emulator_factory(flavor)
+    write_events(emulator.writer, 400, seed=23, start=START)
+
+    def read_all(source: MySQLSource, ahead: bool) -> list[bytes]:
+        page = source.open_at("2024-03-01 00:00:00")
+        out = [e.data for e in page.events]
+        while not page.exhausted:
+            if ahead:
+                source.prefetch()
+            page = source.next()
+            out += [e.data for e in page.events]
+        return out
+
+    source = MySQLSource(emulator.archiver_dsn, read_buffer_size=32768, allow_self_audit=False)
+    source.connect()
+    try:
+        plain = read_all(source, False)
+        assert len(plain) == 400
+        assert read_all(source, True) == plain
+        # A read-ahead thrown away: the positioned read starts at the bookmark (inclusive).
+        first = source.open_at("2024-03-01 00:00:00")
+        assert not first.exhausted
+        source.prefetch()
+        third = first.events[2].pos
+        assert third is not None
+        again = source.open(third)
+        assert again.events[0].pos == third
+        # The session lost while a read-ahead runs: ``next`` raises it (retriable).
+        source.prefetch()
+        emulator.restart()
+        source.prefetch()  # one read-ahead at a time: this one is ignored
+        with pytest.raises(SourceUnavailable):
+            for _ in range(3):  # the read-ahead may have finished before the restart
+                source.next()
+                source.prefetch()
+        # After the error the source reconnects and reads from a position again.
+        source.connect()
+        assert read_all(source, True) == plain
+    finally:
+        source.close()
