@@ -117,7 +117,10 @@ _FIXED = {
     "timestamp": "    a(_timestamp(get('timestamp')))",
     "id": (
         "    v = get('id')\n"
-        "    a(LENGTHS[v] if v.__class__ is int and 0 <= v < 16384 else _event_id(event))"
+        "    if v.__class__ is int and 0 <= v < 16384: a(LENGTHS[v])\n"
+        "    elif v.__class__ is int and 0 <= v < 134217728:\n"
+        "        a(_CONTINUED[(v << 1) & 0x3FFF]); a(_RAW[v >> 13])\n"
+        "    else: a(_event_id(event))"
     ),
     "class": "    v = get('class')\n" + _REQUIRED_STRING,
     "event": "    v = get('event')\n" + _REQUIRED_STRING,
@@ -382,6 +385,15 @@ def _runs(fields: list[tuple[str, bool, str]]) -> list[list[tuple[str, bool, str
     return runs
 
 
+def _absent(source: tuple[str, str] | str | None) -> str | None:
+    """The test that a single field's source objects are all absent (None: not known)."""
+    if isinstance(source, tuple) and (source[0] in OBJECTS or source[0] == "sql_source"):
+        return f"{source[0]} is _EMPTY"
+    if source == SOURCES["server_id"]:
+        return "startup is _EMPTY and shutdown is _EMPTY"
+    return None
+
+
 def compile_event_encoder(schema: Any) -> EventEncoder:
     """The fused encoder for ``schema`` (the parsed current ``audit_event`` schema).
 
@@ -426,7 +438,14 @@ def compile_event_encoder(schema: Any) -> EventEncoder:
                 expr = "get(" + expr.removeprefix("event.get(")
             lines += _field_lines(kind, expr, name in CACHED)
         if len(run) == 1:
-            src += lines
+            absent = _absent(SOURCES.get(name))
+            if absent is None:
+                src += lines
+            else:
+                # Read from sub-objects that are absent: null, without asking them.
+                src.append(f"    if {absent}: a({_NULL!r})")
+                src.append("    else:")
+                src += ["    " + line for line in lines]
         else:
             # Every field of the run reads one sub-object: absent, they are all null.
             local = SOURCES[run[0][0]][0]

@@ -189,10 +189,13 @@ def test_table_varints_equal_the_loop_at_every_length_boundary(bits: int) -> Non
 @pytest.mark.parametrize(
     "seq", [0, 1, 8191, 8192, 16383, 16384, 2**26, 2**27 - 1, 2**27, 2**40, 2**63 - 1, -1, 2**63]
 )
-def test_chain_seq_at_the_inline_boundaries_is_the_references(seq: int) -> None:
+def test_chain_seq_and_id_at_the_inline_boundaries_are_the_references(seq: int) -> None:
     raw = sample_events()[2]
     assert_same(raw, orjson.loads(raw), CHAIN, seq)
     assert fused_event(raw, orjson.loads(raw), CHAIN, seq) is not None or seq >= 2**63
+    event = {**orjson.loads(raw), "id": seq}
+    assert_same(raw, event, CHAIN, 5)
+    assert fused_event(raw, event, CHAIN, 5) is not None or not 0 <= seq < 2**63
 
 
 class _Name(str):
