@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from auditstream import metrics
@@ -41,9 +42,11 @@ from auditstream.chain import ChainState
 from auditstream.position import Position
 from producer.control import Control
 from producer.linker import Linker
-from producer.page import Event, Page
+from producer.page import Event, Page, Prepare
 from producer.publisher import Delivery, MessageTooLarge, Publisher
-from schemas.codec import Codec
+from schemas import fused, registry
+from schemas.codec import SINGLE_OBJECT_MARKER, Codec, SingleObjectCodec
+from schemas.compiled import Fallback, Unsupported
 from schemas.mapping import InvalidEventError, to_record
 from schemas.registry import AUDIT_EVENT
 
@@ -112,6 +115,28 @@ class Batcher:
         self._missing: Position | None = None
         self._reason = "missing_bookmark"
         self.sent = 0
+
+    def prepare(self) -> Prepare | None:
+        """What the page split encodes each event with while it is parsed (``Event.prefix``).
+
+        The message value up to the chain fields, which ``_send`` completes with
+        ``fused.event_tail`` once the event is linked: the same bytes as
+        ``codec.encode_event`` (property-tested). Single-object framing only (None for any
+        other codec); an event it cannot encode keeps its parsed object for ``_send``.
+        """
+        found = _prefix_encoder() if type(self._codec) is SingleObjectCodec else None
+        if found is None:
+            return None
+        encode, header = found
+        uuid = self.server_uuid
+
+        def prepare(raw: bytes, obj: dict[str, Any]) -> bytes | None:
+            try:
+                return encode(uuid, raw, obj, None, None, header)
+            except Fallback:
+                return None
+
+        return prepare
 
     def begin_sequence(
         self, bookmark: Position | None, missing: Position | None, reason: str
@@ -204,7 +229,7 @@ class Batcher:
         state: ChainState | None = None  # the mark right after ``last`` (taken when needed)
         count = 0
         publisher, topic, codec, uuid = self.publisher, self._topic, self._codec, self.server_uuid
-        chain = self.chain
+        chain, tail = self.chain, fused.event_tail
         for event in chunk:
             pos = event.pos
             if pos is None:
@@ -223,14 +248,19 @@ class Batcher:
             data = event.data
             # Proposed, not linked: linked (commit) only once the client accepts the message.
             link = chain.propose(pos.ts, pos.id, data)
-            try:
-                # Fused: the parsed event straight to its message value, the same bytes as
-                # encode(to_record(...)) (schemas/fused.py; equality is property-tested).
-                value = codec.encode_event(
-                    uuid, data, event.obj, topic, chain=link, chain_seq=chain.seq + 1
-                )
-            except _ENCODE_ERRORS as exc:
-                value = self._encode_scrubbed(event, link, exc)
+            prefix = event.prefix
+            if prefix is not None:
+                # Encoded while the page was parsed (``prepare``): only the link is added.
+                value = prefix + tail(link, chain.seq + 1)
+            else:
+                try:
+                    # Fused: the parsed event straight to its message value, the same bytes as
+                    # encode(to_record(...)) (schemas/fused.py; equality is property-tested).
+                    value = codec.encode_event(
+                        uuid, data, event.obj, topic, chain=link, chain_seq=chain.seq + 1
+                    )
+                except _ENCODE_ERRORS as exc:
+                    value = self._encode_scrubbed(event, link, exc)
             # The parsed object is done with; the event itself stays referenced until its ack
             # (a refused one becomes a gap from raw), so pages in flight keep only their text.
             event.obj = None
@@ -312,6 +342,17 @@ class Batcher:
             self._reported.add(key)
             out.append((at, text))
         return out
+
+
+@lru_cache(maxsize=1)
+def _prefix_encoder() -> tuple[fused.EventEncoder, bytes] | None:
+    """The fused prefix encoder and the single-object header of the current audit_event."""
+    schema = registry.current(AUDIT_EVENT)
+    try:
+        encode = fused.compile_event_prefix_encoder(schema)
+    except Unsupported:
+        return None
+    return encode, SINGLE_OBJECT_MARKER + registry.fingerprint64(schema)
 
 
 def _scrub(value: Any) -> Any:

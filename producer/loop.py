@@ -60,7 +60,7 @@ from producer.page import Page
 from producer.publisher import Publisher
 from producer.retry import Backoff
 from producer.seal import Seal
-from producer.source import Source
+from producer.source import MySQLSource, Source
 from schemas.codec import Codec
 
 log = logging.getLogger(__name__)
@@ -187,6 +187,8 @@ class Loop:
         self.batcher = Batcher(
             uuid, self._codec, publisher, control, self._opts, self._ack_timeout, self.chain
         )
+        if isinstance(self._source, MySQLSource):
+            self._source.prepare = self.batcher.prepare()  # encode while parsing
         return self.batcher
 
     def _ack_timeout(self) -> float:

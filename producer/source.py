@@ -38,7 +38,7 @@ from auditstream.errors import SourceConfigError, SourceError, SourceUnavailable
 from auditstream.mysql import Connection, Error, connect, is_connection_error
 from auditstream.position import Position
 from producer import flavor as flavors
-from producer.page import Page, split
+from producer.page import Page, Prepare, split
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,8 @@ class MySQLSource:
         self._open = False
         self._last: Position | None = None
         self._ahead: _ReadAhead | None = None
+        #: Set by the loop: encodes each event as it is parsed (``producer.page.split``).
+        self.prepare: Prepare | None = None
         self.server_uuid = ""
         self.flavor: flavors.Flavor | None = None
 
@@ -273,7 +275,8 @@ class MySQLSource:
 
     def _page(self, data: Any, warnings: list[str]) -> Page:
         ctx = {"server_uuid": self.server_uuid}
-        page = split(data, self._last, **ctx)  # bytes: split without decoding the page
+        # Bytes: split without decoding the page (and encoded as parsed, see ``prepare``).
+        page = split(data, self._last, self.prepare, **ctx)
         page.warnings = warnings
         for event in reversed(page.events):
             if event.pos is not None:

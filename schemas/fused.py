@@ -400,11 +400,52 @@ def compile_event_encoder(schema: Any) -> EventEncoder:
     Raises:
         Unsupported: a field of the schema has no source here, or a type not covered.
     """
+    return _compile(schema, compiled.record_fields(schema))
+
+
+#: The fields ``event_tail`` writes: the schema's last two.
+TAIL = ("chain", "chain_seq")
+
+
+def compile_event_prefix_encoder(schema: Any) -> EventEncoder:
+    """The fused encoder without the last two fields (``chain``, ``chain_seq``).
+
+    ``prefix(uuid, raw, event, None, None, header) + event_tail(chain, chain_seq)`` is
+    ``encode(uuid, raw, event, chain, chain_seq, header)`` (property-tested), and the prefix
+    raises ``Fallback`` exactly when the encoder does for a str ``chain`` and an int
+    ``chain_seq``. The producer encodes the prefix while the page's event is being parsed,
+    before the chain link it does not yet know (``producer.page``: the parsed object is hot in
+    the CPU cache then, not a page later).
+
+    Raises:
+        Unsupported: as ``compile_event_encoder``, or the chain fields are not the last two.
+    """
     fields = compiled.record_fields(schema)
+    if tuple(name for name, _, _ in fields[-2:]) != TAIL:
+        raise Unsupported("chain and chain_seq are not the schema's last fields")
+    return _compile(schema, fields, fields[:-2])
+
+
+def event_tail(chain: str, chain_seq: int) -> bytes:
+    """The last two fields (the chain link and its number) as the encoder writes them.
+
+    Raises:
+        Fallback: ``chain`` is not a str or ``chain_seq`` not an int (as the encoder would).
+    """
+    return _nstring_strict(chain) + _nlong_strict(chain_seq)
+
+
+def _compile(
+    schema: Any,
+    fields: list[tuple[str, bool, str]],
+    written: list[tuple[str, bool, str]] | None = None,
+) -> EventEncoder:
+    """The encoder of ``schema`` writing ``written`` (default: every field) of ``fields``."""
     names = [name for name, _, _ in fields]
     missing = set(names) - set(SOURCES) - set(_FIXED)
     if missing or set(SOURCES) - set(names):
         raise Unsupported(f"fields without a source: {sorted(missing)}")
+    fields = fields if written is None else written
     src = [
         "def encode(server_uuid, raw, event, chain, chain_seq, header):",
         "    if event.__class__ is not dict: raise Fallback",

@@ -239,3 +239,66 @@ def test_event_text_converts_once_and_compares_by_value() -> None:
     assert from_bytes.raw is from_bytes.raw  # cached
     assert from_bytes == from_text
     assert from_bytes.size() == len(text.encode()) and from_bytes.sha256() == from_text.sha256()
+
+
+def _prepare() -> pages.Prepare:
+    """The producer's ``Batcher.prepare`` for the single-object codec (no broker needed)."""
+    from producer.batch import Batcher
+
+    batcher = Batcher.__new__(Batcher)  # only server_uuid and the codec are read
+    batcher.server_uuid, batcher._codec = UUID, CODEC
+    prepare = Batcher.prepare(batcher)
+    assert prepare is not None
+    return prepare
+
+
+@pytest.mark.parametrize("source", ["traffic", "samples"])
+def test_events_encoded_while_parsed_give_fastavros_bytes(source: str, tmp_path: Path) -> None:
+    """``split(page, prepare=...)``: each event's prefix + ``event_tail`` is fastavro's value
+    for the reference's record, the parsed object is released, nothing else changes."""
+    from schemas.fused import event_tail
+    from tests.schemas.reference import traffic_events
+
+    texts = traffic_events(tmp_path, 2000, seed=20261208) if source == "traffic" else None
+    raws = [t.encode() for t in (texts or sample_events())]
+    data = server_layout(raws, True)
+    prepared = split(data, None, _prepare()).events
+    slow = split(data.decode()).events
+    linker = Linker(ChainState.start(UUID))
+    for got, want in zip(prepared, slow, strict=True):
+        assert got.data == want.raw.encode() and got.pos == want.pos and got.pos is not None
+        assert got.prefix is not None and got.obj is None
+        link = linker.propose(got.pos.ts, got.pos.id, got.data)
+        linker.commit()
+        record = to_record(UUID, want.raw, want.obj, chain=link, chain_seq=linker.seq)
+        expected = CODEC.encode_with_fastavro(AUDIT_EVENT, record, "t")
+        assert got.prefix + event_tail(link, linker.seq) == expected
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event=strategies.events(), seq=st.integers(0, 2**63 - 1))
+def test_an_event_the_prefix_cannot_encode_keeps_its_object(
+    event: dict[str, Any], seq: int
+) -> None:
+    """Any event: with ``prepare`` either its prefix completes to the codec's value, or it
+    keeps its parsed object (and no prefix) for the ordinary path."""
+    from schemas.fused import event_tail
+
+    text = json.dumps({**event, "timestamp": "2024-01-01 00:00:00", "id": 1}, ensure_ascii=False)
+    try:
+        piece = text.encode()
+    except UnicodeEncodeError:
+        return  # a lone surrogate: not on a UTF-8 page
+    try:
+        found = split(server_layout([piece], True), None, _prepare()).events
+    except PageError:
+        return  # not JSON (NaN, Infinity): the page is refused on every path
+    if len(found) != 1 or found[0].pos is None:
+        return  # not identified: never prepared
+    got = found[0]
+    if got.prefix is None:
+        assert got.obj is not None
+        return
+    obj = orjson.loads(piece)
+    expected = CODEC.encode_event(UUID, piece, obj, "t", chain="cd" * 32, chain_seq=seq)
+    assert got.prefix + event_tail("cd" * 32, seq) == expected

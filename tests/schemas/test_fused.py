@@ -238,3 +238,39 @@ def test_cached_strings_repeat_evict_and_refuse_like_the_reference(
         cache = encode.__globals__[name]
         assert 0 < len(cache) <= 3
         assert all(type(k) is str and len(k.encode()) <= 256 for k in cache)
+
+
+PREFIX = fused.compile_event_prefix_encoder(registry.current(registry.AUDIT_EVENT))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event=strategies.events(), ascii_only=st.booleans(), seq=st.integers(0, 2**63 - 1))
+def test_the_prefix_and_the_tail_are_the_encoders_value(
+    event: dict[str, Any], ascii_only: bool, seq: int
+) -> None:
+    """``prefix + event_tail(chain, seq)`` is the full encoder's value; both fall back alike."""
+    raw = strategies.raw_text(event, ascii_only)
+    try:
+        whole: bytes | None = ENCODE(UUID, raw, event, CHAIN, seq, b"H")
+    except Fallback:
+        whole = None
+    try:
+        prefix: bytes | None = PREFIX(UUID, raw, event, None, None, b"H")
+    except Fallback:
+        prefix = None
+    assert (prefix is None) == (whole is None)
+    if prefix is not None:
+        assert prefix + fused.event_tail(CHAIN, seq) == whole
+
+
+def test_the_prefix_needs_the_chain_fields_last() -> None:
+    schema = registry.current(registry.AUDIT_EVENT)
+    fields = schema["fields"]
+    moved = {**schema, "fields": [*fields[:-3], fields[-2], fields[-1], fields[-3]]}
+    with pytest.raises(Unsupported):
+        fused.compile_event_prefix_encoder(moved)
+    for raw in sample_events():
+        event = orjson.loads(raw)
+        assert PREFIX(UUID, raw, event, None, None, b"") + fused.event_tail(CHAIN, 9) == (
+            reference_event(raw, event, CHAIN, 9)
+        )
