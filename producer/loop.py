@@ -11,9 +11,7 @@ at most ``pages_in_flight`` batches sent and not yet acknowledged:
    into the server's hash chain in log order (``Linker``, the one holder of the chain state:
    an event is linked once the client accepts its message). Events that cannot be published
    (too large, unidentifiable) become gap events in the same batch, linked at their own place.
-   While up to ``pages_in_flight`` batches await their acks, the next page is read and sent;
-   the read of the next page already runs while this one is encoded (``Source.prefetch``),
-   so no step here depends on it.
+   While up to ``pages_in_flight`` batches await their acks, the next page is read and sent.
 4. Settle the batches strictly in the order they were sent: wait until every message of the
    oldest batch is acknowledged. Any delivery error: do not advance, drop every batch still in
    flight (acknowledged or not), rewind the chain to the stored state and re-read from the
@@ -222,11 +220,6 @@ class Loop:
         reason = "rotated_away" if first_open else "missing_bookmark"
         batcher.begin_sequence(bookmark, missing, reason)
         while True:
-            if not page.exhausted:
-                # The next page is read meanwhile (a source that cannot: when asked for it).
-                prefetch = getattr(self._source, "prefetch", None)
-                if prefetch is not None:
-                    prefetch()
             # Step 1: the page and its warnings (Source read both).
             self._process(batcher, page, bookmark)
             if page.exhausted or self._stopping.is_set():

@@ -15,17 +15,11 @@ calls without argument continue it until a page ends with ``null``. Traps:
   passed at connect: the C extension cannot change it later). A read that times out closes the
   session and raises ``SourceUnavailable`` (retriable): the loop reconnects and re-reads from
   the stored bookmark, so at most the unacknowledged batch is sent again.
-- ``prefetch()`` reads the next page in a background thread while the caller works on the
-  current one (``next()`` then takes it; its error, if any, is raised there). The session is
-  not thread-safe: every other call first waits for that read and throws it away (the read
-  sequence is then re-positioned, which is what the loop does after a failure anyway). Only
-  the network read leaves the caller's thread; the page is split where ``next()`` is called.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -77,33 +71,6 @@ class Source(Protocol):
         ...
 
 
-_Read = tuple[Any, list[str]]
-
-
-class _ReadAhead(threading.Thread):
-    """One page read in the background: ``result()`` waits and returns it or raises its error."""
-
-    def __init__(self, read: Any) -> None:
-        super().__init__(name="audit-log-read-ahead", daemon=True)
-        self._read = read
-        self._value: _Read | None = None
-        self._error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self._value = self._read(None)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            self._error = exc
-
-    def result(self) -> _Read:
-        self.join()
-        if self._error is not None:
-            raise self._error
-        assert self._value is not None  # noqa: S101 - run() set one of the two
-        return self._value
-
-
 class MySQLSource:
     """A ``Source`` on a real (or emulated) MySQL Enterprise / Percona server.
 
@@ -129,7 +96,6 @@ class MySQLSource:
         self._conn: Connection | None = None
         self._open = False
         self._last: Position | None = None
-        self._ahead: _ReadAhead | None = None
         #: Set by the loop: encodes each event as it is parsed (``producer.page.split``).
         self.prepare: Prepare | None = None
         self.server_uuid = ""
@@ -142,7 +108,7 @@ class MySQLSource:
             SourceUnavailable: the server cannot be reached (retriable).
             SourceConfigError: not JSON, no audit log, missing privilege, self-audit.
         """
-        self.close()  # (waits for a read-ahead)
+        self.close()
         ctx = {"source": self._dsn.url()}
         try:
             conn = connect(self._dsn, read_timeout=self._read_timeout)
@@ -176,31 +142,8 @@ class MySQLSource:
         return self._positioned(orjson.dumps({"start": {"timestamp": start}}).decode())
 
     def next(self) -> Page:
-        """See ``Source.next`` (the page ``prefetch`` read, when it was asked for)."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is None:
-            return self._call(None)
-        return self._page(*ahead.result())
-
-    def prefetch(self) -> None:
-        """Start reading the next page of the sequence now (module docstring); ``next`` takes it.
-
-        Only after a page without ``null`` (like ``next``), once per page.
-        """
-        if self._ahead is None and self._conn is not None:
-            self._ahead = _ReadAhead(self._fetch)
-
-    def _drop_ahead(self) -> None:
-        """Wait for a read-ahead and forget it (its page and its error): the session is free.
-
-        Trap: the read-ahead itself closes the session on a lost connection (``_translate``);
-        there it must neither wait for itself nor forget itself (``next`` raises its error).
-        """
-        ahead = self._ahead
-        if ahead is None or ahead is threading.current_thread():
-            return
-        self._ahead = None
-        ahead.join()
+        """See ``Source.next``."""
+        return self._call(None)
 
     def latest(self) -> Position | None:
         """See ``Source.latest``."""
@@ -217,7 +160,6 @@ class MySQLSource:
 
     def close(self) -> None:
         """See ``Source.close``."""
-        self._drop_ahead()
         conn, self._conn = self._conn, None
         self._open = False
         if conn is not None:
@@ -227,7 +169,6 @@ class MySQLSource:
                 log.debug("closing the source session failed", exc_info=True)
 
     def _positioned(self, arg: str) -> Page:
-        self._drop_ahead()
         if self._open and self.flavor is not None and self.flavor.percona:
             try:
                 self._scalar("SELECT audit_log_read('null')", "close")
@@ -238,10 +179,6 @@ class MySQLSource:
         return self._call(arg)
 
     def _call(self, arg: str | None) -> Page:
-        return self._page(*self._fetch(arg))
-
-    def _fetch(self, arg: str | None) -> _Read:
-        """The call's first column and its warnings (the network part of ``_call``)."""
         conn = self._session()
         ctx = {"server_uuid": self.server_uuid}
         started = time.monotonic()
@@ -271,10 +208,6 @@ class MySQLSource:
         data = _first(rows)
         if data is None:
             raise SourceError("audit_log_read() returned NULL", arg=arg, **ctx)
-        return data, warnings
-
-    def _page(self, data: Any, warnings: list[str]) -> Page:
-        ctx = {"server_uuid": self.server_uuid}
         # Bytes: split without decoding the page (and encoded as parsed, see ``prepare``).
         page = split(data, self._last, self.prepare, **ctx)
         page.warnings = warnings
@@ -288,7 +221,6 @@ class MySQLSource:
         return page
 
     def _scalar(self, sql: str, what: str) -> str | None:
-        self._drop_ahead()
         conn = self._session()
         try:
             cur = conn.cursor()
