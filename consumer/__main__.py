@@ -110,18 +110,12 @@ def rotation_tasks(s: ConsumerSettings) -> list[RotationTask]:
     upload = None
     if s.target is not None:
         # An entry point: OCI options (profile, endpoint, part size) come from AUDITSTREAM_*.
-        given: dict[str, Any] = {
-            "archive_dsn": s.archive().url(reveal=True),
-            "target": s.target,
-            "method": s.method,
-            "staging_dir": s.staging_dir,
-        }
-        if s.seal_target is not None:
-            given["seal_target"] = s.seal_target
-        if s.retention_min_days is not None:
-            given["retention_min_days"] = s.retention_min_days
-            given["retention_policy"] = s.retention_policy
-        upload = UploadSettings(**given)
+        upload = UploadSettings(
+            archive_dsn=s.archive().url(reveal=True),
+            target=s.target,
+            method=s.method,
+            **s.shipping(),
+        )
     return [
         build_rotation_task(
             s.archive(),

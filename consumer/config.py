@@ -63,7 +63,35 @@ class OciSettings(ServiceSettings):
         )
 
 
-class ConsumerSettings(ArchiveSettings, KafkaAuthSettings):
+class ShippingSettings(ServiceSettings):
+    """How dumps and checkpoints are shipped: staging, the checkpoints' target, retention.
+
+    One group of fields for ``consumer upload``/``restore`` (``consumer.opsconfig``) and the
+    consumer's own rotation task (``--target``), so the flags mean the same in both.
+    """
+
+    staging_dir: Path = Field(Path("auditstream-staging"), description="local dir for dumps")
+    seal_target: TargetText | None = Field(
+        None,
+        description="also write each signed checkpoint, create-only, under oci://... or "
+        "file://... (a bucket with a retention rule, apart from the dumps)",
+    )
+    retention_min_days: float | None = Field(
+        None,
+        gt=0,
+        description="require a time-bound retention rule of at least this many days on the "
+        "bucket before the first upload (dumps and checkpoints)",
+    )
+    retention_policy: Literal["refuse", "warn"] = Field(
+        "refuse", description="without such a rule: refuse to upload, or warn and upload"
+    )
+
+    def shipping(self) -> dict[str, Any]:
+        """These fields as keyword arguments for another settings model (set ones only)."""
+        return self.model_dump(include=set(ShippingSettings.model_fields), exclude_unset=True)
+
+
+class ConsumerSettings(ArchiveSettings, KafkaAuthSettings, ShippingSettings):
     """Everything ``python -m consumer`` reads."""
 
     bootstrap_servers: str = Field("localhost:9092", description="Kafka bootstrap servers")
@@ -114,16 +142,6 @@ class ConsumerSettings(ArchiveSettings, KafkaAuthSettings):
         "(default: leave that to `consumer upload`)",
     )
     method: Literal["dump", "export"] = Field("dump", description="dump format with --target")
-    seal_target: TargetText | None = Field(
-        None, description="with --target: also write each checkpoint create-only here (oci://)"
-    )
-    retention_min_days: float | None = Field(
-        None, gt=0, description="with --target: require a retention rule of at least this long"
-    )
-    retention_policy: Literal["refuse", "warn"] = Field(
-        "refuse", description="without such a rule: refuse to upload, or warn and upload"
-    )
-    staging_dir: Path = Field(Path("auditstream-staging"), description="local dir for dumps")
 
     @field_validator("rotate_interval", "target", "seal_target", mode="before")
     @classmethod

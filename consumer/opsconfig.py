@@ -9,7 +9,6 @@ given an ``UploadSettings``; tests construct them directly.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -18,7 +17,7 @@ from auditstream import sqlident
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ConfigError
 from consumer.archiver import Archiver
-from consumer.config import ArchiveSettings, OciSettings
+from consumer.config import ArchiveSettings, OciSettings, ShippingSettings
 from consumer.retention import RetentionGuard
 from consumer.rotation import Schedule, parse_interval
 from consumer.seals import CheckpointShipper
@@ -59,35 +58,18 @@ class RotateSettings(ArchiveSettings):
         )
 
 
-class StoreSettings(ArchiveSettings, OciSettings):
+class StoreSettings(ArchiveSettings, OciSettings, ShippingSettings):
     """Where dumps go and how to reach OCI Object Storage."""
 
     target: TargetText = Field(
         "file://./auditstream-dumps",
         description="oci://bucket@namespace/prefix, oci://bucket/prefix or file:///dir",
     )
-    staging_dir: Path = Field(Path("auditstream-staging"), description="local dir for dumps")
     part_size: int = Field(128 << 20, ge=1, description="multipart part size (128MiB)")
     parallel_uploads: int = Field(3, ge=1, description="parts uploaded at once")
     oci_retries: int = Field(8, ge=1, description="attempts per OCI call (exponential backoff)")
 
     _sizes = field_validator("part_size", mode="before")(_size)
-
-    seal_target: TargetText | None = Field(
-        None,
-        description="also write each signed checkpoint, create-only, under oci://... or "
-        "file://... (a bucket with a retention rule, apart from the dumps)",
-    )
-
-    retention_min_days: float | None = Field(
-        None,
-        gt=0,
-        description="require a time-bound retention rule of at least this many days on the "
-        "bucket before the first upload (dumps and checkpoints)",
-    )
-    retention_policy: Literal["refuse", "warn"] = Field(
-        "refuse", description="without such a rule: refuse to upload, or warn and upload"
-    )
 
     def store(self) -> tuple[TargetUrl, ObjectStore]:
         """The parsed target and a store for it (the OCI SDK is imported only for ``oci://``)."""
