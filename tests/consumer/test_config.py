@@ -79,3 +79,31 @@ def test_invalid_settings_are_clear_config_errors(argv: list[str], words: str) -
     with pytest.raises(ConfigError, match=words) as err:
         load(ConsumerSettings, argv, prog="c")
     assert err.value.exit_code == 2
+
+
+def test_the_rotation_task_ships_with_the_consumers_own_shipping_flags(tmp_path: Path) -> None:
+    # One group of fields (consumer.config.ShippingSettings) for the consumer and
+    # `consumer upload`: what the consumer was given reaches the UploadSettings of its task.
+    from consumer.opsconfig import UploadSettings
+
+    s = load(
+        ConsumerSettings,
+        [
+            "--archive-dsn=mysql://u@h/audit_archive",
+            f"--target=file://{tmp_path}/dumps",
+            f"--seal-target=file://{tmp_path}/seals",
+            "--retention-min-days=30",
+            "--retention-policy=warn",
+            f"--staging-dir={tmp_path}/staging",
+        ],
+        prog="consumer",
+    )
+    upload = UploadSettings(
+        archive_dsn="mysql://u@h/audit_archive", target=s.target, **s.shipping()
+    )
+    assert upload.seal_target == f"file://{tmp_path}/seals"
+    assert (upload.retention_min_days, upload.retention_policy) == (30, "warn")
+    assert upload.staging_dir == tmp_path / "staging"
+    # Unset fields keep the defaults both models share.
+    bare = load(ConsumerSettings, ["--archive-dsn=mysql://u@h/audit_archive"], prog="consumer")
+    assert bare.shipping() == {}
