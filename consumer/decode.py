@@ -136,7 +136,7 @@ def prepare(
                 check_key(record, item.key)
                 ident = identity(record)
                 row = audit_row(record, ident, item.partition, item.offset)
-                out.audit.append((item, ident, row, load_data_line(row) if lines else None))
+                out.audit.append(AuditRow(item, ident, row, load_data_line(row) if lines else None))
         except (InvalidRecord, KeyError, TypeError, AttributeError) as exc:
             out.dead.append(DeadLetter(item, type(exc).__name__, str(exc)))
         item.record = None  # the row holds what is written; memory: two batches are held
@@ -155,7 +155,7 @@ def _fast_audit(item: Item, read: RowReader, lines: bool) -> AuditRow | None:
     if item.key is not None and item.key != row[0].encode():
         return None  # check_key's dead letter
     item.schema = AUDIT_EVENT
-    return item, ident, row, line if lines else None
+    return AuditRow(item, ident, row, line if lines else None)
 
 
 def _expect(item: Item, schema: str) -> None:

@@ -30,12 +30,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from auditstream.sqlident import ROTATED_TABLE, rotated_table
 from consumer.rows import Identity
 
-Key = tuple[str, datetime, int]
+
+class Key(NamedTuple):
+    """An event's key as the archive stores it: ``(server_uuid, ts, id)``, ``ts`` naive UTC."""
+
+    server_uuid: str
+    ts: datetime
+    id: int
+
+
+class Mark(NamedTuple):
+    """A server's new high-water mark: its newest event in the batch, and that event's message."""
+
+    ident: Identity
+    topic: str
+    partition: int
+    offset: int
+
 
 _LOOKUP_CHUNK = 500
 _TABLES_PER_QUERY = 16
@@ -78,7 +94,7 @@ def archived(cur: Any, keys: list[Key]) -> set[Key]:
     return found
 
 
-def save_marks(cur: Any, marks: Mapping[str, tuple[Identity, str, int, int]]) -> None:
+def save_marks(cur: Any, marks: Mapping[str, Mark]) -> None:
     """Upsert ``{server: (identity, topic, partition, offset)}``, one statement for all.
 
     Callers pass only raised marks.
@@ -114,7 +130,7 @@ def _lookup(cur: Any, tables: list[str], keys: list[Key]) -> set[Key]:
             for t in tables
         ]
         cur.execute(" UNION ALL ".join(selects), params * len(tables))
-        found |= {(str(s), ts, int(n)) for s, ts, n in cur.fetchall()}
+        found |= {Key(str(s), ts, int(n)) for s, ts, n in cur.fetchall()}
     return found
 
 

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from auditstream import mysql as db
 from auditstream.dsn import MySQLDsn
@@ -38,9 +38,16 @@ log = logging.getLogger(__name__)
 
 _SCHEMA_ERRORS = {1146, 1054, 1142, 1143}  # no such table / column, no privilege on it
 
-#: (item, identity, row, the row's LOAD DATA line or None: built by the sink when needed).
-AuditRow = tuple[Item, Identity, tuple[Any, ...], str | None]
-Mark = tuple[Identity, str, int, int]  # (identity, topic, partition, offset)
+
+class AuditRow(NamedTuple):
+    """One decoded audit event on its way into ``audit_data`` (one per row: keep it a tuple)."""
+
+    item: Item
+    ident: Identity
+    #: the column values in ``AUDIT_COLUMNS`` order (``row[0]`` is the server's uuid)
+    row: tuple[Any, ...]
+    #: the row's ``LOAD DATA`` line, or None: the sink builds it when needed
+    line: str | None
 
 
 @dataclass
@@ -153,12 +160,12 @@ class Sink:
             # Step 2: high-water marks; re-sends across rotations are dropped.
             audit, marks = self._drop_resent(cur, batch.audit, result)
             # Step 3: rows; bad content isolated, duplicates of the key skipped.
-            lines = [a[3] for a in audit if a[3] is not None]
+            lines = [a.line for a in audit if a.line is not None]
             inserted, dups, bad = self._rows.insert(
                 cur,
                 "audit_data",
                 AUDIT_COLUMNS,
-                [a[2] for a in audit],
+                [a.row for a in audit],
                 lines if len(lines) == len(audit) else None,
             )
             result.inserted, result.duplicates = inserted, result.duplicates + dups
@@ -187,16 +194,16 @@ class Sink:
     def _drop_resent(
         self, cur: Any, audit: list[AuditRow], result: WriteResult
     ) -> tuple[list[AuditRow], dict[str, Identity]]:
-        marks = highwater.lock_marks(cur, (a[2][0] for a in audit))
+        marks = highwater.lock_marks(cur, (a.row[0] for a in audit))
         below: list[highwater.Key] = []
         for _, ident, row, _ in audit:
             mark = marks.get(row[0])
             if mark is not None and (ident.ts, ident.id) <= (mark.ts, mark.id):
-                below.append((row[0], ident.ts, ident.id))
+                below.append(highwater.Key(row[0], ident.ts, ident.id))
         if not below:
             return audit, marks
         seen = highwater.archived(cur, below)
-        kept = [a for a in audit if (a[2][0], a[1].ts, a[1].id) not in seen]
+        kept = [a for a in audit if (a.row[0], a.ident.ts, a.ident.id) not in seen]
         result.duplicates += len(audit) - len(kept)
         return kept, marks
 
@@ -228,13 +235,13 @@ def _letter(item: Item, error: Exception) -> DeadLetter:
     return DeadLetter(item, type(error).__name__, str(error))
 
 
-def _raised_marks(good: list[AuditRow], marks: dict[str, Identity]) -> dict[str, Mark]:
-    raised: dict[str, Mark] = {}
+def _raised_marks(good: list[AuditRow], marks: dict[str, Identity]) -> dict[str, highwater.Mark]:
+    raised: dict[str, highwater.Mark] = {}
     for item, ident, row, _ in good:
         server = row[0]
-        top = raised[server][0] if server in raised else marks.get(server)
+        top = raised[server].ident if server in raised else marks.get(server)
         if top is None or (ident.ts, ident.id) > (top.ts, top.id):
-            raised[server] = (ident, item.topic, item.partition, item.offset)
+            raised[server] = highwater.Mark(ident, item.topic, item.partition, item.offset)
     return raised
 
 
