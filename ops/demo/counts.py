@@ -11,6 +11,7 @@ import time
 import urllib.request
 
 from auditstream import mysql as db
+from auditstream import sqlident
 from auditstream.dsn import MySQLDsn
 from ops.verify.tables import event_tables
 
@@ -66,14 +67,14 @@ def count_topic(bootstrap: str) -> tuple[int, int, int]:
 
 
 def count_rows(dsn: MySQLDsn, table: str) -> int:
-    """Rows in ``table`` (a constant name), or 0 while it does not exist yet."""
+    """Rows in ``table`` (checked by ``sqlident``), or 0 while it does not exist yet."""
     try:
         conn = db.connect(dsn)
     except db.Error:
         return 0
     try:
         cur = conn.cursor()
-        cur.execute(f"SELECT COUNT(*) FROM `{table}`")
+        cur.execute(f"SELECT COUNT(*) FROM {sqlident.ident(table)}")
         row = db.fetchone(cur)
         return int(row[0]) if row else 0
     except db.Error:
