@@ -212,13 +212,7 @@ def test_a_member_that_lost_its_partition_does_not_overwrite_newer_offsets(
     try:
         _wait(lambda: len(a.batch) == 100)
         tp = (names["topic"], 0)
-        expected = b.stored_offsets([tp])
-        batch = Batch()
-        for n, event in enumerate(events):
-            batch.add(
-                Item(tp[0], 0, n, event["server_uuid"].encode(), b"", None, "audit_event", event)
-            )
-        b.write(prepare(batch, names["control"], CODEC), expected, lambda letters: None)
+        _archive_as(b, tp, events, names["control"], b.stored_offsets([tp]))
         _wait(lambda: len(a.batch) == 0 and a.progress.stored.get(tp) == 100)
     finally:
         a.stop()
@@ -250,12 +244,7 @@ def test_a_fence_during_a_retry_backoff_does_not_leave_the_partitions_paused(
     def write_after_b(prepared: Any, expected: Any, dead_letter: Any) -> Any:
         calls.append(len(prepared.audit))
         if len(calls) == 1:  # B archives the batch, then A's connection is "lost"
-            batch = Batch()
-            for n, event in enumerate(events[:100]):
-                item = Item(tp[0], 0, n, event["server_uuid"].encode(), b"", None)
-                item.schema, item.record = "audit_event", event
-                batch.add(item)
-            b.write(prepare(batch, names["control"], CODEC), expected, lambda letters: None)
+            _archive_as(b, tp, events[:100], names["control"], expected)
             raise ArchiveError("connection lost (injected after B's commit)")
         return real_write(prepared, expected, dead_letter)
 
@@ -349,6 +338,18 @@ def commit_offsets(bootstrap: str, group: str, topic: str, offsets: dict[int, in
         )
     finally:
         consumer.close()
+
+
+def _archive_as(
+    sink: Sink, tp: tuple[str, int], events: list[dict[str, Any]], control: str, expected: Any
+) -> None:
+    """``sink`` (another member) archives ``events`` as the messages at offsets 0, 1, ... of ``tp``."""
+    batch = Batch()
+    for n, event in enumerate(events):
+        batch.add(
+            Item(tp[0], tp[1], n, event["server_uuid"].encode(), b"", None, "audit_event", event)
+        )
+    sink.write(prepare(batch, control, CODEC), expected, lambda letters: None)
 
 
 def _count(dsn: MySQLDsn) -> int:
