@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from auditstream.dsn import MySQLDsn
 from auditstream.ports import free_port, wait_for_port, wait_port_closed
@@ -52,16 +52,34 @@ def tansu_binary() -> Path:
     return path
 
 
+#: ``TansuBroker.workdir``'s default, compared by identity: "make a temp dir of your own".
+_OWN_TEMP_DIR: Final = Path("<temp dir>")
+
+
 @dataclass
 class TansuBroker(LocalServer):
-    """One Tansu broker process; ``restart()`` keeps the port (and, with s3 storage, the data)."""
+    """One Tansu broker process; ``restart()`` keeps the port (and, with s3 storage, the data).
+
+    Without a ``workdir`` the broker makes a temp dir of its own (its log) and ``cleanup()`` (or
+    leaving a ``with`` block) deletes it. A ``workdir`` the caller gives is kept: the caller
+    owns it (the demo's ``--keep``, the bench's run directory).
+
+    Trap: ``stop()`` keeps the dir, since ``restart()`` is ``stop()`` then ``start()`` and appends
+    to the same log; stop for good with ``cleanup()``.
+    """
 
     storage: str = "memory://tansu/"
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tansu-")))
+    workdir: Path = _OWN_TEMP_DIR
     proc: subprocess.Popen[bytes] | None = None
     stop_timeout: ClassVar[float] = 15.0
+    _owns_workdir: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.workdir is _OWN_TEMP_DIR:
+            self.workdir = Path(tempfile.mkdtemp(prefix="tansu-"))
+            self._owns_workdir = True
 
     @property
     def bootstrap(self) -> str:
@@ -91,6 +109,12 @@ class TansuBroker(LocalServer):
             env=env,
         )
         return self
+
+    def cleanup(self) -> None:
+        """Stop; delete the temp dir the broker made (never a ``workdir`` the caller gave)."""
+        self.stop()
+        if self._owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log(self) -> str:
         """The broker's output so far (for failure messages)."""

@@ -99,7 +99,7 @@ def durable_broker() -> Iterator[Any]:
         yield broker
     finally:
         with contextlib.suppress(Exception):
-            broker.stop()
+            broker.cleanup()
         s3.stop()
 
 

@@ -420,4 +420,4 @@ def test_broker_outage_stops_reading_and_resumes_when_it_returns(
         assert sorted(set(raws(read_topic("late-ev", 30)))) == sorted(events)
     finally:
         if broker is not None:
-            broker.stop()
+            broker.cleanup()
