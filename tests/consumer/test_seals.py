@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,13 +11,13 @@ import pytest
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ChecksumMismatch
 from auditstream.kafka import TopicSpec, ensure_topics
-from consumer import __main__ as consumer
 from consumer.ops import upload_main
 from consumer.seals import CheckpointShipper, from_json, object_name, read_archive
 from consumer.targets import FileStore, TargetUrl
 from tests.auditstream.test_checkpoint import sealed_records
 from tests.auditstream.test_signing import rfc_signer
 from tests.consumer.test_upload import make_store
+from tests.harness.consumer_once import consume_once
 from tests.harness.oci_server import OciTestServer
 from tests.ops.verify.conftest import A, chained_records
 from tests.ops.verify.test_topic import publish
@@ -33,19 +31,7 @@ def archive_pipeline(
     names = {"events": unique_name("ev"), "control": unique_name("ctl"), "dlq": unique_name("dlq")}
     ensure_topics({"bootstrap.servers": bootstrap}, [TopicSpec(n, 2, 1) for n in names.values()])
     publish(bootstrap, names, records)
-    dsn = mysql_db.url(reveal=True)
-    assert consumer.main(["setup", "--archive-dsn", dsn]) == 0
-    args = ["--archive-dsn", dsn, "--bootstrap-servers", bootstrap, "--topic", names["events"],
-            "--control-topic", names["control"], "--dlq-topic", names["dlq"], "--group",
-            unique_name("g"), "--kafka-config", "session.timeout.ms=2000",
-            "--kafka-config", "heartbeat.interval.ms=500", "--no-rotate"]  # fmt: skip
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        assert consumer.main([*args, "--once"]) == 0
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-        gc.collect()
+    consume_once(bootstrap, mysql_db, names, unique_name("g"), "--no-rotate")
     return names
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -16,10 +14,11 @@ from auditstream.kafka import TopicSpec, ensure_topics
 from auditstream.mysql import connect
 from ops.cli import main
 from schemas.mapping import to_record
+from tests.harness.consumer_once import consume_once
 from tests.ops.verify.conftest import A, B, chained_records
 from tests.ops.verify.test_topic import publish
 
-consumer = pytest.importorskip("consumer.__main__", reason="the consumer is not in this checkout")
+pytest.importorskip("consumer.__main__", reason="the consumer is not in this checkout")
 
 
 def continued(
@@ -53,20 +52,8 @@ def test_an_archived_pipeline_verifies_and_names_tampering(
         a, '{"timestamp": "2020-10-19 19:40:00", "id": 0, "class": "general", "event": "status"}'
     )
     publish(bootstrap, names, a[:20] + chained_records(B, 5) + a[15:])  # a producer re-sent 15..
+    consume_once(bootstrap, mysql_db, names, unique_name("g"))
     dsn = mysql_db.url(reveal=True)
-    assert consumer.main(["setup", "--archive-dsn", dsn]) == 0
-    args = ["--archive-dsn", dsn, "--bootstrap-servers", bootstrap, "--topic", names["events"],
-            "--control-topic", names["control"], "--dlq-topic", names["dlq"], "--group", unique_name("g"),
-            "--kafka-config", "session.timeout.ms=2000", "--kafka-config", "heartbeat.interval.ms=500"]  # fmt: skip
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        assert consumer.main([*args, "--once"]) == 0
-    finally:
-        # its signal handlers hold the member (and its Kafka clients): let them go while the
-        # broker still runs
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-        gc.collect()
     kafka = ["--bootstrap-servers", bootstrap, "--topic", names["events"],
              "--control-topic", names["control"], "--dlq-topic", names["dlq"]]  # fmt: skip
     capsys.readouterr()
