@@ -4,6 +4,9 @@ With ``--repeat N`` every stage runs N times on the same components (each run wi
 corpus, topics and databases, and its own line of other processes' load); the table holds each
 figure's median and the note every run's value. The goals of the throughput issue are checked
 under the table. ``--broker kafka`` runs the stages on Apache Kafka instead of Tansu.
+
+From another directory: ``make -C <checkout> bench`` or ``PYTHONPATH=<checkout>`` (``bench`` is
+not installed by the wheel); nothing is read relative to the current directory.
 """
 
 from __future__ import annotations

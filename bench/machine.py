@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+#: The checkout ``bench`` runs from (its git commit is the one measured).
+CHECKOUT = Path(__file__).resolve().parent.parent
+
 _PACKAGES = (
     "confluent-kafka",
     "mysql-connector-python",
@@ -70,15 +73,19 @@ def _mem_total_gb() -> float:
 
 
 def git_head() -> str:
-    """The checkout's short commit, marked when the work tree has uncommitted changes."""
-    text = _first_line(["git", "rev-parse", "--short", "HEAD"])
-    dirty = _first_line(["git", "status", "--porcelain", "--untracked-files=no"])
+    """The checkout's short commit, marked when the work tree has uncommitted changes.
+
+    Trap: git runs in the checkout this module is in (the code measured), not in the current
+    directory, which may be another repository or none (``python -m bench`` from elsewhere).
+    """
+    text = _first_line(["git", "rev-parse", "--short", "HEAD"], cwd=CHECKOUT)
+    dirty = _first_line(["git", "status", "--porcelain", "--untracked-files=no"], cwd=CHECKOUT)
     return text + (" (with uncommitted changes)" if dirty else "")
 
 
-def _first_line(argv: list[str]) -> str:
+def _first_line(argv: list[str], cwd: Path | None = None) -> str:
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False, cwd=cwd)
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     lines = out.stdout.strip().splitlines()

@@ -1,3 +1,4 @@
+import subprocess
 import time
 
 from bench import machine
@@ -17,3 +18,17 @@ def test_other_load_reports_cpu_used_by_other_processes():
     text = load.describe()
     assert "core-seconds used by other processes" in text
     assert "load average" in text
+
+
+def test_git_head_names_the_checkout_measured_from_any_directory(tmp_path, monkeypatch):
+    """Git runs in bench's own checkout: from another directory it named none (or another's)."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=machine.CHECKOUT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert head
+    monkeypatch.chdir(tmp_path)
+    assert machine.git_head().startswith(head)

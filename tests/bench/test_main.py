@@ -4,6 +4,7 @@ Nothing here asserts a speed: only that each stage measured something and printe
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,28 @@ def test_unknown_stage_is_refused():
     )
     assert proc.returncode == 2
     assert "unknown stage" in proc.stderr
+
+
+def test_help_from_another_directory_lists_every_stage(tmp_path):
+    """From another directory ``python -m bench`` imports every stage and parses its flags.
+
+    ``bench`` is not an installed package: outside the checkout it is found through
+    ``PYTHONPATH`` (or ``make -C <checkout> bench``), as its module docstring says.
+    """
+    from bench.plan import STAGES
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # argparse wraps long words too: compare without any white space
+    assert ",".join(s.name for s in STAGES) in "".join(proc.stdout.split())
