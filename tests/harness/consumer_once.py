@@ -8,8 +8,10 @@ loop) before they check something else. ``consume_once`` does, in order:
    broker; exit 0 (everything on the topics archived, or dead-lettered).
 3. Put back the SIGTERM/SIGINT handlers and collect garbage.
 
-Trap (step 3): the consumer's signal handlers hold the member and its Kafka clients; they are
-let go here, while the session's broker still runs, not at some later collection.
+Trap (step 3): the consumer's signal handlers close over the member and its Kafka clients.
+The previous handlers are put back (``consumer`` does so too; this also covers an exit before
+it got there) and the garbage collected, so the clients go now, while the session's broker
+still runs, not at some later collection.
 """
 
 from __future__ import annotations
