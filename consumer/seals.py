@@ -12,8 +12,11 @@ of a bucket with a retention rule (``--seal-target``), separate from the dumps. 
    content (``<checkpoint_seq>-<signature[:16]>.json``), so a retry or another member finds
    the name taken and compares bytes; different bytes there are reported, never overwritten.
 
-Trap: the object's JSON is the record's fields, not its chain position in the archive: verify
-reads these objects as the checkpoints an attacker could not rewrite.
+Traps: the object's JSON is the record's fields, not its chain position in the archive: verify
+reads these objects as the checkpoints an attacker could not rewrite. Someone who may write to
+the bucket (but not delete or overwrite under the rule) can still add objects: ``from_json``
+checks every field, and ``read_objects`` hands a malformed object to the caller as
+``MalformedCheckpoint`` instead of failing the whole read.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 from auditstream import mysql
 from auditstream.chain import millis
 from auditstream.dsn import MySQLDsn
-from auditstream.errors import ArchiveError, ChecksumMismatch
+from auditstream.errors import ArchiveError, ChecksumMismatch, ObjectStoreError
 from consumer.dumpformat import DumpObject
 from consumer.targets import ObjectStore, TargetUrl
 
@@ -41,6 +44,11 @@ FIELDS = (
     "server_uuid", "kind", "checkpoint_seq", "signed_seq", "signed_chain", "at", "key_id",
     "signature", "chain", "chain_seq", "bookmark_timestamp", "bookmark_id",
 )  # fmt: skip
+#: The fields a checkpoint object must have, and their JSON types (``at``: ms since the epoch).
+_REQUIRED: dict[str, type] = {
+    "server_uuid": str, "kind": str, "checkpoint_seq": int, "signed_seq": int,
+    "signed_chain": str, "at": int, "key_id": str, "signature": str,
+}  # fmt: skip
 _SELECT = (
     "SELECT server_uuid, kind, checkpoint_seq, signed_seq, signed_chain, at, key_id, signature, "
     "chain, chain_seq, bookmark_timestamp, bookmark_id FROM audit_control "
@@ -66,10 +74,32 @@ def to_json(record: dict[str, Any]) -> bytes:
     return json.dumps(out, sort_keys=True, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
-def from_json(data: bytes) -> dict[str, Any]:
-    """A checkpoint record from an object's bytes (``at`` back to a UTC datetime)."""
-    record: dict[str, Any] = json.loads(data)
-    record["at"] = datetime.fromtimestamp(record["at"] / 1000, UTC)
+class MalformedCheckpoint(ObjectStoreError):
+    """An object under the checkpoint folder is not a checkpoint record (never retried)."""
+
+    retriable = False
+
+
+def from_json(data: bytes, name: str = "") -> dict[str, Any]:
+    """A checkpoint record from an object's bytes (``at`` back to a UTC datetime).
+
+    Raises:
+        MalformedCheckpoint: not JSON, not a checkpoint, or a field missing or of another type.
+    """
+    try:
+        record = json.loads(data)
+    except ValueError as exc:  # also bytes that are not UTF-8
+        raise MalformedCheckpoint(f"not JSON: {exc}", object=name) from None
+    if not isinstance(record, dict) or record.get("kind") != "checkpoint":
+        raise MalformedCheckpoint("not a checkpoint record", object=name)
+    for key, kind in _REQUIRED.items():
+        value = record.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise MalformedCheckpoint(f"{key} is missing or not a {kind.__name__}", object=name)
+    try:
+        record["at"] = datetime.fromtimestamp(record["at"] / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise MalformedCheckpoint("at is not a time", object=name) from None
     return record
 
 
@@ -91,11 +121,21 @@ def read_archive(dsn: MySQLDsn) -> list[dict[str, Any]]:
     return [dict(zip(FIELDS, (_plain(v) for v in row), strict=True)) for row in rows]
 
 
-def read_objects(store: ObjectStore, target: TargetUrl) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every checkpoint object under ``target``: ``(name, record)``."""
+def read_objects(
+    store: ObjectStore, target: TargetUrl, malformed: list[MalformedCheckpoint] | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every checkpoint object under ``target``: ``(name, record)``.
+
+    A malformed object is appended to ``malformed`` and skipped (without the list: raised).
+    """
     for name in store.list(prefix_of(target)):
         if name.endswith(".json"):
-            yield name, from_json(b"".join(store.read(name)))
+            try:
+                yield name, from_json(b"".join(store.read(name)), name)
+            except MalformedCheckpoint as exc:
+                if malformed is None:
+                    raise
+                malformed.append(exc)
 
 
 class CheckpointShipper:

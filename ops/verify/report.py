@@ -37,6 +37,7 @@ TAMPER_KINDS = frozenset(
         "bad_signature",
         "unknown_key",
         "checkpoint_gap",
+        "malformed_checkpoint",
     }
 )
 

@@ -23,7 +23,7 @@ def seal_check(settings: VerifySettings) -> SealCheck | None:
     keys = Keyring.load(settings.seal_public_key)
     if settings.seal_target is None:
         return SealCheck(keys)
-    from consumer.seals import read_objects
+    from consumer.seals import MalformedCheckpoint, read_objects
     from consumer.targets import FileStore, TargetUrl
 
     target = TargetUrl.parse(settings.seal_target)
@@ -36,7 +36,15 @@ def seal_check(settings: VerifySettings) -> SealCheck | None:
         options = settings.oci_options()
         store = OciStore(target, options)  # type: ignore[assignment]
     only = set(settings.server_uuid)
-    records = (
-        (n, r) for n, r in read_objects(store, target) if not only or r["server_uuid"] in only
-    )
-    return SealCheck.with_objects(keys, records)
+    bad: list[MalformedCheckpoint] = []
+    records = [
+        (n, r) for n, r in read_objects(store, target, bad) if not only or r["server_uuid"] in only
+    ]
+    malformed = []
+    for exc in bad:
+        name = str(exc.context.get("object", ""))
+        parts = name.rsplit("/", 2)  # <prefix>/checkpoints/<server_uuid>/<file>
+        uuid = parts[-2] if len(parts) == 3 else "?"
+        if not only or uuid in only:
+            malformed.append((uuid, name, exc.message))
+    return SealCheck.with_objects(keys, records, malformed)

@@ -19,6 +19,9 @@ store verified, per server:
 5. Report the last valid checkpoint, the events after it not yet sealed, and each ``skip``
    (``bookmark set``) as a note.
 
+An object under the seal target that is not a checkpoint record (someone who may add objects
+to the bucket wrote it) is ``malformed_checkpoint``, never a crash of the whole check.
+
 A checkpoint the chain does not run through (the producer died after publishing it and before
 storing it; docs/tamper-evidence.md) is reported by the chain check as ``inserted``; with a
 valid signature that becomes the note ``checkpoint_unlinked``.
@@ -69,18 +72,26 @@ class SealCheck:
 
     keys: Keyring
     outside: list[Link] = field(default_factory=list)  # the seal target's checkpoints
+    #: the seal target's objects that are not checkpoints: ``(server_uuid, object, why)``
+    malformed: list[tuple[str, str, str]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     _servers: dict[str, _Server] = field(default_factory=dict)
     _tail: bool = True
 
     @classmethod
     def with_objects(
-        cls, keys: Keyring, records: Iterable[tuple[str, dict[str, Any]]]
+        cls,
+        keys: Keyring,
+        records: Iterable[tuple[str, dict[str, Any]]],
+        malformed: Iterable[tuple[str, str, str]] = (),
     ) -> SealCheck:
-        """Step 1's outside half: ``(object name, record)`` of the seal target."""
+        """Step 1's outside half: the seal target's ``(object name, record)``.
+
+        ``malformed``: its objects that are not checkpoints, ``(server_uuid, name, why)``.
+        """
         links = [Link.control(r["server_uuid"], r, chain=r.get("chain"), seq=r.get("chain_seq"),
                               where=f"object {name}") for name, r in records]  # fmt: skip
-        return cls(keys, links)
+        return cls(keys, links, list(malformed))
 
     def watch(self, links: Iterable[Link]) -> Iterator[Link]:
         """Pass a store's links through, remembering what steps 1-3 need."""
@@ -116,7 +127,10 @@ class SealCheck:
         """
         self._tail = tail
         self.lines = []
-        found: list[Finding] = []
+        found = [
+            Finding("malformed_checkpoint", uuid, None, "checkpoint object", f"object {name}", why)
+            for uuid, name, why in self.malformed
+        ]
         by_server: dict[str, dict[tuple[str, str], Link]] = defaultdict(dict)
         for uuid, s in self._servers.items():
             by_server[uuid].update(s.checkpoints)

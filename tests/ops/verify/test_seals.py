@@ -183,3 +183,32 @@ def test_a_store_cut_before_a_signed_link_is_truncated_unless_it_need_not_hold_t
         report = VerifyReport()
         check.finish(report, tail=tail)
         assert [f.kind for f in report.findings] == expected
+
+
+def test_objects_in_the_seal_target_that_are_not_checkpoints_are_reported_not_fatal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signer = rfc_signer()
+    state = ChainState.start(A).advance_event("2026-12-07 06:00:00", 1, "{}")
+    good = {**checkpoint.checkpoint_record(signer, state, 1, AT), "at": 1796625000123}
+    folder = tmp_path / "checkpoints" / A
+    folder.mkdir(parents=True)
+    (folder / "000000000001-a.json").write_text(json.dumps(good))
+    (folder / "000000000002-b.json").write_bytes(b"\xff not json")
+    (folder / "000000000003-c.json").write_text(json.dumps({**good, "at": None}))
+    (folder / "000000000004-d.json").write_text(json.dumps({**good, "kind": "heartbeat"}))
+    empty = tmp_path / "dumps"
+    empty.mkdir()
+    argv = ["verify", f"--target=file://{empty}", f"--seal-target=file://{tmp_path}",
+            f"--seal-public-key={public_hex(signer.public)}"]  # fmt: skip
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    bad = [x for x in out.splitlines() if "TAMPER malformed_checkpoint" in x]
+    assert len(bad) == 3, out
+    assert f"server={A}" in bad[0] and "000000000002-b.json" in bad[0] and "not JSON" in bad[0]
+    assert "at is missing" in bad[1] and "not a checkpoint record" in bad[2]
+    # the well-formed one is still checked: its signature holds, only no store has link 1
+    assert "bad_signature" not in out and "unknown_key" not in out
+    assert "last checkpoint 1 signs link 1" in out
+    # --server-uuid limits the malformed ones like the others
+    assert main([*argv, "--server-uuid=00000000-0000-0000-0000-000000000000"]) == 0
