@@ -212,3 +212,18 @@ def test_objects_in_the_seal_target_that_are_not_checkpoints_are_reported_not_fa
     assert "last checkpoint 1 signs link 1" in out
     # --server-uuid limits the malformed ones like the others
     assert main([*argv, "--server-uuid=00000000-0000-0000-0000-000000000000"]) == 0
+
+
+def test_exit_codes_of_the_seal_settings(
+    oci_server: OciTestServer, oci_config: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "dumps"
+    empty.mkdir()
+    base = ["verify", f"--target=file://{empty}"]
+    key = f"--seal-public-key={public_hex(rfc_signer().public)}"
+    assert main([*base, f"--seal-target=file://{tmp_path}"]) == 2  # a target without a key
+    assert main([*base, "--seal-public-key=not-a-key"]) == 2
+    assert main([*base, f"--seal-public-key={tmp_path / 'missing.pub'}"]) == 2
+    assert main([*base, key, f"--seal-target=file://{tmp_path}"]) == 0  # nothing sealed yet
+    oci = [f"--oci-config-file={oci_config}", f"--oci-endpoint={oci_server.endpoint}"]
+    assert main([*base, key, "--seal-target=oci://nobucket/seals", *oci]) == 3  # cannot be read
