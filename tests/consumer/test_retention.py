@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 from oci.exceptions import ServiceError
-from oci.object_storage.models import CreateRetentionRuleDetails, Duration
+from oci.object_storage.models import (
+    CreateMultipartUploadDetails,
+    CreateRetentionRuleDetails,
+    Duration,
+)
 
 from auditstream.dsn import MySQLDsn
 from consumer.dumpformat import DumpObject
@@ -65,6 +69,18 @@ def test_a_rule_refuses_delete_and_overwrite_and_create_only_retries_still_behav
     assert store.put_file("r/a", path, obj) is False
     assert ("PUT", 409) in {(m, status) for m, _, status in oci_server.requests}
     assert oci_server.objects()["r/a"] == b"evidence"
+
+    # a multipart upload over the protected name is refused as well
+    parts = CreateMultipartUploadDetails(object="r/a")
+    with pytest.raises(ServiceError) as multipart:
+        store._bare_client.create_multipart_upload(NAMESPACE, "audit", parts)
+    assert multipart.value.status == 409
+    assert oci_server.objects()["r/a"] == b"evidence"
+
+    # a lock time needs a duration (an indefinite rule cannot be locked)
+    with pytest.raises(ServiceError) as indefinite:
+        rule(store, None, locked=datetime.now(UTC) + timedelta(days=14))
+    assert (indefinite.value.status, indefinite.value.code) == (400, "InvalidParameter")
 
     # unlocked, the rule can go (and then the object); a locked one cannot
     client.delete_retention_rule(NAMESPACE, "audit", rule_id)

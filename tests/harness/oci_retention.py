@@ -4,16 +4,24 @@ The shapes are the SDK's (``oci.object_storage.models``): ``CreateRetentionRuleD
 ``{displayName, duration: {timeAmount, timeUnit: DAYS|YEARS}, timeRuleLocked}`` in,
 ``RetentionRule`` / ``RetentionRuleCollection {items}`` out. Like the service:
 
-- a rule with a duration protects each object younger than it (by last modification); a rule
-  without one (indefinite) protects every object;
-- a protected object cannot be deleted or overwritten: 409 ``Conflict`` (an ``if-none-match``
-  write is refused first with 412, as for any existing object);
-- a rule is locked once ``timeRuleLocked`` has passed; a locked rule cannot be deleted (409).
+- a rule is active from its creation; one with a duration protects each object younger than
+  it (by last modification), one without (indefinite) protects every object;
+- a protected object cannot be deleted or overwritten (a plain PUT or a multipart commit): 409
+  ``Conflict`` (an ``if-none-match`` write is refused first with 412, as for any existing
+  object);
+- a rule is locked once ``timeRuleLocked`` has passed; a locked rule cannot be deleted (409);
+  ``timeRuleLocked`` without a duration is refused (400 ``InvalidParameter``).
 
-Deviations: rules take effect at once (the service: within ~30 s) and the lock time is not
-required to lie far enough in the future (tests set past times to act as if it had passed).
-The 409 ``Conflict`` answer is this server's reading of the service (OCI's documentation was
-not at hand when it was written): the uploader relies on the status only, never on the code.
+Sources (checked 2026-12-07): OCI's "Object Storage Data Retention Rules" (per-object duration
+from Last Modified; a rule is active at creation; the lock only guards the rule itself, after a
+mandatory 14-day delay), the SDK's ``CreateRetentionRuleDetails`` (a lock time without a
+duration is an error) and OCI's "API Errors" page (409 ``Conflict``: the resource's state
+conflicts with the request, not transient, do not retry). None of them names the code the
+service returns for a delete or overwrite refused by a rule: 409 ``Conflict`` is this server's
+reading, so the uploader relies on the status only, never on the code.
+
+Deviation: the lock time is not required to lie 14 days ahead (tests set past times to act as
+if it had passed).
 """
 
 from __future__ import annotations
@@ -82,6 +90,8 @@ class Rules:
         duration = details.get("duration")
         if duration is not None and duration.get("timeUnit") not in _UNIT:
             raise ValueError("duration.timeUnit must be DAYS or YEARS")
+        if duration is None and details.get("timeRuleLocked"):
+            raise ValueError("timeRuleLocked needs a duration (an indefinite rule has no lock)")
         rule = Rule(
             id=f"ocid1.retentionrule.{uuid.uuid4().hex}",
             display_name=details.get("displayName") or "rule",
