@@ -67,6 +67,19 @@ def test_keys_command_writes_a_private_file_of_mode_0600(
         generate(out)  # never overwrites a key
 
 
+def test_auditstream_keys_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ops.cli import main
+
+    out = tmp_path / "cli.key"
+    assert main(["keys", f"--out={out}"]) == 0
+    printed = capsys.readouterr().out
+    signer = signing.load_signer(None, out)
+    assert signer is not None and f"key id:      {signer.key_id}" in printed
+    assert len(signer.key_id) == 16 and signing.public_hex(signer.public) in printed
+    assert main(["keys", f"--out={out}"]) == 2  # never over an existing key
+    assert main(["keys"]) == 2  # --out is required
+
+
 def test_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "seal.key"
     generate(out)

@@ -179,6 +179,26 @@ def test_sealing_needs_a_schedule_and_a_key_never_as_a_flag(tmp_path: Path) -> N
     assert signer is not None and "secret" not in repr(s.masked())
 
 
+def test_the_seal_key_from_the_environment_reaches_the_signer_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "k"
+    generate(path)
+    pem = path.read_text()
+    monkeypatch.setenv("AUDITSTREAM_SEAL_KEY", pem)
+    base = ["--source-dsn=mysql://u@h:3306", "--seal-every-events=10"]
+    s = load(ProducerSettings, base, prog="p")
+    signer = s.signer()
+    file_signer = load_signer(None, path)
+    assert signer is not None and file_signer is not None
+    assert signer.key_id == file_signer.key_id
+    body = pem.splitlines()[1]  # a line of the key's base64
+    assert body not in repr(s.masked()) and body not in repr(s) and body not in repr(signer)
+    # the environment and a file at once: which one would sign is ambiguous, so neither does
+    with pytest.raises(ConfigError, match="not both"):
+        load(ProducerSettings, [*base, f"--seal-key-file={path}"], prog="p").signer()
+
+
 class Crash(BaseException):
     """Stands for kill -9 (never retried)."""
 
