@@ -16,7 +16,10 @@ Traps: the object's JSON is the record's fields, not its chain position in the a
 reads these objects as the checkpoints an attacker could not rewrite. Someone who may write to
 the bucket (but not delete or overwrite under the rule) can still add objects: ``from_json``
 checks every field, and ``read_objects`` hands a malformed object to the caller as
-``MalformedCheckpoint`` instead of failing the whole read.
+``MalformedCheckpoint`` instead of failing the whole read. Step 2 trusts the listing: a name
+already listed is not read back (a pass would cost one GET per checkpoint ever written), so
+other bytes put there before the pass are not the shipper's to find: ``verify`` reads every
+object and reports them (``malformed_checkpoint``, ``bad_signature``, ``unknown_key``).
 """
 
 from __future__ import annotations

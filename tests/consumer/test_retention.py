@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from oci.exceptions import ServiceError
@@ -14,15 +15,27 @@ from oci.object_storage.models import (
     Duration,
 )
 
+import sql
+from auditstream import checkpoint, mysql
+from auditstream.chain import ChainState
 from auditstream.dsn import MySQLDsn
+from auditstream.errors import ChecksumMismatch
 from consumer.dumpformat import DumpObject
+from consumer.ledger import Ledger
+from consumer.ops import upload_main
 from consumer.opsconfig import UploadSettings
 from consumer.retention import RetentionGuard, RetentionMissing
+from consumer.rotation import Rotator, Schedule
 from consumer.rotationtask import build_rotation_task
-from consumer.targets import FileStore
+from consumer.seals import CheckpointShipper, object_name, read_archive
+from consumer.targets import FileStore, TargetUrl
 from consumer.upload import OciStore
+from tests.auditstream.test_signing import rfc_signer
 from tests.consumer.test_upload import make_store
+from tests.harness.oci_fixtures import insert_rows
 from tests.harness.oci_server import NAMESPACE, OciTestServer
+
+UUID = "3b3c2d2e-0000-11ee-8000-000000000001"
 
 
 def rule(
@@ -137,3 +150,77 @@ def test_upload_settings_guard_dumps_and_checkpoints(
     # the consumer's own archiving pass writes the checkpoints too
     task = build_rotation_task(MySQLDsn.parse("mysql://u@h/db"), upload=s)
     assert task.shipper is not None and task.shipper.target.prefix == "s"
+
+
+def archive_with_a_table_and_a_checkpoint(dsn: MySQLDsn) -> str:
+    """A rotated table of 50 rows and one signed checkpoint in ``audit_control``."""
+    insert_rows(dsn, 50, server_uuid=UUID)
+    ledger = Ledger(mysql.connect(dsn))
+    table = Rotator(mysql.connect(dsn), ledger, Schedule()).rotate(datetime.now(UTC), force=True)
+    ledger.close()
+    assert table is not None
+    state = ChainState.start(UUID).advance_event("2026-01-01 00:00:00", 0, "{}")
+    record = checkpoint.checkpoint_record(rfc_signer(), state, 1, checkpoint.now_ms())
+    conn = mysql.connect(dsn)
+    cur = conn.cursor()
+    for statement in sql.statements("archive/audit_control"):
+        cur.execute(statement)
+    cur.execute(
+        "INSERT INTO audit_control (topic, kafka_partition, kafka_offset, server_uuid, kind, at, "
+        "checkpoint_seq, signed_seq, signed_chain, key_id, signature, chain, chain_seq) VALUES "
+        "('c', 0, 0, %s, 'checkpoint', %s, 1, %s, %s, %s, %s, %s, %s)",
+        (UUID, record["at"].replace(tzinfo=None), state.seq, state.hash, record["key_id"],
+         record["signature"], "ab" * 32, 2),
+    )  # fmt: skip
+    conn.commit()
+    conn.close()
+    return table
+
+
+def test_an_overwrite_the_rule_refuses_is_reported_by_the_uploader(
+    archive_dsn: MySQLDsn,
+    oci_server: OciTestServer,
+    oci_config: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    table = archive_with_a_table_and_a_checkpoint(archive_dsn)
+    rule(make_store(oci_server, oci_config, "oci://audit/d"), 30, locked=None)
+    # Someone wrote other bytes first under the dump's manifest name; the rule now keeps them
+    # from being replaced, and the uploader says so: the table is stuck, exit 5.
+    manifest = f"d/{table}/manifest.json"
+    oci_server.put(manifest, b"forged manifest")
+    args = [f"--archive-dsn={archive_dsn.url(reveal=True)}", "--target=oci://audit/d",
+            "--retention-min-days=30", f"--staging-dir={tmp_path}/staging",
+            f"--oci-config-file={oci_config}", f"--oci-endpoint={oci_server.endpoint}"]  # fmt: skip
+    capsys.readouterr()
+    assert upload_main(args) == 5
+    out = capsys.readouterr().out
+    failed = [x for x in out.splitlines() if x.startswith(f"failed {table}:")]
+    assert len(failed) == 1 and "manifest.json" in failed[0], out
+    assert "retention: bucket audit: retention rule 'keep-30-DAYS', 30 days" in out
+    assert oci_server.objects()[manifest] == b"forged manifest"
+    ledger = Ledger(mysql.connect(archive_dsn))
+    try:
+        entry = ledger.get(table)
+    finally:
+        ledger.close()
+    assert entry is not None and entry.stuck and "manifest.json" in str(entry.last_error)
+
+    # A checkpoint's name taken by other bytes between the shipper's listing and its
+    # create-only put (a retry after a crash, another member, someone else): refused by the
+    # rule, reported by the shipper, never replaced.
+    target = TargetUrl.parse("oci://audit/s")
+    sealed = object_name(target, read_archive(archive_dsn)[0])
+    oci_server.put(sealed, b"forged checkpoint")
+    store = make_store(oci_server, oci_config, "oci://audit/s")
+    store.list = lambda prefix: []  # type: ignore[method-assign]
+    with pytest.raises(ChecksumMismatch, match="differs") as refused:
+        CheckpointShipper(archive_dsn, RetentionGuard(store, 30), target).ship()
+    assert refused.value.context["object"] == sealed and not refused.value.retriable
+    assert oci_server.objects()[sealed] == b"forged checkpoint"
+    tried = [
+        (m, status) for m, path, status in oci_server.requests if unquote(path).endswith(sealed)
+    ]
+    assert ("PUT", 412) in tried  # create-only: the name was taken
+    assert not [r for r in oci_server.requests if r[0] == "DELETE"]  # nothing deleted
