@@ -109,9 +109,16 @@ class RotationTask:
 
     def _archive(self, now: datetime) -> None:
         assert self.archiver is not None  # noqa: S101
+        refused: AuditStreamError | None = None
         try:
             self.archiver.run(now)
             if self.shipper is not None:
                 self.shipper.ship()
         except AuditStreamError as exc:
-            log.warning("archiving pass failed: %s", exc)
+            if exc.retriable:
+                log.warning("archiving pass failed; retrying at the next pass: %s", exc)
+            else:
+                refused = exc
+        if refused is not None:  # no rule long enough, a name taken by other bytes: retrying
+            # cannot mend it (the pass still runs again, so a rule added later is found)
+            log.error("archiving pass refused; an operator must act: %s", refused)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote
@@ -224,3 +225,28 @@ def test_an_overwrite_the_rule_refuses_is_reported_by_the_uploader(
     ]
     assert ("PUT", 412) in tried  # create-only: the name was taken
     assert not [r for r in oci_server.requests if r[0] == "DELETE"]  # nothing deleted
+
+
+def test_the_consumers_archiving_pass_refuses_without_a_rule_and_says_so_as_an_error(
+    archive_dsn: MySQLDsn, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    table = archive_with_a_table_and_a_checkpoint(archive_dsn)
+    upload = UploadSettings(
+        archive_dsn=archive_dsn.url(reveal=True), target=f"file://{tmp_path}/dumps",
+        seal_target=f"file://{tmp_path}/seals", retention_min_days=30,
+        staging_dir=tmp_path / "staging",
+    )  # fmt: skip
+    task = build_rotation_task(archive_dsn, upload=upload)
+    with caplog.at_level(logging.INFO):
+        task._archive(datetime.now(UTC))  # the pass the consumer runs in its thread
+    refused = [r for r in caplog.records if "an operator must act" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].levelno == logging.ERROR
+    assert "no time-bound retention rule of at least 30 days" in refused[0].getMessage()
+    assert not list((tmp_path / "seals").rglob("*.json"))  # no checkpoint written
+    assert not list((tmp_path / "dumps").rglob("*"))  # no dump either: the table is stuck
+    ledger = Ledger(mysql.connect(archive_dsn))
+    try:
+        entry = ledger.get(table)
+    finally:
+        ledger.close()
+    assert entry is not None and entry.stuck and "retention rule" in str(entry.last_error)
