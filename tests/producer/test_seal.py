@@ -7,6 +7,8 @@ links that are on the event topic, number 1, 2, ... per server and are links of 
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +26,7 @@ from auditstream.kafka import producer_config
 from auditstream.mysql import connect
 from auditstream.settings import load
 from auditstream.signing import Keyring, Signer, load_signer, public_hex
+from auditstream.text import as_text
 from ops.cli import main as cli
 from ops.keys import generate
 from producer.bookmark import BookmarkStore
@@ -58,13 +61,39 @@ def sealed_loop(
     **opts: Any,
 ) -> tuple[Loop, Seal]:
     codec = SingleObjectCodec()
-    seal = Seal(SealStore(dsn), codec, names[1], 20.0, signer, opts.pop("every", None))
+    seal = Seal(
+        WitnessSealStore(dsn), codec, names[1], 20.0, signer, opts.pop("every", None),
+        opts.pop("every_seconds", None), clock=opts.pop("clock", time.monotonic),
+    )  # fmt: skip
     options = Options(
         topic=names[0], control_topic=names[1], start_from="earliest", once=True, idle_min=0.01,
         idle_max=0.05, backoff_max=0.2, heartbeat_interval=3600, ack_timeout=20, **opts,
     )  # fmt: skip
     kafka = producer_config(bootstrap, {"linger.ms": 5})
     return Loop(source, lambda u: Publisher(kafka, u), store, codec, options, seal), seal
+
+
+class WitnessSealStore(SealStore):
+    """Notes, as each checkpoint's state is stored (seal step 5), what the bookmark store held
+    just before: the link the producer had bookmarked, i.e. seen acknowledged."""
+
+    def __init__(self, dsn: MySQLDsn) -> None:
+        super().__init__(dsn)
+        self.bookmarked: dict[int, tuple[str, int]] = {}
+
+    def sealed(self, server_uuid: str, chain: ChainState, checkpoint_seq: int) -> None:
+        rows = self._query(
+            "SELECT chain, chain_seq FROM audit_config WHERE server_uuid = %s", (server_uuid,)
+        )
+        assert rows
+        self.bookmarked[checkpoint_seq] = (as_text(rows[0][0]), int(str(rows[0][1])))
+        super().sealed(server_uuid, chain, checkpoint_seq)
+
+
+def witness(seal: Seal) -> WitnessSealStore:
+    store = seal._store
+    assert isinstance(store, WitnessSealStore)
+    return store
 
 
 def controls(read: Reader, topic: str, count: int, kind: str) -> list[dict[str, Any]]:
@@ -95,8 +124,12 @@ def test_checkpoints_sign_acknowledged_links_and_are_links_themselves(
     for c in cps:
         link = Link.from_record("control_event", c)
         assert link is not None and checkpoint.check(ring, link) is True
-        assert by_seq[c["signed_seq"]] == c["signed_chain"]  # an acknowledged event's link
+        assert by_seq[c["signed_seq"]] == c["signed_chain"]  # an event's link on the topic
         assert c["key_id"] == signer.key_id
+        # ... and the one bookmarked when it was signed: the bookmark moves only after the
+        # broker acknowledged the batch (pages_in_flight=3 keeps later batches unacknowledged)
+        bookmarked = witness(seal).bookmarked[c["checkpoint_seq"]]
+        assert bookmarked == (c["signed_chain"], c["signed_seq"])
     # the last one (the end of a --once run) seals the last event
     assert cps[-1]["signed_chain"] == events[-1][1]["chain"]
     length = assert_chain_intact(UUID, events, [(UUID, c, None) for c in cps])
@@ -122,6 +155,34 @@ def test_checkpoints_sign_acknowledged_links_and_are_links_themselves(
     capsys.readouterr()
     assert cli(argv) == 0
     assert f"last checkpoint {len(more)} signs link" in capsys.readouterr().out
+
+
+def test_the_timer_seals_in_the_middle_of_a_run_too(
+    store: BookmarkStore,
+    mysql_db: MySQLDsn,
+    bootstrap: str,
+    topics: tuple[str, str],  # noqa: F811
+    read_topic: Reader,
+    key: tuple[Signer, Keyring],
+) -> None:
+    signer, ring = key
+    ticks = itertools.count(0, 10)  # every look at the clock is 10 s later
+    loop, seal = sealed_loop(
+        FakeSource(make_events(100)), store, mysql_db, bootstrap, topics, signer,
+        every_seconds=30, clock=lambda: float(next(ticks)), batch_events=7, pages_in_flight=2,
+    )  # fmt: skip
+    loop.run()
+    cps = controls(read_topic, topics[1], seal.checkpoints, "checkpoint")
+    assert len(cps) == seal.checkpoints >= 3  # not only the final one of the --once run
+    events = read_topic(topics[0], 100)
+    by_seq = {r["chain_seq"]: r["chain"] for _, r, _ in events}
+    assert cps[0]["signed_seq"] < events[-1][1]["chain_seq"]  # before the end
+    for c in cps:
+        link = Link.from_record("control_event", c)
+        assert link is not None and checkpoint.check(ring, link) is True
+        assert by_seq[c["signed_seq"]] == c["signed_chain"]
+        assert witness(seal).bookmarked[c["checkpoint_seq"]] == (c["signed_chain"], c["signed_seq"])
+    assert assert_chain_intact(UUID, events, [(UUID, c, None) for c in cps]) == 100 + len(cps)
 
 
 def test_bookmark_set_becomes_a_skip_link_that_continues_the_chain(
