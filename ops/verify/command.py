@@ -3,8 +3,8 @@
 Exit codes: 0 every chain read is intact (and, with ``--seal-public-key``, every checkpoint is
 validly signed by a trusted key and agrees with the stores); 1 tampering found (each finding on
 stdout, first break first; also ``seal_mismatch``, ``bad_signature``, ``unknown_key``,
-``checkpoint_gap``, ``malformed_checkpoint``); 2 a setting is wrong or a store has no chain
-columns; 3 a store (or the seal target) is unreachable.
+``checkpoint_gap``, ``malformed_checkpoint``, and with ``--require-seal`` ``unsealed``); 2 a
+setting is wrong or a store has no chain columns; 3 a store (or the seal target) is unreachable.
 """
 
 from __future__ import annotations

@@ -44,6 +44,9 @@ class VerifySettings(ArchiveDb, OciSettings, KafkaAuthSettings):
     seal_target: TargetText | None = Field(
         None, description="the checkpoints' bucket/prefix (oci://...) or file:///dir"
     )
+    require_seal: bool = Field(
+        False, description="a server's chain without a valid signed checkpoint is tampering"
+    )
     anchor: Path | None = Field(None, description="anchor file: the latest link per server")
     write_anchor: Path | None = Field(None, description="after an intact run, write the anchor")
     idle_timeout: float = Field(30.0, gt=0, description="seconds without a message: broker down")

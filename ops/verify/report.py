@@ -38,6 +38,7 @@ TAMPER_KINDS = frozenset(
         "unknown_key",
         "checkpoint_gap",
         "malformed_checkpoint",
+        "unsealed",
     }
 )
 

@@ -17,12 +17,14 @@ def seal_check(settings: VerifySettings) -> SealCheck | None:
     from auditstream.errors import ConfigError
 
     if not settings.seal_public_key:
-        if settings.seal_target is not None:
-            raise ConfigError("--seal-target needs --seal-public-key (the keys to check with)")
+        if settings.seal_target is not None or settings.require_seal:
+            raise ConfigError(
+                "--seal-target and --require-seal need --seal-public-key (the keys to check with)"
+            )
         return None
     keys = Keyring.load(settings.seal_public_key)
     if settings.seal_target is None:
-        return SealCheck(keys)
+        return SealCheck(keys, require=settings.require_seal)
     from consumer.seals import MalformedCheckpoint, read_objects
     from consumer.targets import FileStore, TargetUrl
 
@@ -47,4 +49,4 @@ def seal_check(settings: VerifySettings) -> SealCheck | None:
         uuid = parts[-2] if len(parts) == 3 else "?"
         if not only or uuid in only:
             malformed.append((uuid, name, exc.message))
-    return SealCheck.with_objects(keys, records, malformed)
+    return SealCheck.with_objects(keys, records, malformed, require=settings.require_seal)

@@ -17,7 +17,13 @@ store verified, per server:
    ``truncated``.
 4. Numbers missing between the checkpoints of a server: ``checkpoint_gap``.
 5. Report the last valid checkpoint, the events after it not yet sealed, and each ``skip``
-   (``bookmark set``) as a note.
+   (``bookmark set``) as a note. With ``require`` (``--require-seal``), a server whose chain
+   has links but no valid checkpoint is ``unsealed``.
+
+Trap: without ``--seal-target`` the only checkpoints are the ones the store itself holds, and
+someone who can write the store can delete them all and recompute the chain: the check then
+sees an unsealed chain, not a broken one. ``--require-seal`` makes that a finding; the seal
+target (which they cannot delete from under its retention rule) is what makes it evidence.
 
 An object under the seal target that is not a checkpoint record (someone who may add objects
 to the bucket wrote it) is ``malformed_checkpoint``, never a crash of the whole check.
@@ -75,6 +81,8 @@ class SealCheck:
     #: the seal target's objects that are not checkpoints: ``(server_uuid, object, why)``
     malformed: list[tuple[str, str, str]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    #: a server with links and no valid checkpoint is a finding (``unsealed``), not a note
+    require: bool = False
     _servers: dict[str, _Server] = field(default_factory=dict)
     _tail: bool = True
 
@@ -84,6 +92,8 @@ class SealCheck:
         keys: Keyring,
         records: Iterable[tuple[str, dict[str, Any]]],
         malformed: Iterable[tuple[str, str, str]] = (),
+        *,
+        require: bool = False,
     ) -> SealCheck:
         """Step 1's outside half: the seal target's ``(object name, record)``.
 
@@ -91,7 +101,7 @@ class SealCheck:
         """
         links = [Link.control(r["server_uuid"], r, chain=r.get("chain"), seq=r.get("chain_seq"),
                               where=f"object {name}") for name, r in records]  # fmt: skip
-        return cls(keys, links, list(malformed))
+        return cls(keys, links, list(malformed), require=require)
 
     def watch(self, links: Iterable[Link]) -> Iterator[Link]:
         """Pass a store's links through, remembering what steps 1-3 need."""
@@ -191,6 +201,9 @@ class SealCheck:
             )
         elif s.last_seq:
             self.lines.append(f"  sealed {uuid}: no valid checkpoint; nothing is sealed")
+            if self.require:
+                found.append(Finding("unsealed", uuid, s.last_seq, "checkpoints", "the seal check",
+                    f"{s.last_seq} link(s) and no valid checkpoint (--require-seal)"))  # fmt: skip
         return set(valid)
 
     def _unlink(self, report: VerifyReport, uuid: str, valid: set[int]) -> None:

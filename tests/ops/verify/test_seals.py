@@ -29,7 +29,7 @@ from tests.auditstream.test_signing import rfc_signer
 from tests.consumer.test_seals import archive_pipeline
 from tests.consumer.test_upload import make_store
 from tests.harness.oci_server import NAMESPACE, OciTestServer
-from tests.ops.verify.conftest import A, chained_records
+from tests.ops.verify.conftest import A, B, chained_records
 
 Records = list[tuple[str, dict[str, Any]]]
 
@@ -230,3 +230,40 @@ def test_exit_codes_of_the_seal_settings(
     assert main([*base, key, f"--seal-target=file://{tmp_path}"]) == 0  # nothing sealed yet
     oci = [f"--oci-config-file={oci_config}", f"--oci-endpoint={oci_server.endpoint}"]
     assert main([*base, key, "--seal-target=oci://nobucket/seals", *oci]) == 3  # cannot be read
+
+
+def test_require_seal_makes_a_chain_without_checkpoints_a_finding() -> None:
+    """The archive's checkpoints deleted and its chain recomputed: without the seal target only
+    --require-seal tells an unsealed chain from a sealed one."""
+    keys = Keyring.load([public_hex(rfc_signer().public)])
+    one = ChainState.start(A).advance_event("2026-12-07 06:00:00", 1, "{}")
+    stored = Link.event(A, "2026-12-07 06:00:00", 1, "{}", chain=one.hash, seq=1)
+    for require, kinds in ((False, []), (True, ["unsealed"])):
+        check = SealCheck(keys, require=require)
+        list(check.watch([stored]))
+        report = VerifyReport()
+        check.finish(report)
+        assert [f.kind for f in report.findings] == kinds
+        assert report.intact is not require
+        assert check.lines == [f"  sealed {A}: no valid checkpoint; nothing is sealed"]
+    check = SealCheck(keys, require=True)  # a server with no link at all is not "unsealed"
+    list(check.watch([]))
+    report = VerifyReport()
+    check.finish(report)
+    assert report.findings == []
+
+
+def test_require_seal_through_the_command(
+    archive: tuple[MySQLDsn, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An archive whose chains hold no checkpoint (all deleted, or never sealed)."""
+    dsn = archive[0].url(reveal=True)
+    key = f"--seal-public-key={public_hex(rfc_signer().public)}"
+    assert main(["verify", "--archive-dsn", dsn, "--require-seal"]) == 2  # nothing to check with
+    capsys.readouterr()
+    assert main(["verify", "--archive-dsn", dsn, key]) == 0
+    assert f"sealed {A}: no valid checkpoint; nothing is sealed" in capsys.readouterr().out
+    assert main(["verify", "--archive-dsn", dsn, key, "--require-seal"]) == 1
+    out = capsys.readouterr().out
+    assert f"TAMPER unsealed: server={A} seq=32" in out, out
+    assert f"TAMPER unsealed: server={B}" in out
