@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,13 @@ def test_a_fast_path_that_disagrees_is_not_measured(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(codec.SingleObjectCodec, "encode_event", off_by_one)
     with pytest.raises(RuntimeError, match="other bytes"):
         bench_codec.measure(bench_codec.sample_events(), repeats=1)
+
+
+def test_missing_samples_are_said_not_skipped_quietly(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert bench_codec.sample_events()  # the real ../shared/samples beside the checkout
+    monkeypatch.setattr(bench_codec, "SAMPLES", tmp_path / "absent")
+    with caplog.at_level(logging.WARNING, logger="bench.codec"):
+        assert bench_codec.sample_events() == []
+    assert "no sample events" in caplog.text and "absent" in caplog.text
