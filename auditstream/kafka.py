@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 #: A 4 MB event, its flat copies and the Avro overhead fit in this many bytes per message.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
+#: A consumer's fetch asks for this much per partition and in all (a larger message still
+#: comes, alone: ``consumer_config``).
+FETCH_PARTITION_BYTES = 1024 * 1024
+FETCH_BYTES = 4 * 1024 * 1024
+
 #: Settings the producer guarantee (design.md, producer steps 3-4) depends on.
 PRODUCER_GUARANTEES: dict[str, Any] = {"acks": "all", "enable.idempotence": True}
 
@@ -55,10 +60,15 @@ def consumer_config(
     """Librdkafka consumer settings: offsets are ours to commit, after the database commit.
 
     Memory: librdkafka pre-fetches up to ``queued.max.messages.kbytes`` (64 MB by default; in
-    practice per partition) plus one fetch response (``fetch.max.bytes``) on top of the batches
-    the loop holds. The queue is bounded to 2 MB (about two 1000-row batches of ~1.2 KB; 4 MB
-    measured the same rate with ~14 MB more peak RSS), a fetch to one largest message (16 MB),
-    which any single message still fits in. A pass-through may raise them for a faster link.
+    practice per partition) plus the fetch responses in flight on top of the batches the loop
+    holds. The queue is bounded to 2 MB (about two 1000-row batches of ~1.2 KB; 4 MB measured
+    the same rate with ~14 MB more peak RSS). A fetch asks for at most ``FETCH_PARTITION_BYTES``
+    per partition and ``FETCH_BYTES`` in all: the queue bound is checked only before a fetch,
+    and one answer of compressed batches lands whole. With 16 MB per fetch a consumer on Apache
+    Kafka peaked at 250 MB alone and 319-369 MB as one of a group or end to end; with 1 / 4 MB
+    at 156-163 MB (BENCHMARKS.md, session 5). A message larger than both still arrives: a
+    broker answers with the first record batch even when it is over the limits (KIP-74), so
+    progress never needs a fetch as large as the largest message (a test on each broker).
 
     Trap: once a partition's queue is over that bound, librdkafka postpones its next fetch by
     ``fetch.queue.backoff.ms`` (1000 by default), and a consumer that drains 2 MB in less than
@@ -69,8 +79,8 @@ def consumer_config(
         "group.id": group_id,
         "auto.offset.reset": "earliest",
         "partition.assignment.strategy": "cooperative-sticky",
-        "fetch.max.bytes": MAX_MESSAGE_BYTES,
-        "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
+        "fetch.max.bytes": FETCH_BYTES,
+        "max.partition.fetch.bytes": FETCH_PARTITION_BYTES,
         "queued.max.messages.kbytes": 2048,
         "fetch.queue.backoff.ms": 20,
         "isolation.level": "read_committed",
