@@ -22,7 +22,7 @@ from auditstream.chain import ChainState
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ChecksumMismatch
 from consumer.dumpformat import DumpObject
-from consumer.ledger import Ledger
+from consumer.ledger import Entry, Ledger
 from consumer.ops import upload_main
 from consumer.opsconfig import UploadSettings
 from consumer.retention import RetentionGuard, RetentionMissing
@@ -178,6 +178,14 @@ def archive_with_a_table_and_a_checkpoint(dsn: MySQLDsn) -> str:
     return table
 
 
+def ledger_entry(dsn: MySQLDsn, table: str) -> Entry | None:
+    ledger = Ledger(mysql.connect(dsn))
+    try:
+        return ledger.get(table)
+    finally:
+        ledger.close()
+
+
 def test_an_overwrite_the_rule_refuses_is_reported_by_the_uploader(
     archive_dsn: MySQLDsn,
     oci_server: OciTestServer,
@@ -201,11 +209,7 @@ def test_an_overwrite_the_rule_refuses_is_reported_by_the_uploader(
     assert len(failed) == 1 and "manifest.json" in failed[0], out
     assert "retention: bucket audit: retention rule 'keep-30-DAYS', 30 days" in out
     assert oci_server.objects()[manifest] == b"forged manifest"
-    ledger = Ledger(mysql.connect(archive_dsn))
-    try:
-        entry = ledger.get(table)
-    finally:
-        ledger.close()
+    entry = ledger_entry(archive_dsn, table)
     assert entry is not None and entry.stuck and "manifest.json" in str(entry.last_error)
 
     # A checkpoint's name taken by other bytes between the shipper's listing and its
@@ -244,9 +248,5 @@ def test_the_consumers_archiving_pass_refuses_without_a_rule_and_says_so_as_an_e
     assert "no time-bound retention rule of at least 30 days" in refused[0].getMessage()
     assert not list((tmp_path / "seals").rglob("*.json"))  # no checkpoint written
     assert not list((tmp_path / "dumps").rglob("*"))  # no dump either: the table is stuck
-    ledger = Ledger(mysql.connect(archive_dsn))
-    try:
-        entry = ledger.get(table)
-    finally:
-        ledger.close()
+    entry = ledger_entry(archive_dsn, table)
     assert entry is not None and entry.stuck and "retention rule" in str(entry.last_error)

@@ -100,6 +100,19 @@ def controls(read: Reader, topic: str, count: int, kind: str) -> list[dict[str, 
     return [r for _, r, _ in read(topic, count) if r["kind"] == kind]
 
 
+def assert_signed_acknowledged(
+    cps: list[dict[str, Any]], events: list[Any], ring: Keyring, seal: Any
+) -> None:
+    """Each checkpoint verifies with ``ring`` and signs an event's link on the topic: the one
+    bookmarked when it was signed (the bookmark moves only after the broker acknowledged it)."""
+    by_seq = {r["chain_seq"]: r["chain"] for _, r, _ in events}
+    for c in cps:
+        link = Link.from_record("control_event", c)
+        assert link is not None and checkpoint.check(ring, link) is True
+        assert by_seq[c["signed_seq"]] == c["signed_chain"]
+        assert witness(seal).bookmarked[c["checkpoint_seq"]] == (c["signed_chain"], c["signed_seq"])
+
+
 def test_checkpoints_sign_acknowledged_links_and_are_links_themselves(
     store: BookmarkStore,
     mysql_db: MySQLDsn,
@@ -120,16 +133,9 @@ def test_checkpoints_sign_acknowledged_links_and_are_links_themselves(
     cps = controls(read_topic, topics[1], seal.checkpoints, "checkpoint")
     assert len(cps) == seal.checkpoints >= 5
     assert [c["checkpoint_seq"] for c in cps] == list(range(1, len(cps) + 1))
-    by_seq = {r["chain_seq"]: r["chain"] for _, r, _ in events}
-    for c in cps:
-        link = Link.from_record("control_event", c)
-        assert link is not None and checkpoint.check(ring, link) is True
-        assert by_seq[c["signed_seq"]] == c["signed_chain"]  # an event's link on the topic
-        assert c["key_id"] == signer.key_id
-        # ... and the one bookmarked when it was signed: the bookmark moves only after the
-        # broker acknowledged the batch (pages_in_flight=3 keeps later batches unacknowledged)
-        bookmarked = witness(seal).bookmarked[c["checkpoint_seq"]]
-        assert bookmarked == (c["signed_chain"], c["signed_seq"])
+    # pages_in_flight=3 keeps later batches unacknowledged while a checkpoint is signed
+    assert_signed_acknowledged(cps, events, ring, seal)
+    assert {c["key_id"] for c in cps} == {signer.key_id}
     # the last one (the end of a --once run) seals the last event
     assert cps[-1]["signed_chain"] == events[-1][1]["chain"]
     length = assert_chain_intact(UUID, events, [(UUID, c, None) for c in cps])
@@ -175,13 +181,8 @@ def test_the_timer_seals_in_the_middle_of_a_run_too(
     cps = controls(read_topic, topics[1], seal.checkpoints, "checkpoint")
     assert len(cps) == seal.checkpoints >= 3  # not only the final one of the --once run
     events = read_topic(topics[0], 100)
-    by_seq = {r["chain_seq"]: r["chain"] for _, r, _ in events}
     assert cps[0]["signed_seq"] < events[-1][1]["chain_seq"]  # before the end
-    for c in cps:
-        link = Link.from_record("control_event", c)
-        assert link is not None and checkpoint.check(ring, link) is True
-        assert by_seq[c["signed_seq"]] == c["signed_chain"]
-        assert witness(seal).bookmarked[c["checkpoint_seq"]] == (c["signed_chain"], c["signed_seq"])
+    assert_signed_acknowledged(cps, events, ring, seal)
     assert assert_chain_intact(UUID, events, [(UUID, c, None) for c in cps]) == 100 + len(cps)
 
 
