@@ -129,15 +129,19 @@ def read_objects(
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every checkpoint object under ``target``: ``(name, record)``.
 
-    A malformed object is appended to ``malformed`` and skipped (without the list: raised).
+    A malformed object is appended to ``malformed`` and skipped (without the list: raised);
+    its context names the ``object`` and the ``server_uuid`` folder it lies in (``?``: none).
     """
-    for name in store.list(prefix_of(target)):
+    folder = prefix_of(target)
+    for name in store.list(folder):
         if name.endswith(".json"):
             try:
                 yield name, from_json(b"".join(store.read(name)), name)
             except MalformedCheckpoint as exc:
                 if malformed is None:
                     raise
+                server, _, _ = name.removeprefix(folder).rpartition("/")
+                exc.context["server_uuid"] = server or "?"
                 malformed.append(exc)
 
 

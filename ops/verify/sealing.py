@@ -44,9 +44,7 @@ def seal_check(settings: VerifySettings) -> SealCheck | None:
     ]
     malformed = []
     for exc in bad:
-        name = str(exc.context.get("object", ""))
-        parts = name.rsplit("/", 2)  # <prefix>/checkpoints/<server_uuid>/<file>
-        uuid = parts[-2] if len(parts) == 3 else "?"
+        uuid = str(exc.context["server_uuid"])  # the folder read_objects found it in
         if not only or uuid in only:
-            malformed.append((uuid, name, exc.message))
+            malformed.append((uuid, str(exc.context["object"]), exc.message))
     return SealCheck.with_objects(keys, records, malformed, require=settings.require_seal)
