@@ -14,7 +14,7 @@ KAFKA_STAMP := $(KAFKA_LIBS)/.fetched
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt setup.py consumer/nativerow.pyx
 	@command -v mariadbd >/dev/null || test -x /usr/sbin/mariadbd || { \
 	  echo "mariadbd missing: installing mariadb-server (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null; }

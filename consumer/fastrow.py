@@ -10,7 +10,7 @@ returns exactly what the reference path gives for it::
     record = codec.decode(value)                  # fastavro / schemas.compiled
     ident = rows.identity(record)
     row = rows.audit_row(record, ident, partition, offset)
-    line = rows.load_data_line(row)
+    line = rows.load_data_line(row).encode()  # UTF-8, as the LOAD DATA file holds it
 
 Each column is written in ``AUDIT_COLUMNS`` order with ``rows._field``'s formatting inlined
 (the four escapes, ``\N`` for NULL, ``repr`` of floats, JSON via ``orjson`` like ``rows._json``).
@@ -40,7 +40,7 @@ from consumer.rows import _MAX_TS, _MIN_TS, AUDIT_COLUMNS, Identity
 from schemas import compiled
 from schemas.compiled import Unsupported
 
-RowReader = Callable[[bytes, int, int, int], tuple[Identity, tuple[Any, ...], str]]
+RowReader = Callable[[bytes, int, int, int], tuple[Identity, tuple[Any, ...], bytes]]
 
 #: Schema field each column comes from (columns not listed come from the arguments).
 _COLUMN = {"ts": "timestamp"}
@@ -88,8 +88,8 @@ def _text_lines(v: str, s: str, nullable: bool) -> list[str]:
     return lines
 
 
-def compile_row_reader(schema: Any) -> RowReader:
-    """The fused reader for ``schema`` (the parsed current ``audit_event`` schema).
+def _checked_fields(schema: Any) -> list[tuple[str, bool, str]]:
+    """``schema``'s fields, checked against ``AUDIT_COLUMNS`` as both readers expect them.
 
     Raises:
         Unsupported: the schema's fields and ``AUDIT_COLUMNS`` do not match as expected.
@@ -108,6 +108,51 @@ def compile_row_reader(schema: Any) -> RowReader:
     for name, expect in fixed.items():
         if kinds[name] != expect:
             raise Unsupported(f"{name} is {kinds[name]}, the fused reader expects {expect}")
+    for name in _JSON:
+        nullable, kind = kinds[name]
+        if kind not in ("map", "array") or not nullable:
+            raise Unsupported(f"{name} is {kind}, not JSON")
+    return fields
+
+
+def native_row_reader(schema: Any) -> RowReader:
+    """The compiled fused reader for ``schema`` (``consumer.nativerow``): the same contract.
+
+    Raises:
+        Unsupported: the schema does not fit (as for ``compile_row_reader``), or the extension
+            is not built (no C compiler at install time); the caller uses the Python reader.
+    """
+    fields = _checked_fields(schema)
+    try:
+        from consumer import nativerow  # optional: built only where a C compiler was
+    except ImportError as exc:
+        raise Unsupported(f"the compiled reader is not built: {exc}") from exc
+    codes = {"string": 0, "long": 1, "timestamp-millis": 1, "double": 2, "map": 3, "array": 4}
+    index = {name: i for i, (name, _, _) in enumerate(fields)}
+    special = {"kafka_partition": -1, "kafka_offset": -2, "ts": -3}
+    reader: RowReader = nativerow.RowReader(
+        [(codes[kind], nullable, name in _JSON) for name, nullable, kind in fields],
+        [special[c] if c in special else index[c] for c in AUDIT_COLUMNS],
+        index["timestamp"],
+        index["id"],
+        _MIN_MS,
+        _MAX_MS,
+        compiled.Fallback,
+        Identity,
+        _timestamp,
+        orjson.dumps,
+    )
+    return reader
+
+
+def compile_row_reader(schema: Any) -> RowReader:
+    """The fused reader for ``schema`` (the parsed current ``audit_event`` schema).
+
+    Raises:
+        Unsupported: the schema's fields and ``AUDIT_COLUMNS`` do not match as expected.
+    """
+    fields = _checked_fields(schema)
+    kinds = {name: (nullable, kind) for name, nullable, kind in fields}
     src = ["def read(buf, p, partition, offset):", "    end = len(buf)"]
     for i, (name, nullable, kind) in enumerate(fields):
         if name == "timestamp":
@@ -177,7 +222,7 @@ def compile_row_reader(schema: Any) -> RowReader:
     src += ["    " + line for line in escaped]
     src.append("    else:")
     src += ["    " + line for line in plain]
-    src.append(f"    line = '\\t'.join(({', '.join(texts)},)) + '\\n'")
+    src.append(f"    line = ('\\t'.join(({', '.join(texts)},)) + '\\n').encode()")
     src.append(f"    row = ({', '.join(row)},)")
     src.append("    return ident, row, line")
     scope = compiled.namespace()

@@ -1,11 +1,14 @@
-"""The fused reader gives the reference row, identity and LOAD DATA line, or falls back.
+"""The fused readers give the reference row, identity and LOAD DATA line, or fall back.
 
 Reference: fastavro decodes the body, then ``rows.identity``, ``rows.audit_row`` and
-``rows.load_data_line`` build what the consumer writes.
+``rows.load_data_line`` build what the consumer writes. Both fused readers run on every input
+here: the generated Python one and the compiled one (``consumer.nativerow``), which must give
+the very same result or ``Fallback`` on the same input.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.fastrow import compile_row_reader
+from consumer import decode
+from consumer.fastrow import compile_row_reader, native_row_reader
 from consumer.rows import Identity, InvalidRecord, audit_row, identity, load_data_line
 from schemas import registry
 from schemas.compiled import Fallback, Unsupported
@@ -31,6 +35,7 @@ from tests.schemas.reference import (
 )
 
 READ = compile_row_reader(registry.current(registry.AUDIT_EVENT))
+NATIVE = native_row_reader(registry.current(registry.AUDIT_EVENT))
 CHAIN = "ab" * 32
 HEADER = b"\xc3\x01" + b"\x07" * 8
 
@@ -40,12 +45,28 @@ def reference(body: bytes, partition: int, offset: int) -> tuple[Identity, tuple
     record = fastavro_record(registry.AUDIT_EVENT, body)
     ident = identity(record)
     row = audit_row(record, ident, partition, offset)
-    return ident, row, load_data_line(row)
+    return ident, row, load_data_line(row).encode()
 
 
 def fused(body: bytes, partition: int, offset: int) -> tuple[Identity, tuple[Any, ...], str]:
-    """The fused reader on ``body`` framed like a message value (the body at offset 10)."""
-    return READ(HEADER + body, len(HEADER), partition, offset)
+    """Both fused readers on ``body`` framed like a message value (the body at offset 10).
+
+    The compiled reader must give what the Python one gives, or ``Fallback`` where it does.
+    """
+    return both(HEADER + body, len(HEADER), partition, offset)
+
+
+def both(value: bytes, start: int, partition: int, offset: int) -> Any:
+    try:
+        expected = READ(value, start, partition, offset)
+    except Fallback:
+        with pytest.raises(Fallback):
+            NATIVE(value, start, partition, offset)
+        raise
+    got = NATIVE(value, start, partition, offset)
+    assert (got[0], got[2]) == (expected[0], expected[2])
+    assert _comparable(got[1]) == _comparable(expected[1])
+    return expected
 
 
 def assert_same(record: dict[str, Any], partition: int = 3, offset: int = 12345) -> bool:
@@ -130,15 +151,86 @@ def test_timestamps_at_and_beyond_the_limits(ts: datetime) -> None:
     assert fast == (ts.year >= 1000 and not ts.microsecond)
 
 
-def test_a_schema_that_differs_from_the_columns_is_unsupported() -> None:
+@pytest.mark.parametrize("reader", [compile_row_reader, native_row_reader])
+def test_a_schema_that_differs_from_the_columns_is_unsupported(reader: Any) -> None:
     schema = copy.deepcopy(registry.current(registry.AUDIT_EVENT))
     schema["fields"].append({"name": "extra", "type": ["null", "string"], "default": None})
     with pytest.raises(Unsupported):
-        compile_row_reader(schema)
+        reader(schema)
     schema = copy.deepcopy(registry.current(registry.AUDIT_EVENT))
     next(f for f in schema["fields"] if f["name"] == "id")["type"] = "string"
     with pytest.raises(Unsupported):
-        compile_row_reader(schema)
+        reader(schema)
+    schema = copy.deepcopy(registry.current(registry.AUDIT_EVENT))
+    next(f for f in schema["fields"] if f["name"] == "startup_args")["type"] = ["null", "string"]
+    with pytest.raises(Unsupported):
+        reader(schema)
+
+
+def test_the_consumer_uses_the_compiled_reader() -> None:
+    """CI's install builds it (make install): the fast path must not silently be the slow one."""
+    assert type(decode._READ_ROW) is type(NATIVE)
+
+
+def test_the_compiled_reader_refuses_a_plan_that_does_not_fit() -> None:
+    from consumer import nativerow
+
+    def plan(fields: Any, sources: Any, ts: int = 0, ident: int = 1) -> Any:
+        return nativerow.RowReader(fields, sources, ts, ident, 0, 1, Fallback, Identity, 0, 0)
+
+    longs = [(1, False, False), (1, False, False)]
+    plan(longs, [-3, 1, -1, -2])
+    for fields, sources, ts in (
+        ([(9, False, False), *longs], [0], 1),  # no such kind
+        ([(0, False, True), *longs], [0], 1),  # a string as JSON
+        ([(3, True, False), *longs], [0], 1),  # a map not written as JSON
+        (longs, [2], 0),  # no such field
+        (longs, [-4], 0),  # no such source
+        ([(1, True, False), (1, False, False)], [0], 0),  # a nullable timestamp
+        ([(0, False, False), (1, False, False)], [0], 0),  # a string timestamp
+    ):
+        with pytest.raises(ValueError, match=r"\S"):
+            plan(fields, sources, ts)
+    with pytest.raises(ValueError, match="more than"):
+        plan([(1, False, False)] * 200, [0])
+
+
+_BODIES = [
+    fastavro_body(registry.AUDIT_EVENT, to_record(UUID, raw, orjson.loads(raw), chain=CHAIN))
+    for raw in sample_events()[:40]
+]
+
+
+@settings(max_examples=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    body=st.sampled_from(_BODIES),
+    edits=st.lists(
+        st.tuples(st.integers(0, 10**6), st.binary(min_size=0, max_size=12)), max_size=4
+    ),
+)
+def test_any_damaged_body_reads_alike_in_both_readers(
+    data: st.DataObject, body: bytes, edits: list[tuple[int, bytes]]
+) -> None:
+    """Splices of bytes (varint edges, union tags, lengths, UTF-8) anywhere in real bodies."""
+    edges = st.sampled_from(
+        [b"\x00", b"\x02", b"\x01", b"\x80", b"\xff" * 9 + b"\x01", b"\xff" * 9 + b"\x02",
+         b"\xff" * 10, b"\xed\xa0\x80", b"\xc3", b"\x5c", b"\x09\x0a"]
+    )  # fmt: skip
+    for at, blob in edits:
+        blob = blob if data.draw(st.booleans()) else data.draw(edges)
+        cut = at % (len(body) + 1)
+        drop = data.draw(st.integers(0, 3))
+        body = body[:cut] + blob + body[cut + drop :]
+    with contextlib.suppress(Fallback):  # both readers refused it alike
+        fused(body, 1, 2)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(value=st.binary(max_size=400), start=st.integers(-2, 40))
+def test_any_bytes_read_alike_in_both_readers(value: bytes, start: int) -> None:
+    with contextlib.suppress(Fallback):  # both readers refused it alike
+        both(value, start, 0, 0)
 
 
 _special = st.sampled_from(["\\N", "\\", "\t", "\n", "\0", "a\\tb", "NULL", "", "é\x00\n", "\r"])

@@ -77,7 +77,7 @@ def test_a_batch_is_freed_without_the_cyclic_gc(mysql_db: MySQLDsn, method: Any)
         try:
             bad_every = 7 if method == "load" else 1000
             rows = _Weak((k, "ok" if k % bad_every else "toolong") for k in range(1, 51))
-            lines = _Weak(f"{k}\t{name}\n" for k, name in rows)
+            lines = _Weak(f"{k}\t{name}\n".encode() for k, name in rows)
             watch = [weakref.ref(rows), weakref.ref(lines)]
             text = lines if method == "load" else None
             inserted, _, bad = writer.insert(cur, "audit_data", ("k", "name"), rows, text)
@@ -94,7 +94,7 @@ def test_a_batch_is_freed_without_the_cyclic_gc(mysql_db: MySQLDsn, method: Any)
 
 
 def test_line_chunks_bound_rows_and_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    lines = ["aaa\n", "bbbbbb\n", "c\n", "ddddddddddd\n", "\n"]
+    lines = [b"aaa\n", b"bbbbbb\n", b"c\n", b"ddddddddddd\n", b"\n"]
     monkeypatch.setattr(insert, "_CHUNK_BYTES", 10)
     assert insert.line_chunks(lines) == [(0, 1), (1, 3), (3, 4), (4, 5)]
     monkeypatch.setattr(insert, "_CHUNK_BYTES", 1000)

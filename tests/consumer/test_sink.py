@@ -8,12 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auditstream.dsn import MySQLDsn
 from consumer.batch import Batch, DeadLetter, Item
 from consumer.decode import prepare
 from consumer.errors import ArchiveSchemaError, Fenced
-from consumer.sink import Sink
+from consumer.rows import Identity
+from consumer.sink import AuditRow, Sink, _above, _newest, _raised_marks, summarize
 from schemas.codec import SingleObjectCodec
 from tests.consumer.conftest import START, RecordFactory, event_record
 
@@ -230,3 +233,33 @@ def test_dropped_table_is_a_clear_error_and_nothing_moves(
         member.write(batch_of(recs[5:], 5))
     assert member.dead == []
     assert sql_query("SELECT next_offset FROM audit_offsets WHERE kafka_partition = 0") == [(5,)]
+
+
+_idents = st.builds(
+    Identity,
+    st.sampled_from([datetime(2026, 1, 1, 0, 0, s) for s in range(4)]),  # noqa: DTZ001 - naive UTC
+    st.integers(0, 3),
+)
+
+
+@settings(max_examples=300)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from("abc"), _idents, st.integers(0, 2)), min_size=1, max_size=30
+    ),
+    marks=st.dictionaries(st.sampled_from("abcd"), _idents),
+)
+def test_the_loops_summary_gives_the_writers_own_marks_and_times(
+    rows: list[tuple[str, Identity, int]], marks: dict[str, Identity]
+) -> None:
+    """The summary ``prepare`` makes replaces three loops in the writer: same results, ties too."""
+    audit = [
+        AuditRow(Item(TOPIC, partition, n, None, b"", None), ident, (server,), None)
+        for n, (server, ident, partition) in enumerate(rows)
+    ]
+    summary = summarize(audit)
+    assert _raised_marks(audit, marks, summary) == _raised_marks(audit, marks)
+    assert summary.newest == _newest(audit)
+    nothing_below = all(_above(s.low, marks.get(server)) for server, s in summary.spans.items())
+    below = [a for a in audit if not _above(a.ident, marks.get(a.row[0]))]
+    assert nothing_below == (not below)
