@@ -22,8 +22,10 @@ Traps:
 - The GIL: the loop's thread decodes in pure Python while this thread waits on the server.
   After each statement this thread needs the GIL back, and CPython takes it from a busy thread
   only every switch interval (5 ms by default); a transaction has about eight statements, so
-  the batch could wait tens of ms for nothing. ``Writer`` lowers the interval (process-wide)
-  to ``SWITCH_INTERVAL``.
+  the batch could wait tens of ms for nothing, and the server idles meanwhile. ``Writer``
+  lowers the interval (process-wide) to ``SWITCH_INTERVAL``: at 0.5 ms the writer still spent
+  18 % of its time waiting for the GIL (py-spy --native, session 6); 0.1 ms measured better in
+  paired runs (BENCHMARKS.md, "consumer: compiled reader").
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from consumer.batch import Batch, DeadLetter, TopicPartition
 from consumer.sink import Prepared, Sink, WriteResult
 
 #: Seconds a thread runs before the GIL is offered to a waiting one (CPython's default: 0.005).
-SWITCH_INTERVAL = 0.0005
+SWITCH_INTERVAL = 0.0001
 
 #: Batches handed over at once: one in its transaction, one decoded and waiting behind it.
 DEPTH = 2
