@@ -71,6 +71,13 @@ cdef inline Py_ssize_t _put_escaped(char* out, const char* s, Py_ssize_t n) noex
     return j
 
 
+cdef inline Py_ssize_t _copy(char* out, bytes text) noexcept:
+    """Copy ``text`` (ASCII: a number or a timestamp) to ``out``; return its length."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(text)
+    memcpy(out, PyBytes_AS_STRING(text), n)
+    return n
+
+
 cdef inline Py_ssize_t _put(char* out, const char* s, Py_ssize_t n) noexcept:
     """Copy ``n`` bytes that need no escape when none of the four is there (memchr each)."""
     if (memchr(s, 92, n) == NULL and memchr(s, 9, n) == NULL and memchr(s, 10, n) == NULL
@@ -301,21 +308,15 @@ cdef class RowReader:
                 source = self.sources[i]
                 if source == PARTITION:
                     row[i] = partition
-                    n = PyBytes_GET_SIZE(partition_text)
-                    memcpy(out + at, PyBytes_AS_STRING(partition_text), n)
-                    at += n
+                    at += _copy(out + at, partition_text)
                     continue
                 if source == OFFSET:
                     row[i] = offset
-                    n = PyBytes_GET_SIZE(offset_text)
-                    memcpy(out + at, PyBytes_AS_STRING(offset_text), n)
-                    at += n
+                    at += _copy(out + at, offset_text)
                     continue
                 if source == TIMESTAMP:
                     row[i] = ts
-                    n = PyBytes_GET_SIZE(ts_text)
-                    memcpy(out + at, PyBytes_AS_STRING(ts_text), n)
-                    at += n
+                    at += _copy(out + at, ts_text)
                     continue
                 row[i] = values[source]
                 if null[source]:
