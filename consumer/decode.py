@@ -38,7 +38,7 @@ from consumer.rows import (
     identity,
     load_data_line,
 )
-from consumer.sink import AuditRow, Prepared, summarize
+from consumer.sink import AuditRow, Prepared
 from schemas import codec as avro
 from schemas import registry
 from schemas.compiled import Fallback, Unsupported
@@ -154,7 +154,6 @@ def prepare(
         except (InvalidRecord, KeyError, TypeError, AttributeError) as exc:
             out.dead.append(DeadLetter(item, type(exc).__name__, str(exc)))
         item.record = None  # the row holds what is written; memory: two batches are held
-    out.summary = summarize(out.audit)
     return out
 
 

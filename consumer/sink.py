@@ -58,10 +58,6 @@ class Prepared:
     control: list[tuple[Item, tuple[Any, ...]]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
-    #: ``summarize(audit)``, made by the loop's thread (``prepare``) so that the writer's thread,
-    #: whose time between statements leaves the server idle, skips three loops over the rows
-    #: when no row is dropped or bad. None: the writer computes what it needs itself.
-    summary: Summary | None = None
 
 
 class Span(NamedTuple):
@@ -79,9 +75,9 @@ class Summary(NamedTuple):
 
 
 def summarize(audit: list[AuditRow]) -> Summary:
-    """The batch's spans and newest times, as ``_raised_marks`` and ``_newest`` would find them.
+    """The rows' spans and newest times, in one pass (steps 2 and 4 read them).
 
-    Ties keep the first row, like those loops (strictly greater replaces).
+    Ties keep the first row: the mark of equal identities names the first message.
     """
     spans: dict[str, Span] = {}
     newest: dict[TopicPartition, datetime] = {}
@@ -201,7 +197,8 @@ class Sink:
             # Step 1: compare-and-set on the stored offsets.
             offsets.compare(offsets.read(cur, sorted(batch.next_offsets), lock=True), expected)
             # Step 2: high-water marks; re-sends across rotations are dropped.
-            audit, marks = self._drop_resent(cur, batch, result)
+            summary = summarize(batch.audit)
+            audit, marks = self._drop_resent(cur, batch.audit, summary, result)
             # Step 3: rows; bad content isolated, duplicates of the key skipped.
             lines = [a.line for a in audit if a.line is not None]
             inserted, dups, bad = self._rows.insert(
@@ -214,16 +211,16 @@ class Sink:
             result.inserted, result.duplicates = inserted, result.duplicates + dups
             result.dead += [_letter(audit[i][0], e) for i, e in bad.items()]
             good = [a for i, a in enumerate(audit) if i not in bad] if bad else audit
-            # The loop's summary holds when every row of the batch is in ``good``.
-            summary = batch.summary if good is batch.audit else None
+            if good is not batch.audit:  # rows dropped or bad: the marks come from the rest
+                summary = summarize(good)
             control, _, cbad = self._rows.insert(
                 cur, "audit_control", CONTROL_COLUMNS, [row for _, row in batch.control]
             )
             result.control = control
             result.dead += [_letter(batch.control[i][0], e) for i, e in cbad.items()]
             # Step 4: marks, offsets, dead letters acknowledged, commit.
-            highwater.save_marks(cur, _raised_marks(good, marks, summary))
-            result.newest = summary.newest if summary is not None else _newest(good)
+            highwater.save_marks(cur, _raised_marks(summary, marks))
+            result.newest = summary.newest
             offsets.save(cur, batch.next_offsets, self._member)
             if result.dead:
                 dead_letter(result.dead)
@@ -237,14 +234,10 @@ class Sink:
         return result
 
     def _drop_resent(
-        self, cur: Any, batch: Prepared, result: WriteResult
+        self, cur: Any, audit: list[AuditRow], summary: Summary, result: WriteResult
     ) -> tuple[list[AuditRow], dict[str, Identity]]:
-        audit, summary = batch.audit, batch.summary
-        servers = summary.spans if summary is not None else (a.row[0] for a in audit)
-        marks = highwater.lock_marks(cur, servers)
-        if summary is not None and all(
-            _above(span.low, marks.get(server)) for server, span in summary.spans.items()
-        ):
+        marks = highwater.lock_marks(cur, summary.spans)
+        if all(_above(span.low, marks.get(server)) for server, span in summary.spans.items()):
             return audit, marks  # every row above its server's mark: nothing re-sent
         below: list[highwater.Key] = []
         for _, ident, row, _ in audit:
@@ -290,28 +283,10 @@ def _above(ident: Identity, mark: Identity | None) -> bool:
     return mark is None or (ident.ts, ident.id) > (mark.ts, mark.id)
 
 
-def _raised_marks(
-    good: list[AuditRow], marks: dict[str, Identity], summary: Summary | None = None
-) -> dict[str, highwater.Mark]:
-    if summary is not None:
-        return {
-            server: span.high
-            for server, span in summary.spans.items()
-            if _above(span.high.ident, marks.get(server))
-        }
-    raised: dict[str, highwater.Mark] = {}
-    for item, ident, row, _ in good:
-        server = row[0]
-        top = raised[server].ident if server in raised else marks.get(server)
-        if top is None or (ident.ts, ident.id) > (top.ts, top.id):
-            raised[server] = highwater.Mark(ident, item.topic, item.partition, item.offset)
-    return raised
-
-
-def _newest(good: list[AuditRow]) -> dict[TopicPartition, datetime]:
-    newest: dict[TopicPartition, datetime] = {}
-    for item, ident, _, _ in good:
-        tp = item.tp
-        if tp not in newest or ident.ts > newest[tp]:
-            newest[tp] = ident.ts
-    return newest
+def _raised_marks(summary: Summary, marks: dict[str, Identity]) -> dict[str, highwater.Mark]:
+    """Each server's newest written event, where it is above the server's mark."""
+    return {
+        server: span.high
+        for server, span in summary.spans.items()
+        if _above(span.high.ident, marks.get(server))
+    }
