@@ -127,12 +127,11 @@ def native_row_reader(schema: Any) -> RowReader:
         from consumer import nativerow  # optional: built only where a C compiler was
     except ImportError as exc:
         raise Unsupported(f"the compiled reader is not built: {exc}") from exc
-    codes = {"string": 0, "long": 1, "timestamp-millis": 1, "double": 2, "map": 3, "array": 4}
     index = {name: i for i, (name, _, _) in enumerate(fields)}
-    special = {"kafka_partition": -1, "kafka_offset": -2, "ts": -3}
+    sources = nativerow.SOURCES
     reader: RowReader = nativerow.RowReader(
-        [(codes[kind], nullable, name in _JSON) for name, nullable, kind in fields],
-        [special[c] if c in special else index[c] for c in AUDIT_COLUMNS],
+        [(nativerow.KINDS[kind], nullable, name in _JSON) for name, nullable, kind in fields],
+        [sources[c] if c in sources else index[c] for c in AUDIT_COLUMNS],
         index["timestamp"],
         index["id"],
         _MIN_MS,

@@ -3,6 +3,9 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
+KINDS: dict[str, int]
+SOURCES: dict[str, int]
+
 class RowReader:
     def __init__(
         self,

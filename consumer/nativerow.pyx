@@ -34,17 +34,26 @@ from libc.stdio cimport snprintf
 from libc.string cimport memchr, memcpy, strlen
 
 cdef enum:
-    # Kinds of a field's value (the plan's codes, fastrow.KINDS).
+    # Kinds of a field's value (the plan's codes: KINDS).
     STRING = 0
     LONG = 1
     DOUBLE = 2
     MAP = 3
     ARRAY = 4
-    # Sources of a column besides a field index (fastrow's plan).
+    # Sources of a column besides a field index (SOURCES).
     PARTITION = -1
     OFFSET = -2
     TIMESTAMP = -3
     MAX_FIELDS = 128
+
+
+#: The plan's code of each field kind (``schemas.compiled`` names the kinds).
+KINDS = {
+    "string": STRING, "long": LONG, "timestamp-millis": LONG, "double": DOUBLE,
+    "map": MAP, "array": ARRAY,
+}
+#: The plan's source of the columns that come from the message, not from a field.
+SOURCES = {"kafka_partition": PARTITION, "kafka_offset": OFFSET, "ts": TIMESTAMP}
 
 
 cdef extern from "Python.h":
