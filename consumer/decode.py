@@ -29,7 +29,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from auditstream.errors import BrokerError, DecodeError
 from consumer.batch import Batch, DeadLetter, Item
-from consumer.fastrow import RowReader, compile_row_reader, native_row_reader
+from consumer.fastrow import LineReader, RowReader, compile_row_reader, native_row_reader
 from consumer.rows import (
     InvalidRecord,
     audit_row,
@@ -71,6 +71,8 @@ def _row_reader() -> tuple[bytes, RowReader | None]:
 
 _AUDIT_HEADER, _READ_ROW = _row_reader()
 _BODY = len(_AUDIT_HEADER)
+#: The compiled reader's line-only mode (``lines``: no row values are made), else None.
+_READ_LINE: LineReader | None = getattr(_READ_ROW, "line", None)
 
 
 def item_of(msg: Any) -> Item:
@@ -150,7 +152,7 @@ def prepare(
                 ident = identity(record)
                 row = audit_row(record, ident, item.partition, item.offset)
                 line = load_data_line(row).encode() if lines else None
-                out.audit.append(AuditRow(item, ident, row, line))
+                out.audit.append(AuditRow(item, ident, row[0], row, line))
         except (InvalidRecord, KeyError, TypeError, AttributeError) as exc:
             out.dead.append(DeadLetter(item, type(exc).__name__, str(exc)))
         item.record = None  # the row holds what is written; memory: two batches are held
@@ -158,18 +160,26 @@ def prepare(
 
 
 def _fast_audit(item: Item, read: RowReader, lines: bool) -> AuditRow | None:
-    """``item``'s audit row by the fused reader; None: take the reference path instead."""
+    """``item``'s audit row by the fused reader; None: take the reference path instead.
+
+    With ``lines`` and the compiled reader, only the line is made (``AuditRow.row`` is None).
+    """
     value = item.value
     if item.error is not None or value is None or not value.startswith(_AUDIT_HEADER):
         return None
+    row: tuple[Any, ...] | None = None
     try:
-        ident, row, line = read(value, _BODY, item.partition, item.offset)
+        if lines and _READ_LINE is not None:
+            ident, server, line = _READ_LINE(value, _BODY, item.partition, item.offset)
+        else:
+            ident, row, line = read(value, _BODY, item.partition, item.offset)
+            server = row[0]
     except Fallback:  # the reference path gives the row or the dead letter
         return None
-    if item.key is not None and item.key != row[0].encode():
+    if server is None or (item.key is not None and item.key != server.encode()):
         return None  # check_key's dead letter
     item.schema = AUDIT_EVENT
-    return AuditRow(item, ident, row, line if lines else None)
+    return AuditRow(item, ident, server, row, line if lines else None)
 
 
 def _expect(item: Item, schema: str) -> None:

@@ -41,6 +41,8 @@ from schemas import compiled
 from schemas.compiled import Unsupported
 
 RowReader = Callable[[bytes, int, int, int], tuple[Identity, tuple[Any, ...], bytes]]
+#: The compiled reader's ``line`` method: ``(identity, server_uuid, line)``, no row values.
+LineReader = Callable[[bytes, int, int, int], tuple[Identity, str | None, bytes]]
 
 #: Schema field each column comes from (columns not listed come from the arguments).
 _COLUMN = {"ts": "timestamp"}

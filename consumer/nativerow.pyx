@@ -80,6 +80,61 @@ cdef inline Py_ssize_t _put_escaped(char* out, const char* s, Py_ssize_t n) noex
     return j
 
 
+cdef inline bint _utf8(const unsigned char* s, Py_ssize_t n) noexcept:
+    """True when ``s[:n]`` is well-formed UTF-8: what CPython's strict decoder accepts.
+
+    The Unicode Standard's table 3-7 of well-formed byte sequences: no overlong form, no
+    surrogate (ED A0..BF), nothing above U+10FFFF (F4 90.., F5..FF), no lone continuation
+    byte. ASCII is skipped 8 bytes at a time. tests/consumer/test_fastrow.py holds it to
+    ``bytes.decode`` on every 1- to 4-byte sequence around the edges and on random bytes.
+    """
+    cdef Py_ssize_t i = 0
+    cdef uint64_t word
+    cdef unsigned char c, lo, hi
+    cdef int more, j
+    while i < n:
+        if i + 8 <= n:
+            memcpy(&word, s + i, 8)
+            if (word & 0x8080808080808080ULL) == 0:
+                i += 8
+                continue
+        c = s[i]
+        if c < 0x80:
+            i += 1
+            continue
+        lo, hi = 0x80, 0xBF
+        if 0xC2 <= c <= 0xDF:
+            more = 1
+        elif c == 0xE0:
+            more, lo = 2, 0xA0
+        elif 0xE1 <= c <= 0xEC or c == 0xEE or c == 0xEF:
+            more = 2
+        elif c == 0xED:
+            more, hi = 2, 0x9F
+        elif c == 0xF0:
+            more, lo = 3, 0x90
+        elif 0xF1 <= c <= 0xF3:
+            more = 3
+        elif c == 0xF4:
+            more, hi = 3, 0x8F
+        else:
+            return False
+        if n - i <= more:
+            return False
+        if not (lo <= s[i + 1] <= hi):
+            return False
+        for j in range(2, more + 1):
+            if not (0x80 <= s[i + j] <= 0xBF):
+                return False
+        i += more + 1
+    return True
+
+
+def is_utf8(bytes data not None):
+    """``_utf8`` on ``data`` (for the tests that hold it to CPython's decoder)."""
+    return _utf8(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
+
 cdef inline Py_ssize_t _copy(char* out, bytes text) noexcept:
     """Copy ``text`` (ASCII: a number or a timestamp) to ``out``; return its length."""
     cdef Py_ssize_t n = PyBytes_GET_SIZE(text)
@@ -162,7 +217,23 @@ cdef class RowReader:
 
     def __call__(self, bytes value not None, Py_ssize_t start, partition, offset):
         try:
-            return self._read(value, start, partition, offset)
+            return self._read(value, start, partition, offset, True)
+        except self.fallback:
+            raise
+        except Exception as exc:
+            raise self.fallback(repr(exc)) from exc
+
+    def line(self, bytes value not None, Py_ssize_t start, partition, offset):
+        """``(identity, server_uuid, line)``: what ``__call__`` gives, without the row.
+
+        For a sink that writes only the ``LOAD DATA`` line: no ``str``, ``int`` or ``float`` is
+        made for a column (about 40 objects a row), except the first column's (the server's
+        uuid, which the caller checks against the message key). Whatever ``__call__`` refuses
+        this refuses: a string that is not UTF-8 is found by ``_utf8``, which accepts exactly
+        what CPython's decoder does.
+        """
+        try:
+            return self._read(value, start, partition, offset, False)
         except self.fallback:
             raise
         except Exception as exc:
@@ -227,7 +298,9 @@ cdef class RowReader:
                 p[0] += n
         return mapping if kind == MAP else items
 
-    cdef tuple _read(self, bytes value, Py_ssize_t start, object partition, object offset):
+    cdef tuple _read(
+        self, bytes value, Py_ssize_t start, object partition, object offset, bint make_row
+    ):
         cdef const unsigned char* buf = <const unsigned char*>PyBytes_AS_STRING(value)
         cdef Py_ssize_t end = PyBytes_GET_SIZE(value)
         cdef Py_ssize_t p = start
@@ -248,6 +321,8 @@ cdef class RowReader:
         cdef bint null[MAX_FIELDS]
         cdef list values = [None] * self.nfields
         cdef list json = [None] * self.nfields
+        cdef int server = self.sources[0]  # the first column's field (the server's uuid)
+        cdef list row
         if p < 0 or p > end:
             raise self.fallback("start outside the value")
         size = 0
@@ -267,7 +342,10 @@ cdef class RowReader:
             kind = self.kinds[i]
             if kind == STRING:
                 n = self._length(buf, end, &p)
-                values[i] = PyUnicode_DecodeUTF8(<const char*>buf + p, n, NULL)
+                if make_row or i == server:
+                    values[i] = PyUnicode_DecodeUTF8(<const char*>buf + p, n, NULL)
+                elif not _utf8(buf + p, n):
+                    raise self.fallback("a string that is not UTF-8")  # as the decoder refuses
                 spans[i] = p
                 lengths[i] = n
                 size += 2 * n
@@ -277,21 +355,24 @@ cdef class RowReader:
                 if i == self.ts_field:
                     ms = longs[i]
                     continue
-                values[i] = longs[i]
+                if make_row or i == self.id_field or i == server:
+                    values[i] = longs[i]
                 size += 21
             elif kind == DOUBLE:
                 if end - p < 8:
                     raise self.fallback("body ends inside a double")
                 memcpy(&doubles[i], buf + p, 8)  # little-endian, as Avro (x86-64, aarch64)
                 p += 8
-                values[i] = doubles[i]
+                if make_row or i == server:
+                    values[i] = doubles[i]
                 size += 32
             else:
                 v = self._container(kind, buf, end, &p)
                 encoded = self.dumps(v)
                 json[i] = encoded
                 lengths[i] = PyBytes_GET_SIZE(encoded)
-                values[i] = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(encoded), lengths[i], NULL)
+                if make_row or i == server:
+                    values[i] = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(encoded), lengths[i], NULL)
                 size += 2 * lengths[i]
         if ms % 1000 or not (self.min_ms <= ms <= self.max_ms):
             raise self.fallback("a timestamp the reference path refuses")
@@ -304,7 +385,7 @@ cdef class RowReader:
             self.ncols + 1 + PyBytes_GET_SIZE(ts_text) + PyBytes_GET_SIZE(partition_text)
             + PyBytes_GET_SIZE(offset_text)
         )
-        row = [None] * self.ncols
+        row = [None] * self.ncols if make_row else None
         out = <char*>PyMem_Malloc(size)
         if out == NULL:
             raise MemoryError()
@@ -316,18 +397,22 @@ cdef class RowReader:
                     at += 1
                 source = self.sources[i]
                 if source == PARTITION:
-                    row[i] = partition
+                    if make_row:
+                        row[i] = partition
                     at += _copy(out + at, partition_text)
                     continue
                 if source == OFFSET:
-                    row[i] = offset
+                    if make_row:
+                        row[i] = offset
                     at += _copy(out + at, offset_text)
                     continue
                 if source == TIMESTAMP:
-                    row[i] = ts
+                    if make_row:
+                        row[i] = ts
                     at += _copy(out + at, ts_text)
                     continue
-                row[i] = values[source]
+                if make_row:
+                    row[i] = values[source]
                 if null[source]:
                     out[at] = 92
                     out[at + 1] = 78  # \N
@@ -349,6 +434,8 @@ cdef class RowReader:
                     at += _put(out + at, PyBytes_AS_STRING(encoded), lengths[source])
             out[at] = 10
             at += 1
-            return ident, tuple(row), PyBytes_FromStringAndSize(out, at)
+            if make_row:
+                return ident, tuple(row), PyBytes_FromStringAndSize(out, at)
+            return ident, values[server] if server >= 0 else None, PyBytes_FromStringAndSize(out, at)
         finally:
             PyMem_Free(out)

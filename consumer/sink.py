@@ -40,12 +40,19 @@ _SCHEMA_ERRORS = {1146, 1054, 1142, 1143}  # no such table / column, no privileg
 
 
 class AuditRow(NamedTuple):
-    """One decoded audit event on its way into ``audit_data`` (one per row: keep it a tuple)."""
+    """One decoded audit event on its way into ``audit_data`` (one per row: keep it a tuple).
+
+    ``row`` or ``line`` may be None, never both: a batch prepared for ``LOAD DATA`` by the
+    compiled reader has only lines (``Sink.write`` refuses it, retriably, if the archive
+    has turned ``local_infile`` off since: the loop decodes it again with rows).
+    """
 
     item: Item
     ident: Identity
-    #: the column values in ``AUDIT_COLUMNS`` order (``row[0]`` is the server's uuid)
-    row: tuple[Any, ...]
+    #: the server's uuid (the first column)
+    server: str
+    #: the column values in ``AUDIT_COLUMNS`` order, or None: only the line was made
+    row: tuple[Any, ...] | None
     #: the row's ``LOAD DATA`` line in UTF-8, or None: the sink builds it when needed
     line: bytes | None
 
@@ -88,11 +95,11 @@ def summarize(audit: list[AuditRow]) -> Summary:
     # Per server: [index of the lowest row, its ts, its id, index of the highest, ts, id].
     ends: dict[str, list[Any]] = {}
     newest: dict[TopicPartition, datetime] = {}
-    for i, (item, ident, row, _) in enumerate(audit):
+    for i, (item, ident, server, _, _) in enumerate(audit):
         ts, n = ident.ts, ident.id
-        end = ends.get(row[0])
+        end = ends.get(server)
         if end is None:
-            ends[row[0]] = [i, ts, n, i, ts, n]
+            ends[server] = [i, ts, n, i, ts, n]
         elif ts > end[4] or (ts == end[4] and n > end[5]):
             end[3:] = i, ts, n
         elif ts < end[1] or (ts == end[1] and n < end[2]):
@@ -204,6 +211,7 @@ class Sink:
         result = WriteResult(dead=list(batch.dead))
         try:
             cur = self._cursor()
+            self._check_rows(batch)
             # Step 1: compare-and-set on the stored offsets.
             offsets.compare(offsets.read(cur, sorted(batch.next_offsets), lock=True), expected)
             # Step 2: high-water marks; re-sends across rotations are dropped.
@@ -211,11 +219,12 @@ class Sink:
             audit, marks = self._drop_resent(cur, batch.audit, summary, result)
             # Step 3: rows; bad content isolated, duplicates of the key skipped.
             lines = [a.line for a in audit if a.line is not None]
+            rows = [a.row for a in audit if a.row is not None]  # [] when only lines were made
             inserted, dups, bad = self._rows.insert(
                 cur,
                 "audit_data",
                 AUDIT_COLUMNS,
-                [a.row for a in audit],
+                rows,
                 lines if len(lines) == len(audit) else None,
             )
             result.inserted, result.duplicates = inserted, result.duplicates + dups
@@ -243,6 +252,19 @@ class Sink:
             raise
         return result
 
+    def _check_rows(self, batch: Prepared) -> None:
+        """Raise a retriable ``ArchiveError`` when ``INSERT`` needs rows the batch lacks.
+
+        A batch prepared for ``LOAD DATA`` has only lines; the archive may have turned
+        ``local_infile`` off since (seen on reconnecting). The loop then decodes it again.
+        """
+        if self.method != "load" and any(a.row is None for a in batch.audit):
+            raise ArchiveError(
+                "the archive turned local_infile off: the batch, prepared for LOAD DATA, "
+                "is decoded again for INSERT",
+                dsn=str(self._dsn),
+            )
+
     def _drop_resent(
         self, cur: Any, audit: list[AuditRow], summary: Summary, result: WriteResult
     ) -> tuple[list[AuditRow], dict[str, Identity]]:
@@ -250,14 +272,14 @@ class Sink:
         if all(_above(span.low, marks.get(server)) for server, span in summary.spans.items()):
             return audit, marks  # every row above its server's mark: nothing re-sent
         below: list[highwater.Key] = []
-        for _, ident, row, _ in audit:
-            mark = marks.get(row[0])
+        for _, ident, server, _, _ in audit:
+            mark = marks.get(server)
             if mark is not None and (ident.ts, ident.id) <= (mark.ts, mark.id):
-                below.append(highwater.Key(row[0], ident.ts, ident.id))
+                below.append(highwater.Key(server, ident.ts, ident.id))
         if not below:
             return audit, marks
         seen = highwater.archived(cur, below)
-        kept = [a for a in audit if (a.row[0], a.ident.ts, a.ident.id) not in seen]
+        kept = [a for a in audit if (a.server, a.ident.ts, a.ident.id) not in seen]
         result.duplicates += len(audit) - len(kept)
         return kept, marks
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,15 +58,19 @@ def fused(body: bytes, partition: int, offset: int) -> tuple[Identity, tuple[Any
 
 
 def both(value: bytes, start: int, partition: int, offset: int) -> Any:
+    """Also the compiled reader's line-only mode: the same identity, server and line."""
     try:
         expected = READ(value, start, partition, offset)
     except Fallback:
         with pytest.raises(Fallback):
             NATIVE(value, start, partition, offset)
+        with pytest.raises(Fallback):
+            NATIVE.line(value, start, partition, offset)
         raise
     got = NATIVE(value, start, partition, offset)
     assert (got[0], got[2]) == (expected[0], expected[2])
     assert _comparable(got[1]) == _comparable(expected[1])
+    assert NATIVE.line(value, start, partition, offset) == (expected[0], expected[1][0], got[2])
     return expected
 
 
@@ -326,3 +331,35 @@ def test_one_escaped_character_in_any_one_string_column_gives_the_reference(char
         assert assert_same(record)
     # and none: every column present, no escape anywhere
     assert assert_same({**base, **dict.fromkeys(_STRINGS, "plain é 日")})
+
+
+_EDGES = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0,
+          0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]  # fmt: skip
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_the_line_readers_utf8_check_accepts_what_cpython_decodes_at_every_edge() -> None:
+    """Every 1- to 4-byte sequence of the bytes where UTF-8's rules change, after ASCII runs
+    of 0, 1 and 8 bytes (the check skips ASCII a word at a time)."""
+    from consumer.nativerow import is_utf8
+
+    for size in (1, 2, 3, 4):
+        for seq in itertools.product(_EDGES, repeat=size):
+            for prefix in (b"", b"x", b"abcdefgh"):
+                data = prefix + bytes(seq)
+                assert is_utf8(data) == _decodes(data), data
+
+
+@settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=40) | st.text(max_size=40).map(lambda t: t.encode("utf-8", "replace")))
+def test_the_line_readers_utf8_check_accepts_what_cpython_decodes(data: bytes) -> None:
+    from consumer.nativerow import is_utf8
+
+    assert is_utf8(data) == _decodes(data)

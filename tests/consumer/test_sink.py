@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditstream.dsn import MySQLDsn
+from auditstream.errors import ArchiveError
 from consumer import highwater
 from consumer.batch import Batch, DeadLetter, Item
 from consumer.decode import prepare
@@ -58,7 +59,8 @@ class Member:
         self.expected.update(self.sink.stored_offsets([(TOPIC, p) for p in partitions]))
 
     def write(self, batch: Batch) -> Any:
-        prepared = prepare(batch, CONTROL, CODEC)
+        # As the loop prepares it: for LOAD DATA the compiled reader makes only the lines.
+        prepared = prepare(batch, CONTROL, CODEC, lines=self.sink.method == "load")
         result = self.sink.write(prepared, dict(self.expected), self.dead.extend)
         self.expected.update(prepared.next_offsets)
         return result
@@ -255,22 +257,21 @@ def test_the_summary_gives_the_marks_and_times_row_by_row_rules_give(
 ) -> None:
     """One pass replaced three loops in the writer: same results as those loops, ties too."""
     audit = [
-        AuditRow(Item(TOPIC, partition, n, None, b"", None), ident, (server,), None)
+        AuditRow(Item(TOPIC, partition, n, None, b"", None), ident, server, (server,), None)
         for n, (server, ident, partition) in enumerate(rows)
     ]
     summary = summarize(audit)
     assert _raised_marks(summary, marks) == _marks_row_by_row(audit, marks)
     assert summary.newest == _newest_row_by_row(audit)
     nothing_below = all(_above(s.low, marks.get(server)) for server, s in summary.spans.items())
-    below = [a for a in audit if not _above(a.ident, marks.get(a.row[0]))]
+    below = [a for a in audit if not _above(a.ident, marks.get(a.server))]
     assert nothing_below == (not below)
 
 
 def _marks_row_by_row(audit: list[AuditRow], marks: dict[str, Identity]) -> dict[str, Any]:
     """The writer's former rule: a row above its server's mark so far raises it."""
     raised: dict[str, highwater.Mark] = {}
-    for item, ident, row, _ in audit:
-        server = row[0]
+    for item, ident, server, _, _ in audit:
         top = raised[server].ident if server in raised else marks.get(server)
         if top is None or (ident.ts, ident.id) > (top.ts, top.id):
             raised[server] = highwater.Mark(ident, item.topic, item.partition, item.offset)
@@ -279,7 +280,27 @@ def _marks_row_by_row(audit: list[AuditRow], marks: dict[str, Identity]) -> dict
 
 def _newest_row_by_row(audit: list[AuditRow]) -> dict[tuple[str, int], datetime]:
     newest: dict[tuple[str, int], datetime] = {}
-    for item, ident, _, _ in audit:
+    for item, ident, _, _, _ in audit:
         if item.tp not in newest or ident.ts > newest[item.tp]:
             newest[item.tp] = ident.ts
     return newest
+
+
+def test_a_batch_prepared_for_load_data_is_refused_retriably_by_an_insert_sink(
+    archive: MySQLDsn, records: RecordFactory, sql_query: Query
+) -> None:
+    """The archive may turn local_infile off between decoding and writing: decode again."""
+    member = Member(archive, "insert")
+    member.assign(0)
+    batch = batch_of(records(SERVER, 5), 0)
+    lines_only = prepare(batch, CONTROL, CODEC, lines=True)
+    assert all(a.row is None and a.line for a in lines_only.audit)
+    try:
+        with pytest.raises(ArchiveError, match="local_infile") as caught:
+            member.sink.write(lines_only, dict(member.expected), member.dead.extend)
+        assert caught.value.retriable
+        assert sql_query("SELECT COUNT(*) FROM audit_data") == [(0,)]
+        result = member.write(batch)  # decoded again, for INSERT
+        assert result.inserted == 5
+    finally:
+        member.sink.close()
