@@ -179,6 +179,22 @@ def to_tsv(server_uuid: str, raw_events: Sequence[bytes], columns: Sequence[str]
     return ("\n".join(out) + "\n").encode()
 
 
+def interleave(servers: Sequence[Sequence[bytes]], rows_per_transaction: int) -> list[bytes]:
+    """Transactions of TSV lines taking an equal share of each server's lines in turn.
+
+    The shape of a consumer's batches when it drains several servers' partitions at once: each
+    batch holds a run of every server's events, each run in that server's order, so InnoDB
+    inserts at as many places of the primary key ``(server_uuid, ts, id)`` as there are
+    servers (one server's rows only ever append, ~7 % faster measured here).
+    """
+    share = max(1, rows_per_transaction // max(1, len(servers)))
+    longest = max((len(lines) for lines in servers), default=0)
+    return [
+        b"".join(b"".join(lines[start : start + share]) for lines in servers)
+        for start in range(0, longest, share)
+    ]
+
+
 def _tsv_field(value: Any) -> str:
     if value is None:
         return "\\N"

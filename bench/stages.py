@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 
 from bench import baseline, corpus, limits, quiesce
 from bench.measure import Figure, Stopwatch, percentile
@@ -110,17 +111,62 @@ def sink_limits(run: Run) -> None:
 _OLD_CHUNK = 5_000
 
 
+def same_rows_limit(run: Run, servers: Sequence[tuple[str, Sequence[bytes]]]) -> float:
+    """``LOAD DATA`` of the consumer stage's own rows, timed right before its first consumer.
+
+    The ratio's reference: the rows the consumer will write (``servers``: each emulated server's
+    uuid and raw events), in transactions of the consumer's default batch size that each hold
+    an equal run of every server's rows (``limits.interleave``), into a fresh database, the
+    better of two loads. The sinks stage's limit loads other rows (the run's corpus, all under
+    one server uuid, so InnoDB only appends); it stays printed beside this one.
+    Returns the rate (rows/s).
+    """
+    chunk = ConsumerSettings.model_fields["batch_rows"].default
+    columns = _columns(run)
+    lines = [limits.to_tsv(server, raws, columns).splitlines(keepends=True)
+             for server, raws in servers]  # fmt: skip
+    blobs = limits.interleave(lines, chunk)
+    loads = [_load_files(run, blobs, f"bench_limit_same{n}") for n in (1, 2)]
+    load = max(loads, key=lambda r: r.per_second)
+    note = (
+        f"the consumer stage's {load.items:,} rows from {len(servers)} servers, timed just before "
+        f"consumer x1; {chunk:,} per transaction, each an equal run of every server's rows; "
+        "fresh table; the better of 2 loads ("
+        + ", ".join(f"{r.per_second:,.0f}" for r in loads)
+        + ")"
+    )
+    run.add(
+        Figure("limit: LOAD DATA", "rows/s, the consumer stage's rows", load.per_second, "rows/s",
+               note=note),
+        "limit.load_same.rows_s",
+    )  # fmt: skip
+    return load.per_second
+
+
 def _load_rows(run: Run, rows: list[bytes], chunk: int, database: str) -> limits.Rate:
     """``LOAD DATA`` of ``rows`` in ``chunk``-row transactions into a fresh database's table."""
+    columns, server = _columns(run), _uuid(run)
+    blobs = [limits.to_tsv(server, rows[start : start + chunk], columns)
+             for start in range(0, len(rows), chunk)]  # fmt: skip
+    return _load_files(run, blobs, database)
+
+
+def _columns(run: Run) -> list[str]:
+    """audit_data's columns in table order (what a TSV file lists)."""
+    return limits.create_audit_data(run.stack.database("bench_limit_columns"))
+
+
+def _load_files(run: Run, blobs: Sequence[bytes], database: str) -> limits.Rate:
+    """One ``LOAD DATA`` file and transaction per blob, into a fresh database's table."""
     archive = run.stack.database(database)
     columns = limits.create_audit_data(archive)
     files = []
-    for n, start in enumerate(range(0, len(rows), chunk)):
+    for n, blob in enumerate(blobs):
         path = run.path(f"{database}/rows-{n:04d}.tsv")
-        path.write_bytes(limits.to_tsv(_uuid(run), rows[start : start + chunk], columns))
+        path.write_bytes(blob)
         files.append(path)
     quiesce.flush_dirty_pages(run.stack.server_dsn)
-    return limits.load_data(archive, files, len(rows), columns)
+    return limits.load_data(archive, files, sum(blob.count(b"\n") for blob in blobs), columns)
 
 
 def predecessor(run: Run) -> None:

@@ -56,3 +56,24 @@ def test_raw_produce_waits_for_every_ack(bootstrap, consumer_conf, unique_name):
             break
     consumer.close()
     assert sorted(got) == sorted(events)
+
+
+def test_interleave_gives_each_transaction_an_equal_run_of_every_server_in_order():
+    servers = [[f"{s}{i}\n".encode() for i in range(7)] for s in "abc"]
+
+    blobs = limits.interleave(servers, 6)
+
+    assert blobs[0] == b"a0\na1\nb0\nb1\nc0\nc1\n"
+    assert blobs[-1] == b"a6\nb6\nc6\n"
+    # Every line once, each server's lines in their order.
+    lines = [line for blob in blobs for line in blob.splitlines(keepends=True)]
+    assert sorted(lines) == sorted(line for s in servers for line in s)
+    for s in servers:
+        assert [line for line in lines if line[:1] == s[0][:1]] == s
+
+
+def test_interleave_of_uneven_servers_keeps_every_line():
+    servers = [[b"x\n"] * 5, [b"y\n"] * 1, []]
+    blobs = limits.interleave(servers, 4)
+    assert b"".join(blobs).count(b"x") == 5 and b"".join(blobs).count(b"y") == 1
+    assert limits.interleave([], 10) == []
