@@ -156,6 +156,7 @@ def prepare(
         except (InvalidRecord, KeyError, TypeError, AttributeError) as exc:
             out.dead.append(DeadLetter(item, type(exc).__name__, str(exc)))
         item.record = None  # the row holds what is written; memory: two batches are held
+    out.seal()  # here, off the writer thread (Prepared.seal)
     return out
 
 

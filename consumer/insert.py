@@ -71,8 +71,13 @@ class RowWriter:
         columns: Sequence[str],
         rows: Rows,
         lines: Sequence[bytes] | None = None,
+        *,
+        data: bytes | None = None,
     ) -> tuple[int, int, dict[int, ArchiveContentError]]:
         """Insert ``rows``; return (inserted, duplicates skipped, ``{row index: error}``).
+
+        ``data``: ``lines`` already joined (made outside the transaction); written as it is
+        when one statement takes every line, the lines are then only for isolating bad rows.
 
         ``lines``: the rows' ``LOAD DATA`` lines, one ``load_data_line`` per row in UTF-8, built
         before the transaction (the consumer builds them while the previous batch is written);
@@ -90,12 +95,20 @@ class RowWriter:
         # lower half written first. (Not a recursive closure: a nested function that calls
         # itself is a reference cycle holding the batch's rows and lines until the cyclic GC
         # runs, which measured ~400 MB more peak RSS with a lazier GC.)
-        todo = list(reversed(chunks(rows) if lines is None else line_chunks(lines)))
+        if lines is not None and data is not None and _one_statement(lines, data):
+            todo = [(0, len(lines))]
+        else:
+            data = None
+            todo = list(reversed(chunks(rows) if lines is None else line_chunks(lines)))
         while todo:
             lo, hi = todo.pop()
             cur.execute("SAVEPOINT chunk")
             try:
-                text = None if lines is None else lines[lo:hi]
+                text: Sequence[bytes] | None
+                if data is not None:  # the first statement, over every line
+                    text, data = [data], None
+                else:
+                    text = None if lines is None else lines[lo:hi]
                 done = self._statement(cur, table, columns, rows[lo:hi], text)
             except ArchiveContentError as exc:
                 cur.execute("ROLLBACK TO SAVEPOINT chunk")
@@ -156,6 +169,11 @@ class RowWriter:
                 what = other[0][2] if other else f"{warnings} warnings"
                 raise ArchiveContentError(f"row rejected: {what}", table=table)
         return max(inserted, 0)
+
+
+def _one_statement(lines: Sequence[bytes], data: bytes) -> bool:
+    """``line_chunks(lines)`` is one range: no need to walk the lines to know it."""
+    return 0 < len(lines) <= _LOAD_CHUNK_ROWS and len(data) <= _CHUNK_BYTES
 
 
 def line_chunks(lines: Sequence[bytes]) -> list[tuple[int, int]]:

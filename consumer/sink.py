@@ -65,6 +65,21 @@ class Prepared:
     control: list[tuple[Item, tuple[Any, ...]]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    #: ``summarize(audit)`` and the audit lines joined, made by ``seal`` on the loop thread
+    #: while the writer's transaction of the batch before runs; None: the writer makes them.
+    summary: Summary | None = None
+    data: bytes | None = None
+
+    def seal(self) -> None:
+        """Make ``summary`` and ``data`` now, from ``audit`` as it is (no change after this).
+
+        Trap: the writer thread's Python costs about double while the loop thread holds the
+        GIL, and the server idles meanwhile; measured per 2,000-row transaction, the summary
+        took 5-7 ms there (1.9 ms alone).
+        """
+        self.summary = summarize(self.audit)
+        lines = [a.line for a in self.audit if a.line is not None]
+        self.data = b"".join(lines) if len(lines) == len(self.audit) else None
 
 
 class Span(NamedTuple):
@@ -215,7 +230,7 @@ class Sink:
             # Step 1: compare-and-set on the stored offsets.
             offsets.compare(offsets.read(cur, sorted(batch.next_offsets), lock=True), expected)
             # Step 2: high-water marks; re-sends across rotations are dropped.
-            summary = summarize(batch.audit)
+            summary = batch.summary if batch.summary is not None else summarize(batch.audit)
             audit, marks = self._drop_resent(cur, batch.audit, summary, result)
             # Step 3: rows; bad content isolated, duplicates of the key skipped.
             lines = [a.line for a in audit if a.line is not None]
@@ -226,6 +241,7 @@ class Sink:
                 AUDIT_COLUMNS,
                 rows,
                 lines if len(lines) == len(audit) else None,
+                data=batch.data if audit is batch.audit else None,
             )
             result.inserted, result.duplicates = inserted, result.duplicates + dups
             result.dead += [_letter(audit[i][0], e) for i, e in bad.items()]

@@ -7,6 +7,8 @@ import weakref
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from auditstream import mysql as db
 from auditstream.dsn import MySQLDsn
@@ -53,6 +55,46 @@ def test_only_duplicates_are_skipped_and_bad_rows_are_isolated(
     finally:
         writer.close()
         conn.close()
+
+
+def test_joined_lines_are_written_as_one_statement_and_bad_rows_still_isolated(
+    mysql_db: MySQLDsn,
+) -> None:
+    """``data`` (the lines joined by the loop thread) stands for the first, whole statement."""
+    from consumer.rows import load_data_line
+
+    conn = db.connect(mysql_db, allow_local_infile=True)
+    writer = RowWriter("load")
+    try:
+        cur: Any = conn.cursor()
+        cur.execute("SET SESSION max_error_count = 65535")
+        cur.execute(
+            "CREATE TABLE audit_data (k INT PRIMARY KEY, name VARCHAR(5) NOT NULL, n TINYINT UNSIGNED)"
+        )
+        cur.execute("INSERT INTO audit_data VALUES (1, 'old', 1)")
+        rows = [(1, "dup", 1), (2, "ok", 2), (3, "toolong", 3), (6, "ok", 6)]
+        lines = [load_data_line(row).encode() for row in rows]
+        columns = ("k", "name", "n")
+        result = writer.insert(cur, "audit_data", columns, [], lines, data=b"".join(lines))
+        assert result[:2] == (2, 1) and sorted(result[2]) == [2]
+        conn.commit()
+        cur.execute("SELECT k, name, n FROM audit_data ORDER BY k")
+        assert cur.fetchall() == [(1, "old", 1), (2, "ok", 2), (6, "ok", 6)]
+    finally:
+        writer.close()
+        conn.close()
+
+
+@given(st.lists(st.integers(0, 40), max_size=30), st.integers(1, 8), st.integers(1, 200))
+def test_one_statement_is_what_line_chunks_says(
+    lengths: list[int], max_rows: int, max_bytes: int
+) -> None:
+    lines = [b"x" * n for n in lengths]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(insert, "_LOAD_CHUNK_ROWS", max_rows)
+        patch.setattr(insert, "_CHUNK_BYTES", max_bytes)
+        if insert._one_statement(lines, b"".join(lines)):
+            assert insert.line_chunks(lines) == [(0, len(lines))]
 
 
 class _Weak(list):  # type: ignore[type-arg]
