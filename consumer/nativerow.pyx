@@ -7,6 +7,8 @@ at ``start`` of ``value`` and returns exactly what the generated Python reader o
 reference path gives the row or the dead letter). ``fastrow.native_row_reader`` builds the plan
 from the schema; tests/consumer/test_fastrow.py proves the two readers equal (every sample,
 held-out traffic, hypothesis records, every truncation and corruption of a body).
+``RowReader.line`` gives ``(identity, server_uuid, line)`` for the same input, or refuses it
+alike: the consumer writing by ``LOAD DATA`` needs no row values (about 40 objects a row).
 
 What it does differently, and why that is the same:
 
@@ -20,6 +22,9 @@ What it does differently, and why that is the same:
   ``PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0)``, the very call behind ``repr(float)``.
 - A body that runs past the end is refused where it does (the generated reader notices at its
   next read or its final check): the outcome, ``Fallback``, is the same.
+- ``line`` makes no ``str`` for a string column, so it checks UTF-8 itself (``_utf8``: the
+  Unicode Standard's well-formed sequences, which is what CPython's strict decoder accepts;
+  the tests compare the two on every short sequence around the edges and on random bytes).
 
 Traps: the plan is positional (the schema's field order), so it is built from the schema by
 ``fastrow`` and checked there, never written by hand. Every error becomes ``Fallback``, as in
