@@ -101,11 +101,11 @@ def summarize(audit: list[AuditRow]) -> Summary:
 
     Ties keep the first row: the mark of equal identities names the first message.
 
-    Trap: this runs in the writer thread, inside the transaction, while the loop thread decodes
-    the next batch: every microsecond of Python here costs about two (the GIL is shared) and the
-    server idles meanwhile. So the pass keeps, per server, only the positions of its lowest and
-    highest rows and compares plain values; the marks are built once at the end (at 2,000 rows a
-    batch, the pass that built a ``Mark`` per row took 14 ms of a 160 ms transaction).
+    It runs once per batch on the loop thread (``Prepared.seal``), and again in the writer's
+    transaction only for the rows left after some were dropped. Either way it is per-row Python
+    on a hot path, so the pass keeps, per server, only the positions of its lowest and highest
+    rows and compares plain values; the marks are built once at the end (the pass that built a
+    ``Mark`` per row took 14 ms of a 160 ms transaction when the writer made it).
     """
     # Per server: [index of the lowest row, its ts, its id, index of the highest, ts, id].
     ends: dict[str, list[Any]] = {}
