@@ -173,6 +173,7 @@ class ConsumerLoop:
                     self._reap()
                 if self.batch and self._ready():
                     self._hand_off()
+                self._end_idle_backoff()
                 self._tick()
                 if self.once and not self.batch and not self.writer.busy() and self._done():
                     break
@@ -326,6 +327,23 @@ class ConsumerLoop:
             self._pause(True)
         self._retry_at = time.monotonic() + self._delay
         self._delay = min(self._delay * 2, self.backoff_max)
+
+    def _end_idle_backoff(self) -> None:
+        """End a backoff that has nothing left to retry once its time is up.
+
+        Trap: only a write resumes the partitions a failure paused (``_succeeded``). When a
+        rebalance revoked or lost every partition of the failed batch during the backoff, the
+        batch is empty and no write comes, so the partitions kept or assigned since stayed
+        paused for ever (seen in the three-member kill -9 test: a member alive, idle, its
+        partitions never read again). Like ``_fenced``, resume here.
+        """
+        if (
+            self._retry_at is not None
+            and not self.batch
+            and not self.writer.busy()
+            and time.monotonic() >= self._retry_at
+        ):
+            self._succeeded()
 
     def _succeeded(self) -> None:
         self._retry_at = None

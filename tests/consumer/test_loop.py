@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import fastavro
+from confluent_kafka import Producer
+from confluent_kafka import TopicPartition as KafkaTP
 
 from auditstream.dsn import MySQLDsn
 from auditstream.errors import ArchiveError
@@ -264,6 +266,75 @@ def test_a_fence_during_a_retry_backoff_does_not_leave_the_partitions_paused(
         archive, "SELECT next_offset, member FROM audit_offsets WHERE topic = %s", (names["topic"],)
     ) == [(150, a.sink._member)]
     assert query(archive, "SELECT COUNT(*), COUNT(DISTINCT ts, id) FROM audit_data") == [(150, 150)]
+
+
+class _LosesAfterFailure:
+    """The loop's consumer, whose ``consume`` reports partition 0 lost once a write failed.
+
+    librdkafka calls ``on_lost`` from inside ``consume()`` on the loop's thread; so does this.
+    """
+
+    def __init__(self, real: Any, loop: Any, topic: str, failed: threading.Event) -> None:
+        self._real, self._loop, self._topic, self._failed = real, loop, topic, failed
+        self.lost = threading.Event()
+
+    def consume(self, *args: Any) -> Any:
+        if self._failed.is_set() and not self.lost.is_set():
+            self._loop._on_lost(self._real, [KafkaTP(self._topic, 0)])
+            self.lost.set()
+        return self._real.consume(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_a_backoff_whose_batch_was_lost_resumes_the_partitions_kept(
+    bootstrap: str, archive: MySQLDsn, records: RecordFactory, names: dict[str, str]
+) -> None:
+    """A write of partition 0's batch fails; during the backoff partition 0 is lost, which
+    empties the batch. Partition 1, paused by the failure, must be read again once the backoff
+    is over (it stayed paused for ever: only a successful write resumed it).
+    """
+    create_topics(bootstrap, names["topic"], names["control"], partitions=2)
+    first, later = records(SERVERS[0], 30), records(SERVERS[1], 40)
+    _produce_to(bootstrap, names["topic"], 0, first)
+    a = build(settings(bootstrap, archive.url(reveal=True), names, backoff_max=0.5))
+    failed = threading.Event()
+
+    def fail_partition_0(prepared: Any, expected: Any, dead_letter: Any) -> Any:
+        failed.set()
+        raise ArchiveError("connection lost (injected)")
+
+    a.sink.write = fail_partition_0  # type: ignore[method-assign]
+    wrapper = _LosesAfterFailure(a.consumer, a, names["topic"], failed)
+    a.consumer = wrapper  # type: ignore[assignment]
+    runner = threading.Thread(target=a.run)
+    runner.start()
+    try:
+        _wait(wrapper.lost.is_set)
+        assert not a.batch  # the lost partition's batch is gone
+        del a.sink.write  # the archive answers again
+        _produce_to(bootstrap, names["topic"], 1, later)
+        _wait(lambda: _count(archive) == len(later))
+    finally:
+        a.stop()
+        runner.join(30)
+        a.sink.close()
+    assert query(
+        archive, "SELECT kafka_partition, COUNT(*) FROM audit_data GROUP BY kafka_partition"
+    ) == [(1, len(later))]
+
+
+def _produce_to(bootstrap: str, topic: str, partition: int, records: list[Any]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for record in records:
+        producer.produce(
+            topic,
+            key=record["server_uuid"].encode(),
+            value=CODEC.encode("audit_event", record, topic),
+            partition=partition,
+        )
+    assert producer.flush(30) == 0
 
 
 class Recorder:
