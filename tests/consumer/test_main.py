@@ -113,8 +113,12 @@ def run_group(
     server: PrivateMariaDB | None = None,
 ) -> None:
     create_topics(bootstrap, names["topic"], names["control"], partitions=6)
-    first = [r for s in SERVERS for r in records(s, per_server)]
-    produce(bootstrap, names["topic"], first)
+    by_server = [records(s, per_server) for s in SERVERS]
+    first = [r for rs in by_server for r in rs]
+    # Each server's last quarter is produced only after the first rotation, so that the rotation
+    # always falls inside the stream (a fast group used to archive everything before it).
+    head = [r for rs in by_server for r in rs[: per_server * 3 // 4]]
+    produce(bootstrap, names["topic"], head)
     args = cli_args(bootstrap, archive, names)
     members = [Member(args, tmp_path / f"m{i}.log") for i in range(3)]
     rng = random.Random(5)
@@ -134,6 +138,11 @@ def run_group(
                 server.start()
             if k == 1:
                 rotate(archive, ROTATED[0])  # while the members write
+                produce(
+                    bootstrap,
+                    names["topic"],
+                    [r for rs in by_server for r in rs[len(head) // len(SERVERS) :]],
+                )
         first_rows = (
             f"SELECT (SELECT COUNT(*) FROM audit_data) + (SELECT COUNT(*) FROM {ROTATED[0]})"
         )
