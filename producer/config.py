@@ -51,7 +51,7 @@ class Options:
     read_buffer_size: int = 4 * 1024 * 1024
     heartbeat_interval: float = 30.0
     idle_min: float = 0.2
-    idle_max: float = 5.0
+    idle_max: float = 1.0
     backoff_max: float = 30.0
     ack_timeout: float = 120.0
     shutdown_timeout: float = 30.0
@@ -139,7 +139,7 @@ class ProducerSettings(BookmarkSettings, KafkaAuthSettings):
     )
     heartbeat_interval: float = Field(30.0, gt=0, description="seconds between heartbeats")
     idle_min: float = Field(0.2, gt=0, description="first idle wait at the end of the log (s)")
-    idle_max: float = Field(5.0, gt=0, description="longest idle wait at the end of the log (s)")
+    idle_max: float = Field(1.0, gt=0, description="longest idle wait at the end of the log (s)")
     backoff_max: float = Field(30.0, gt=0, description="longest wait between reconnects (s)")
     shutdown_timeout: float = Field(30.0, gt=0, description="SIGTERM: seconds to wait for acks")
     once: bool = Field(False, description="drain to the end of the log, then exit")
