@@ -1,4 +1,5 @@
 import subprocess
+import sys
 import time
 
 from bench import machine
@@ -32,3 +33,24 @@ def test_git_head_names_the_checkout_measured_from_any_directory(tmp_path, monke
     assert head
     monkeypatch.chdir(tmp_path)
     assert machine.git_head().startswith(head)
+
+
+def test_our_cpu_counts_a_child_that_is_still_running():
+    """A component that outlives the window (the stack of ``--repeat``) is ours, not others'.
+
+    Before, only reaped children counted: each run's "other load" held the shared broker
+    and database.
+    """
+    burn = "import time\nwhile time.process_time() < 0.5:\n    pass\nprint('burnt', flush=True)\n"
+    burn += "time.sleep(60)\n"
+    before = machine._our_cpu_seconds()
+    child = subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "burnt"
+        assert machine._our_cpu_seconds() - before >= 0.45
+    finally:
+        child.kill()
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
