@@ -78,8 +78,14 @@ class Prepared:
         took 5-7 ms there (1.9 ms alone).
         """
         self.summary = summarize(self.audit)
-        lines = [a.line for a in self.audit if a.line is not None]
-        self.data = b"".join(lines) if len(lines) == len(self.audit) else None
+        lines = all_lines(self.audit)
+        self.data = None if lines is None else b"".join(lines)
+
+
+def all_lines(audit: list[AuditRow]) -> list[bytes] | None:
+    """Every row's ``LOAD DATA`` line, or None when a row has none (its rows are written)."""
+    lines = [a.line for a in audit if a.line is not None]
+    return lines if len(lines) == len(audit) else None
 
 
 class Span(NamedTuple):
@@ -233,14 +239,13 @@ class Sink:
             summary = batch.summary if batch.summary is not None else summarize(batch.audit)
             audit, marks = self._drop_resent(cur, batch.audit, summary, result)
             # Step 3: rows; bad content isolated, duplicates of the key skipped.
-            lines = [a.line for a in audit if a.line is not None]
             rows = [a.row for a in audit if a.row is not None]  # [] when only lines were made
             inserted, dups, bad = self._rows.insert(
                 cur,
                 "audit_data",
                 AUDIT_COLUMNS,
                 rows,
-                lines if len(lines) == len(audit) else None,
+                all_lines(audit),
                 data=batch.data if audit is batch.audit else None,
             )
             result.inserted, result.duplicates = inserted, result.duplicates + dups
