@@ -28,8 +28,13 @@ def produce(
     records: list[dict[str, Any]],
     schema: str = "audit_event",
     raw_values: list[tuple[bytes | None, bytes]] | None = None,
+    partition: int | None = None,
 ) -> None:
-    """Encode and produce ``records`` keyed by server_uuid (plus raw ``(key, value)`` pairs)."""
+    """Encode and produce ``records`` keyed by server_uuid (plus raw ``(key, value)`` pairs).
+
+    ``partition``: the records' partition instead of the key's.
+    """
+    where = {} if partition is None else {"partition": partition}
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
     errors: list[Any] = []
 
@@ -43,6 +48,7 @@ def produce(
             key=record["server_uuid"].encode(),
             value=CODEC.encode(schema, record, topic),
             on_delivery=on_delivery,
+            **where,
         )
         producer.poll(0)
     for key, value in raw_values or []:

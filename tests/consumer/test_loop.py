@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import fastavro
-from confluent_kafka import Producer
 from confluent_kafka import TopicPartition as KafkaTP
 
 from auditstream.dsn import MySQLDsn
@@ -297,7 +296,7 @@ def test_a_backoff_whose_batch_was_lost_resumes_the_partitions_kept(
     """
     create_topics(bootstrap, names["topic"], names["control"], partitions=2)
     first, later = records(SERVERS[0], 30), records(SERVERS[1], 40)
-    _produce_to(bootstrap, names["topic"], 0, first)
+    produce(bootstrap, names["topic"], first, partition=0)
     a = build(settings(bootstrap, archive.url(reveal=True), names, backoff_max=0.5))
     failed = threading.Event()
 
@@ -314,7 +313,7 @@ def test_a_backoff_whose_batch_was_lost_resumes_the_partitions_kept(
         _wait(wrapper.lost.is_set)
         assert not a.batch  # the lost partition's batch is gone
         del a.sink.write  # the archive answers again
-        _produce_to(bootstrap, names["topic"], 1, later)
+        produce(bootstrap, names["topic"], later, partition=1)
         _wait(lambda: _count(archive) == len(later))
     finally:
         a.stop()
@@ -323,18 +322,6 @@ def test_a_backoff_whose_batch_was_lost_resumes_the_partitions_kept(
     assert query(
         archive, "SELECT kafka_partition, COUNT(*) FROM audit_data GROUP BY kafka_partition"
     ) == [(1, len(later))]
-
-
-def _produce_to(bootstrap: str, topic: str, partition: int, records: list[Any]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
-    for record in records:
-        producer.produce(
-            topic,
-            key=record["server_uuid"].encode(),
-            value=CODEC.encode("audit_event", record, topic),
-            partition=partition,
-        )
-    assert producer.flush(30) == 0
 
 
 class Recorder:
